@@ -1,0 +1,135 @@
+#pragma once
+// The validated configuration model: plain data, no libconfig, no DPDK.
+// Produced by cfg::load_file() on the control thread; read-only afterwards.
+// Addresses are stored in host byte order.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cfg {
+
+using Mac = std::array<uint8_t, 6>;
+
+struct Ipv4Prefix {
+  uint32_t addr = 0;  // host byte order
+  uint8_t len = 32;
+  bool operator==(const Ipv4Prefix&) const = default;
+};
+
+enum class IdleMode { kBusy, kAdaptive };
+
+// eal { ... }: how the DPDK environment abstraction layer is started.
+struct Eal {
+  uint32_t memory_mb = 256;          // -m; 16..1048576
+  bool hugepages = true;             // false: --no-huge --no-shconf (tests, small labs)
+  bool in_memory = true;             // --in-memory (needs hugepages); false: --file-prefix
+  std::string file_prefix = "tandem";  // used when in_memory = false (secondary tools attach)
+  std::string log_level = "notice";  // emerg|alert|crit|error|warning|notice|info|debug
+  std::vector<std::string> args;     // extra EAL args, verbatim, appended last
+  int line = 0;
+};
+
+// dataplane { ... }: lcores, idle behaviour, mempool.
+struct Dataplane {
+  uint32_t control_core = 0;             // EAL main lcore: control thread
+  std::vector<uint32_t> worker_cores{1}; // one worker lcore each; 1..64 entries, distinct
+  IdleMode idle = IdleMode::kAdaptive;
+  uint32_t idle_sleep_max_us = 200;      // adaptive: longest sleep when idle; 1..100000
+  uint32_t burst = 32;                   // RX burst size; 1..256
+  uint32_t mbufs = 16383;                // per-port mbuf pool size; 1023..16777215
+  uint32_t mbuf_cache = 256;             // per-lcore cache; 0..512
+  int line = 0;
+};
+
+// ports = ( { ... }, ... ): one DPDK port each.
+struct Port {
+  std::string name;    // logical name used by CLI, metrics and other config keys
+  std::string device;  // "0000:03:00.0" (PCI, allow-listed) or a vdev "net_af_packet0,iface=front0"
+  bool is_pci = false; // derived: device is a PCI address
+  std::vector<Ipv4Prefix> addresses;  // interface addresses owned by this port
+  uint16_t mtu = 1500;                // 68..9600
+  uint16_t rx_desc = 1024;            // 64..16384, power of two
+  uint16_t tx_desc = 1024;            // 64..16384, power of two
+  int line = 0;
+};
+
+struct StaticNeighbor {
+  std::string port;
+  uint32_t ip = 0;
+  Mac mac{};
+  int line = 0;
+};
+
+// neighbors { ... }: ARP resolution and aging of next hops.
+struct Neighbors {
+  uint32_t reachable_ms = 30000;      // learned entry valid this long before re-probing; 1000..3600000
+  uint32_t probe_interval_ms = 1000;  // between ARP probes; 10..60000
+  uint32_t probes = 3;                // unanswered probes before an entry is dropped; 1..100
+  uint32_t max_entries = 65536;       // table size; 16..16777216
+  std::vector<StaticNeighbor> statics;
+  int line = 0;
+};
+
+// arp { ... }: announcements.
+struct Arp {
+  uint32_t garp_count = 3;           // gratuitous ARPs per address at start; 0..100
+  uint32_t garp_interval_ms = 1000;  // spacing; 10..60000
+  int line = 0;
+};
+
+struct Control {
+  std::string socket = "/run/tandem/tandem.sock";
+  int line = 0;
+};
+
+struct Metrics {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:9469";  // host:port
+  int line = 0;
+};
+
+struct Config {
+  std::string file;         // path it was loaded from
+  std::string node = "tandem";  // node name, shown by status and metrics
+  Eal eal;
+  Dataplane dataplane;
+  std::vector<Port> ports;
+  Neighbors neighbors;
+  Arp arp;
+  Control control;
+  Metrics metrics;
+};
+
+struct Error {
+  std::string file;
+  int line = 0;  // 0 when the error is not tied to a line (unreadable file)
+  std::string message;
+  // "FILE:LINE: message" (or "FILE: message" when line is 0)
+  std::string str() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;  // set only when errors is empty
+  std::vector<Error> errors;     // every problem found, in file order
+};
+
+// Control thread. Parses and validates; never throws.
+LoadResult load_file(const std::string& path);
+// Same, from text; `name` stands in for the file name in errors (tests).
+LoadResult load_string(const std::string& text, const std::string& name);
+
+// Keys that cannot change without a restart (EAL, lcores, the set of ports and their devices,
+// control socket, metrics listener): one error per changed key, located in `next`'s file.
+// Empty when `next` can be applied to a running daemon.
+std::vector<Error> reload_conflicts(const Config& running, const Config& next);
+
+// Formatting helpers shared by parser, CLI and daemon.
+std::string format_ipv4(uint32_t host_order);
+std::string format_mac(const Mac& mac);
+std::optional<uint32_t> parse_ipv4(const std::string& s);
+std::optional<Mac> parse_mac(const std::string& s);
+
+}  // namespace cfg

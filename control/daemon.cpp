@@ -1,0 +1,433 @@
+#include "control/daemon.h"
+
+#include <poll.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <prometheus/exposer.h>
+
+#include "control/api.h"
+#include "control/log.h"
+#include "control/metrics.h"
+#include "control/translate.h"
+#include "tandem_version.h"
+
+namespace ctl {
+namespace {
+
+uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The control loop's tick: bounds the latency of timers (ARP probes, announcements).
+constexpr int kTickMs = 10;
+constexpr uint64_t kLinkPollNs = 1'000'000'000;
+
+dp::NeighborTable::Params neigh_params(const cfg::Config& c) {
+  dp::NeighborTable::Params p;
+  p.reachable_ns = uint64_t{c.neighbors.reachable_ms} * 1'000'000;
+  p.probe_interval_ns = uint64_t{c.neighbors.probe_interval_ms} * 1'000'000;
+  p.probes = c.neighbors.probes;
+  p.max_entries = c.neighbors.max_entries;
+  return p;
+}
+
+std::string prefix_str(const cfg::Ipv4Prefix& p) {
+  return cfg::format_ipv4(p.addr) + "/" + std::to_string(p.len);
+}
+
+std::string join_errors(const std::vector<cfg::Error>& errs) {
+  std::string out;
+  for (const auto& e : errs) out += (out.empty() ? "" : "\n") + e.str();
+  return out;
+}
+
+}  // namespace
+
+Daemon::Daemon(cfg::Config c) : cfg_(std::move(c)), neigh_(neigh_params(cfg_)) {}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run(const std::string& prog) {
+  // Signals are taken synchronously through a signalfd; block them before any thread exists so
+  // EAL lcores and the metrics server inherit the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) {
+    log_error(std::string("signalfd: ") + std::strerror(errno));
+    return 1;
+  }
+
+  // The API socket first: a second daemon on the same config must fail before it takes ports.
+  api_ = std::make_unique<ApiServer>([this](const auto& argv) { return handle(argv); });
+  if (std::string err = api_->open(cfg_.control.socket); !err.empty()) {
+    log_error(err);
+    return 1;
+  }
+
+  std::vector<std::string> args = eal_args(cfg_, prog);
+  std::string joined;
+  for (const auto& a : args) joined += (joined.empty() ? "" : " ") + a;
+  log_info("starting node " + cfg_.node + " (tandem " TANDEM_VERSION "); EAL: " + joined);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
+    log_error(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +
+              " (hugepages reserved? another process on the same file prefix?)");
+    api_->close();
+    return 1;
+  }
+
+  int rc = 0;
+  dp_ = std::make_unique<dp::Dataplane>();
+  dp::Params params;
+  for (const cfg::Port& p : cfg_.ports)
+    params.ports.push_back({p.name, dpdk_name(p), p.mtu, p.rx_desc, p.tx_desc});
+  params.worker_lcores.assign(cfg_.dataplane.worker_cores.begin(),
+                              cfg_.dataplane.worker_cores.end());
+  params.mbufs = cfg_.dataplane.mbufs;
+  params.mbuf_cache = cfg_.dataplane.mbuf_cache;
+  std::string err = dp_->init(params);
+  if (err.empty()) {
+    for (uint32_t i = 0; i < dp_->n_ports(); ++i) macs_.push_back(dp_->port(i).mac);
+    err = dp_->start(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_)));
+  }
+  if (!err.empty()) {
+    log_error(err);
+    rc = 1;
+  }
+
+  if (rc == 0 && cfg_.metrics.enabled) {
+    try {
+      collector_ = std::make_shared<MetricsCollector>(*dp_, stats_, cfg_.node);
+      exposer_ = std::make_unique<prometheus::Exposer>(cfg_.metrics.listen);
+      exposer_->RegisterCollectable(collector_);
+    } catch (const std::exception& e) {
+      log_error("metrics: cannot listen on " + cfg_.metrics.listen + ": " + e.what());
+      rc = 1;
+    }
+  }
+
+  if (rc == 0) {
+    started_ns_ = now_ns();
+    stats_.start_unix.store(time(nullptr));
+    load_statics();
+    for (uint32_t i = 0; i < dp_->n_ports(); ++i) {
+      const auto& ps = dp_->port(i);
+      log_info("port " + ps.name + " (" + ps.dpdk_name + ", " + ps.driver + ") mac " +
+               cfg::format_mac(ps.mac) + " link " + (ps.link_up ? "up" : "down") + ", " +
+               std::to_string(ps.rx_queues) + " RX / " + std::to_string(ps.tx_queues) +
+               " TX queues");
+      for (const auto& a : cfg_.ports[i].addresses) announce(i, a.addr, started_ns_);
+    }
+    log_info("ready: " + std::to_string(dp_->n_workers()) + " worker(s), control socket " +
+             cfg_.control.socket + (exposer_ ? ", metrics on " + cfg_.metrics.listen : ""));
+  }
+
+  std::vector<pollfd> fds;
+  while (rc == 0 && !stop_) {
+    fds.clear();
+    fds.push_back({sfd, POLLIN, 0});
+    api_->append_pollfds(fds);
+    int n = poll(fds.data(), fds.size(), kTickMs);
+    if (n < 0 && errno != EINTR) {
+      log_error(std::string("poll: ") + std::strerror(errno));
+      rc = 1;
+      break;
+    }
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      signalfd_siginfo si{};
+      while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+          log_info("SIGHUP: reloading " + cfg_.file);
+          reload();
+        } else {
+          log_info(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) +
+                   ", shutting down");
+          stop_ = true;
+        }
+      }
+    }
+    if (n > 0) api_->on_ready(fds.data() + 1, fds.size() - 1);
+    on_timer(now_ns());
+  }
+
+  // Order matters: nothing may read port stats once ports are closed.
+  exposer_.reset();
+  collector_.reset();
+  if (dp_) dp_->stop();
+  dp_.reset();
+  api_->close();
+  close(sfd);
+  rte_eal_cleanup();
+  log_info(rc == 0 ? "stopped" : "exiting after an error");
+  return rc;
+}
+
+void Daemon::load_statics() {
+  neigh_.clear_static();
+  for (const auto& s : cfg_.neighbors.statics) {
+    for (uint32_t i = 0; i < cfg_.ports.size(); ++i)
+      if (cfg_.ports[i].name == s.port) neigh_.add_static(static_cast<uint16_t>(i), s.ip, s.mac);
+  }
+}
+
+void Daemon::announce(uint32_t port, uint32_t ip, uint64_t now) {
+  if (cfg_.arp.garp_count == 0) return;
+  std::erase_if(announcements_, [&](const Announcement& a) { return a.port == port && a.ip == ip; });
+  announcements_.push_back({port, ip, cfg_.arp.garp_count, now});
+}
+
+uint32_t Daemon::source_ip_for(uint32_t port, uint32_t target) const {
+  const auto& addrs = cfg_.ports[port].addresses;
+  for (const auto& a : addrs) {
+    uint32_t mask = a.len == 0 ? 0 : ~uint32_t{0} << (32 - a.len);
+    if ((a.addr & mask) == (target & mask)) return a.addr;
+  }
+  return addrs.empty() ? 0 : addrs.front().addr;
+}
+
+void Daemon::send_arp_probe(const dp::NeighProbe& p) {
+  uint8_t frame[dp::kMinFrameLen];
+  const dp::Mac& mac = macs_[p.port];
+  size_t len = dp::write_arp_frame(frame, dp::arp::kOpRequest, p.unicast ? p.mac : dp::kBroadcastMac,
+                                   mac, source_ip_for(p.port, p.ip), dp::Mac{}, p.ip);
+  if (dp_->send_frame(p.port, frame, static_cast<uint32_t>(len))) stats_.arp_requests_sent.add();
+}
+
+void Daemon::on_timer(uint64_t now) {
+  // Worker events: senders seen in ARP.
+  dp::NeighborEvent evs[256];
+  uint32_t n;
+  while ((n = dp_->poll_events(evs, 256)) != 0) {
+    for (uint32_t i = 0; i < n; ++i) {
+      auto r = neigh_.learn(evs[i].port, evs[i].ip, evs[i].mac, evs[i].targeted != 0, now);
+      if (r == dp::NeighborTable::Learn::kAdded) stats_.neighbor_learned.add();
+      if (r == dp::NeighborTable::Learn::kFull) stats_.neighbor_full.add();
+    }
+  }
+
+  std::vector<dp::NeighProbe> probes;
+  size_t before = neigh_.size();
+  neigh_.tick(now, probes);
+  for (const auto& p : probes) send_arp_probe(p);
+  if (neigh_.size() < before) stats_.neighbor_expired.add(before - neigh_.size());
+  std::array<uint64_t, 4> by_state{};
+  neigh_.for_each([&](const dp::NeighEntry& e) { ++by_state[static_cast<size_t>(e.state)]; });
+  for (size_t i = 0; i < by_state.size(); ++i) stats_.neighbors_by_state[i].store(by_state[i]);
+
+  // Gratuitous ARP (an ARP request with sender = target = our address, RFC 5227 announcement).
+  for (auto& a : announcements_) {
+    if (a.remaining == 0 || now < a.next_ns) continue;
+    uint8_t frame[dp::kMinFrameLen];
+    size_t len = dp::write_arp_frame(frame, dp::arp::kOpRequest, dp::kBroadcastMac, macs_[a.port],
+                                     a.ip, dp::Mac{}, a.ip);
+    if (dp_->send_frame(a.port, frame, static_cast<uint32_t>(len))) stats_.garp_sent.add();
+    --a.remaining;
+    a.next_ns = now + uint64_t{cfg_.arp.garp_interval_ms} * 1'000'000;
+  }
+  std::erase_if(announcements_, [](const Announcement& a) { return a.remaining == 0; });
+
+  if (now >= next_link_poll_ns_) {
+    next_link_poll_ns_ = now + kLinkPollNs;
+    for (uint32_t i : dp_->poll_links()) {
+      const auto& ps = dp_->port(i);
+      stats_.link_changes.add();
+      log_info("port " + ps.name + " link " + (ps.link_up ? "up" : "down"));
+      if (ps.link_up)
+        for (const auto& a : cfg_.ports[i].addresses) announce(i, a.addr, now);
+    }
+  }
+}
+
+void Daemon::publish_snapshot() {
+  dp_->publish(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_)));
+}
+
+std::string Daemon::reload() {
+  cfg::LoadResult r = cfg::load_file(cfg_.file);
+  std::vector<cfg::Error> errs = std::move(r.errors);
+  if (errs.empty()) {
+    if (std::string lim = validate_limits(*r.config); !lim.empty())
+      errs.push_back({r.config->file, 0, lim});
+  }
+  if (errs.empty()) errs = cfg::reload_conflicts(cfg_, *r.config);
+  if (!errs.empty()) {
+    last_error_ = join_errors(errs);
+    stats_.reloads_failed.add();
+    log_error("reload failed, keeping the running configuration:\n" + last_error_);
+    return last_error_;
+  }
+  apply_runtime(*r.config);
+  stats_.reloads_ok.add();
+  stats_.last_reload_ok_unix.store(time(nullptr));
+  last_error_.clear();
+  log_info("configuration reloaded from " + cfg_.file + " (generation " +
+           std::to_string(generation_) + ")");
+  return "";
+}
+
+void Daemon::apply_runtime(const cfg::Config& next) {
+  uint64_t now = now_ns();
+  // Addresses new on a port are announced; removed ones simply stop being answered.
+  for (uint32_t i = 0; i < next.ports.size(); ++i) {
+    for (const auto& a : next.ports[i].addresses) {
+      bool had = false;
+      for (const auto& old : cfg_.ports[i].addresses) had |= old.addr == a.addr;
+      if (!had) announce(i, a.addr, now);
+    }
+  }
+  cfg_ = next;
+  neigh_.set_params(neigh_params(cfg_));
+  load_statics();
+  publish_snapshot();
+}
+
+nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
+  const std::string& cmd = argv[0];
+  auto want = [&](size_t n) {
+    if (argv.size() != n) throw ApiError("usage: wrong number of arguments for '" + cmd + "'");
+  };
+  if (cmd == "status") {
+    want(1);
+    return status_json();
+  }
+  if (cmd == "ports") {
+    want(1);
+    return ports_json();
+  }
+  if (cmd == "neighbors") {
+    if (argv.size() >= 2 && argv[1] == "resolve") return resolve(argv);
+    want(1);
+    return neighbors_json();
+  }
+  if (cmd == "config" && argv.size() == 2 && argv[1] == "reload") {
+    if (std::string err = reload(); !err.empty()) throw ApiError(err);
+    return {{"reloaded", true}, {"file", cfg_.file}, {"generation", generation_}};
+  }
+  throw ApiError("unknown command '" + cmd + "' (try: status, ports, neighbors, " +
+                 "neighbors resolve IP [PORT], config reload)");
+}
+
+nlohmann::json Daemon::status_json() const {
+  uint64_t up = (now_ns() - started_ns_) / 1'000'000'000;
+  nlohmann::json workers = nlohmann::json::array();
+  for (uint32_t w = 0; w < dp_->n_workers(); ++w) {
+    const auto& s = dp_->worker_stats(w);
+    double busy = static_cast<double>(s.busy_cycles.get());
+    double idle = static_cast<double>(s.idle_cycles.get());
+    workers.push_back({{"worker", w},
+                       {"lcore", cfg_.dataplane.worker_cores[w]},
+                       {"rx_packets", s.rx_packets.get()},
+                       {"tx_packets", s.tx_packets.get()},
+                       {"busy_ratio", busy + idle > 0 ? busy / (busy + idle) : 0.0}});
+  }
+  return {{"node", cfg_.node},
+          {"version", TANDEM_VERSION},
+          {"git", TANDEM_GIT},
+          {"pid", getpid()},
+          {"uptime_s", up},
+          {"idle", cfg_.dataplane.idle == cfg::IdleMode::kBusy ? "busy" : "adaptive"},
+          {"workers", dp_->n_workers()},
+          {"worker_stats", workers},
+          {"ports", dp_->n_ports()},
+          {"neighbors", neigh_.size()},
+          {"snapshot_generation", generation_},
+          {"config",
+           {{"file", cfg_.file},
+            {"reloads_ok", stats_.reloads_ok.get()},
+            {"reloads_failed", stats_.reloads_failed.get()},
+            {"last_error", last_error_}}}};
+}
+
+nlohmann::json Daemon::ports_json() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (uint32_t i = 0; i < dp_->n_ports(); ++i) {
+    const auto& ps = dp_->port(i);
+    rte_eth_stats st{};
+    rte_eth_stats_get(ps.port_id, &st);
+    nlohmann::json addrs = nlohmann::json::array();
+    for (const auto& a : cfg_.ports[i].addresses) addrs.push_back(prefix_str(a));
+    out.push_back({{"name", ps.name},
+                   {"device", cfg_.ports[i].device},
+                   {"port_id", ps.port_id},
+                   {"driver", ps.driver},
+                   {"mac", cfg::format_mac(ps.mac)},
+                   {"link", ps.link_up ? "up" : "down"},
+                   {"speed_mbps", ps.speed_mbps},
+                   {"rx_queues", ps.rx_queues},
+                   {"tx_queues", ps.tx_queues},
+                   {"addresses", addrs},
+                   {"rx_packets", st.ipackets},
+                   {"tx_packets", st.opackets},
+                   {"rx_bytes", st.ibytes},
+                   {"tx_bytes", st.obytes},
+                   {"rx_errors", st.ierrors},
+                   {"tx_errors", st.oerrors},
+                   {"rx_missed", st.imissed},
+                   {"rx_nombuf", st.rx_nombuf}});
+  }
+  return out;
+}
+
+nlohmann::json Daemon::neighbors_json() const {
+  nlohmann::json out = nlohmann::json::array();
+  uint64_t now = now_ns();
+  std::vector<const dp::NeighEntry*> entries;
+  neigh_.for_each([&](const dp::NeighEntry& e) { entries.push_back(&e); });
+  std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) {
+    return a->port != b->port ? a->port < b->port : a->ip < b->ip;
+  });
+  for (const auto* e : entries) {
+    out.push_back({{"port", cfg_.ports[e->port].name},
+                   {"ip", cfg::format_ipv4(e->ip)},
+                   {"mac", e->state == dp::NeighState::kIncomplete ? "" : cfg::format_mac(e->mac)},
+                   {"state", dp::to_string(e->state)},
+                   {"age_ms", (now - e->updated_ns) / 1'000'000}});
+  }
+  return out;
+}
+
+nlohmann::json Daemon::resolve(const std::vector<std::string>& argv) {
+  if (argv.size() < 3 || argv.size() > 4)
+    throw ApiError("usage: neighbors resolve IP [PORT]");
+  auto ip = cfg::parse_ipv4(argv[2]);
+  if (!ip) throw ApiError("not an IPv4 address: '" + argv[2] + "'");
+  std::optional<uint32_t> port;
+  for (uint32_t i = 0; i < cfg_.ports.size(); ++i) {
+    if (argv.size() == 4) {
+      if (cfg_.ports[i].name == argv[3]) port = i;
+      continue;
+    }
+    for (const auto& a : cfg_.ports[i].addresses) {
+      uint32_t mask = a.len == 0 ? 0 : ~uint32_t{0} << (32 - a.len);
+      if (!port && (a.addr & mask) == (*ip & mask)) port = i;
+    }
+  }
+  if (!port)
+    throw ApiError(argv.size() == 4 ? "no port named '" + argv[3] + "'"
+                                    : argv[2] + " is not on any port's subnet (name a port)");
+  if (!neigh_.request(static_cast<uint16_t>(*port), *ip, now_ns()))
+    throw ApiError("neighbour table is full");
+  const dp::NeighEntry* e = neigh_.find(static_cast<uint16_t>(*port), *ip);
+  return {{"port", cfg_.ports[*port].name},
+          {"ip", argv[2]},
+          {"state", e ? dp::to_string(e->state) : "unknown"}};
+}
+
+}  // namespace ctl

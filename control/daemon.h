@@ -1,0 +1,85 @@
+#pragma once
+// tandemd's control thread: owns the configuration, the data plane, the neighbour table and the
+// API socket, and runs the control loop (signals, API requests, worker events, timers).
+// Everything here runs on the EAL main lcore unless marked otherwise.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/model.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/neighbor.h"
+#include "dataplane/stats.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace ctl {
+
+class ApiServer;
+class MetricsCollector;
+
+// Written by the control thread, read by the metrics collector (any thread).
+struct ControlStats {
+  dp::Counter reloads_ok, reloads_failed;
+  dp::Counter arp_requests_sent, garp_sent, link_changes;
+  dp::Counter neighbor_learned, neighbor_full, neighbor_expired;
+  std::array<std::atomic<uint64_t>, 4> neighbors_by_state{};  // indexed by dp::NeighState
+  std::atomic<int64_t> last_reload_ok_unix{0};
+  std::atomic<int64_t> start_unix{0};
+};
+
+class Daemon {
+ public:
+  explicit Daemon(cfg::Config c);
+  ~Daemon();
+  // Runs until SIGTERM/SIGINT. Returns the process exit code.
+  int run(const std::string& prog);
+
+ private:
+  nlohmann::json handle(const std::vector<std::string>& argv);
+  nlohmann::json status_json() const;
+  nlohmann::json ports_json() const;
+  nlohmann::json neighbors_json() const;
+  nlohmann::json resolve(const std::vector<std::string>& argv);
+  // Re-reads the config file; returns "" or every error, one per line. Keeps the running
+  // configuration on any error.
+  std::string reload();
+  void apply_runtime(const cfg::Config& next);
+  void load_statics();
+  void announce(uint32_t port, uint32_t ip, uint64_t now);
+  void on_timer(uint64_t now);
+  void send_arp_probe(const dp::NeighProbe& p);
+  uint32_t source_ip_for(uint32_t port, uint32_t target) const;
+  void publish_snapshot();
+
+  struct Announcement {
+    uint32_t port;
+    uint32_t ip;
+    uint32_t remaining;
+    uint64_t next_ns;
+  };
+
+  cfg::Config cfg_;
+  std::unique_ptr<dp::Dataplane> dp_;
+  dp::NeighborTable neigh_;
+  std::unique_ptr<ApiServer> api_;
+  std::shared_ptr<MetricsCollector> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  ControlStats stats_;
+  std::vector<Announcement> announcements_;
+  std::vector<dp::Mac> macs_;
+  uint64_t generation_ = 0;
+  uint64_t started_ns_ = 0;
+  uint64_t next_link_poll_ns_ = 0;
+  std::string last_error_;
+  bool stop_ = false;
+};
+
+}  // namespace ctl

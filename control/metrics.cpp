@@ -1,0 +1,171 @@
+#include "control/metrics.h"
+
+#include <rte_ethdev.h>
+
+#include "tandem_version.h"
+
+namespace ctl {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+class Families {
+ public:
+  MetricFamily& family(const std::string& name, const std::string& help, MetricType t) {
+    for (auto& f : out_)
+      if (f.name == name) return f;
+    out_.push_back({name, help, t, {}});
+    return out_.back();
+  }
+  void add(const std::string& name, const std::string& help, MetricType t, Labels labels,
+           double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    switch (t) {
+      case MetricType::Counter: m.counter.value = v; break;
+      case MetricType::Gauge: m.gauge.value = v; break;
+      default: m.untyped.value = v; break;
+    }
+    family(name, help, t).metric.push_back(std::move(m));
+  }
+  void counter(const std::string& n, const std::string& h, Labels l, double v) {
+    add(n, h, MetricType::Counter, std::move(l), v);
+  }
+  void gauge(const std::string& n, const std::string& h, Labels l, double v) {
+    add(n, h, MetricType::Gauge, std::move(l), v);
+  }
+  std::vector<MetricFamily> take() { return std::move(out_); }
+
+ private:
+  std::vector<MetricFamily> out_;
+};
+
+double d(uint64_t v) { return static_cast<double>(v); }
+
+}  // namespace
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  Families f;
+  f.gauge("tandem_build_info", "Build information; always 1.",
+          {{"version", TANDEM_VERSION}, {"git", TANDEM_GIT}, {"node", node_}}, 1);
+  f.gauge("tandem_start_time_seconds", "Unix time tandemd started.", {},
+          static_cast<double>(cs_.start_unix.load()));
+
+  // Ports: ethdev basic stats, link, and every xstat the driver offers.
+  for (uint32_t i = 0; i < dp_.n_ports(); ++i) {
+    const dp::PortStatus& ps = dp_.port(i);
+    Labels l{{"port", ps.name}};
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(ps.port_id, &st) == 0) {
+      f.counter("tandem_port_rx_packets_total", "Packets received by the port.", l, d(st.ipackets));
+      f.counter("tandem_port_tx_packets_total", "Packets sent by the port.", l, d(st.opackets));
+      f.counter("tandem_port_rx_bytes_total", "Bytes received by the port.", l, d(st.ibytes));
+      f.counter("tandem_port_tx_bytes_total", "Bytes sent by the port.", l, d(st.obytes));
+      f.counter("tandem_port_rx_errors_total", "Erroneous packets received.", l, d(st.ierrors));
+      f.counter("tandem_port_tx_errors_total", "Failed transmissions.", l, d(st.oerrors));
+      f.counter("tandem_port_rx_missed_total", "Packets the NIC dropped: RX queues full.", l,
+                d(st.imissed));
+      f.counter("tandem_port_rx_nombuf_total", "RX mbuf allocation failures.", l,
+                d(st.rx_nombuf));
+    }
+    f.gauge("tandem_port_link_up", "1 when the port's link is up.", l, ps.link_up ? 1 : 0);
+    f.gauge("tandem_port_link_speed_mbps", "Link speed reported by the driver.", l,
+            ps.speed_mbps);
+    int n = rte_eth_xstats_get(ps.port_id, nullptr, 0);
+    if (n > 0) {
+      std::vector<rte_eth_xstat> xs(static_cast<size_t>(n));
+      std::vector<rte_eth_xstat_name> names(static_cast<size_t>(n));
+      if (rte_eth_xstats_get_names(ps.port_id, names.data(), static_cast<unsigned>(n)) == n &&
+          rte_eth_xstats_get(ps.port_id, xs.data(), static_cast<unsigned>(n)) == n) {
+        for (const auto& x : xs)
+          f.add("tandem_port_xstat", "Driver extended statistics (rte_eth_xstats).",
+                MetricType::Untyped, {{"port", ps.name}, {"name", names[x.id].name}},
+                d(x.value));
+      }
+    }
+  }
+
+  // Workers: summed per lcore at scrape time.
+  const double hz = static_cast<double>(dp_.tsc_hz());
+  std::array<uint64_t, static_cast<size_t>(dp::Drop::kCount)> drops{};
+  uint64_t arp_req = 0, arp_rep_out = 0, arp_rep_in = 0, arp_other = 0, echo_in = 0, echo_out = 0,
+           events = 0;
+  for (uint32_t w = 0; w < dp_.n_workers(); ++w) {
+    const dp::WorkerStats& s = dp_.worker_stats(w);
+    std::string id = std::to_string(w);
+    f.counter("tandem_worker_packets_total", "Packets handled by a worker.",
+              {{"worker", id}, {"direction", "rx"}}, d(s.rx_packets.get()));
+    f.counter("tandem_worker_packets_total", "Packets handled by a worker.",
+              {{"worker", id}, {"direction", "tx"}}, d(s.tx_packets.get()));
+    f.counter("tandem_worker_bytes_total", "Bytes handled by a worker.",
+              {{"worker", id}, {"direction", "rx"}}, d(s.rx_bytes.get()));
+    f.counter("tandem_worker_bytes_total", "Bytes handled by a worker.",
+              {{"worker", id}, {"direction", "tx"}}, d(s.tx_bytes.get()));
+    f.counter("tandem_worker_busy_seconds_total", "Time a worker spent on loops that had packets.",
+              {{"worker", id}}, d(s.busy_cycles.get()) / hz);
+    f.counter("tandem_worker_idle_seconds_total",
+              "Time a worker spent polling empty queues or sleeping (adaptive idle).",
+              {{"worker", id}}, d(s.idle_cycles.get()) / hz);
+    f.counter("tandem_worker_busy_cycles_total", "TSC cycles of loops that had packets.",
+              {{"worker", id}}, d(s.busy_cycles.get()));
+    f.counter("tandem_worker_idle_cycles_total", "TSC cycles of empty loops, sleeps included.",
+              {{"worker", id}}, d(s.idle_cycles.get()));
+    f.counter("tandem_worker_loops_total", "Worker loop iterations.", {{"worker", id}},
+              d(s.loops.get()));
+    f.counter("tandem_worker_sleeps_total", "Adaptive-idle sleeps taken.", {{"worker", id}},
+              d(s.sleeps.get()));
+    for (size_t r = 0; r < drops.size(); ++r) drops[r] += s.drops[r].get();
+    arp_req += s.arp_requests_in.get();
+    arp_rep_out += s.arp_replies_out.get();
+    arp_rep_in += s.arp_replies_in.get();
+    arp_other += s.arp_other_in.get();
+    echo_in += s.icmp_echo_in.get();
+    echo_out += s.icmp_echo_out.get();
+    events += s.neighbor_events.get();
+  }
+  for (size_t r = 0; r < drops.size(); ++r)
+    f.counter("tandem_drops_total", "Packets dropped by the data plane, by reason.",
+              {{"reason", std::string(dp::kDropNames[r])}}, d(drops[r]));
+  f.counter("tandem_arp_requests_total", "ARP requests received.", {}, d(arp_req));
+  f.counter("tandem_arp_replies_sent_total", "ARP replies sent for our addresses.", {},
+            d(arp_rep_out));
+  f.counter("tandem_arp_replies_received_total", "ARP replies received.", {}, d(arp_rep_in));
+  f.counter("tandem_arp_requests_sent_total",
+            "ARP requests sent by the control thread (resolution and probes).", {},
+            d(cs_.arp_requests_sent.get()));
+  f.counter("tandem_arp_gratuitous_sent_total", "Gratuitous ARP announcements sent.", {},
+            d(cs_.garp_sent.get()));
+  f.counter("tandem_icmp_echo_requests_total", "ICMP echo requests received for our addresses.",
+            {}, d(echo_in));
+  f.counter("tandem_icmp_echo_replies_total", "ICMP echo replies sent.", {}, d(echo_out));
+  f.counter("tandem_neighbor_events_total", "ARP senders handed from workers to the control thread.",
+            {}, d(events));
+  static constexpr const char* kStates[] = {"incomplete", "reachable", "probe", "static"};
+  for (size_t i = 0; i < 4; ++i)
+    f.gauge("tandem_neighbors", "Neighbour table entries by state.", {{"state", kStates[i]}},
+            d(cs_.neighbors_by_state[i].load()));
+  f.counter("tandem_neighbor_expired_total", "Neighbour entries removed after unanswered probes.",
+            {}, d(cs_.neighbor_expired.get()));
+  f.counter("tandem_neighbor_table_full_total", "Neighbours not learned: the table was full.", {},
+            d(cs_.neighbor_full.get()));
+  f.counter("tandem_control_tx_packets_total", "Frames sent on the control TX queues.", {},
+            d(dp_.control_tx_packets().get()));
+  f.counter("tandem_control_tx_dropped_total",
+            "Control frames not sent (no mbuf or TX queue full).", {},
+            d(dp_.control_tx_dropped().get()));
+  f.counter("tandem_port_link_changes_total", "Link state changes seen on all ports.", {},
+            d(cs_.link_changes.get()));
+  f.counter("tandem_config_reloads_total", "Configuration reloads by result.", {{"result", "ok"}},
+            d(cs_.reloads_ok.get()));
+  f.counter("tandem_config_reloads_total", "Configuration reloads by result.",
+            {{"result", "failed"}}, d(cs_.reloads_failed.get()));
+  f.gauge("tandem_config_last_reload_success_timestamp_seconds",
+          "Unix time of the last successful reload (0: none since start).", {},
+          static_cast<double>(cs_.last_reload_ok_unix.load()));
+  return f.take();
+}
+
+}  // namespace ctl

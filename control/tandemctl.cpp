@@ -1,0 +1,189 @@
+// tandemctl: the operator's CLI. Sends one request to tandemd's control socket and prints the
+// answer as text, or as JSON with --json. Daemon errors are printed verbatim.
+// Exit codes: 0 ok, 1 the daemon refused or is unreachable, 2 usage.
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kDefaultSocket = "/run/tandem/tandem.sock";
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: tandemctl [-s SOCKET] [--json] COMMAND\n"
+               "commands:\n"
+               "  status                       node, version, uptime, workers, config state\n"
+               "  ports                        ports with link, MAC, addresses and counters\n"
+               "  neighbors                    the neighbour (ARP) table\n"
+               "  neighbors resolve IP [PORT]  start ARP resolution of IP\n"
+               "  config reload                re-read the configuration file (like SIGHUP)\n"
+               "options:\n"
+               "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
+               "  --json             print the daemon's JSON answer\n",
+               kDefaultSocket);
+}
+
+// Returns the daemon's reply, or prints one line and exits 1 when it cannot be reached.
+json call(const std::string& path, const std::vector<std::string>& argv) {
+  auto fail = [&](const std::string& what) {
+    std::fprintf(stderr, "tandemctl: %s %s: %s (is tandemd running?)\n", what.c_str(),
+                 path.c_str(), std::strerror(errno));
+    std::exit(1);
+  };
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    std::fprintf(stderr, "tandemctl: socket path too long: %s\n", path.c_str());
+    std::exit(2);
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("cannot create socket for");
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    fail("cannot connect to");
+  std::string req = json{{"argv", argv}}.dump() + "\n";
+  for (size_t off = 0; off < req.size();) {
+    ssize_t w = write(fd, req.data() + off, req.size() - off);
+    if (w <= 0) fail("cannot send to");
+    off += static_cast<size_t>(w);
+  }
+  std::string resp;
+  char buf[65536];
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r < 0) fail("no answer from");
+    if (r == 0) break;
+    resp.append(buf, static_cast<size_t>(r));
+    if (resp.back() == '\n') break;
+  }
+  close(fd);
+  try {
+    return json::parse(resp);
+  } catch (const json::exception&) {
+    std::fprintf(stderr, "tandemctl: malformed answer from %s\n", path.c_str());
+    std::exit(1);
+  }
+}
+
+std::string num(const json& j) {
+  if (j.is_number_float()) {
+    char b[32];
+    std::snprintf(b, sizeof(b), "%.1f%%", j.get<double>() * 100);
+    return b;
+  }
+  return j.dump();
+}
+
+void print_status(const json& r) {
+  std::printf("node      %s\n", r["node"].get<std::string>().c_str());
+  std::printf("version   %s (%s), pid %s\n", r["version"].get<std::string>().c_str(),
+              r["git"].get<std::string>().c_str(), r["pid"].dump().c_str());
+  std::printf("uptime    %s s\n", r["uptime_s"].dump().c_str());
+  std::printf("workers   %s (idle mode %s)\n", r["workers"].dump().c_str(),
+              r["idle"].get<std::string>().c_str());
+  for (const auto& w : r["worker_stats"])
+    std::printf("  worker %s on lcore %s: rx %s tx %s busy %s\n", w["worker"].dump().c_str(),
+                w["lcore"].dump().c_str(), w["rx_packets"].dump().c_str(),
+                w["tx_packets"].dump().c_str(), num(w["busy_ratio"]).c_str());
+  std::printf("ports     %s\n", r["ports"].dump().c_str());
+  std::printf("neighbors %s\n", r["neighbors"].dump().c_str());
+  const auto& c = r["config"];
+  std::printf("config    %s (reloads: %s ok, %s failed)\n", c["file"].get<std::string>().c_str(),
+              c["reloads_ok"].dump().c_str(), c["reloads_failed"].dump().c_str());
+  std::string err = c["last_error"].get<std::string>();
+  if (!err.empty()) std::printf("last reload error:\n%s\n", err.c_str());
+}
+
+void print_ports(const json& r) {
+  std::printf("%-10s %-5s %-17s %-20s %12s %12s %8s %8s\n", "PORT", "LINK", "MAC", "ADDRESSES",
+              "RX-PKTS", "TX-PKTS", "RX-ERR", "MISSED");
+  for (const auto& p : r) {
+    std::string addrs;
+    for (const auto& a : p["addresses"])
+      addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
+    std::printf("%-10s %-5s %-17s %-20s %12s %12s %8s %8s\n", p["name"].get<std::string>().c_str(),
+                p["link"].get<std::string>().c_str(), p["mac"].get<std::string>().c_str(),
+                addrs.c_str(), p["rx_packets"].dump().c_str(), p["tx_packets"].dump().c_str(),
+                p["rx_errors"].dump().c_str(), p["rx_missed"].dump().c_str());
+  }
+}
+
+void print_neighbors(const json& r) {
+  std::printf("%-10s %-16s %-17s %-11s %s\n", "PORT", "IP", "MAC", "STATE", "AGE");
+  for (const auto& n : r)
+    std::printf("%-10s %-16s %-17s %-11s %.1fs\n", n["port"].get<std::string>().c_str(),
+                n["ip"].get<std::string>().c_str(), n["mac"].get<std::string>().c_str(),
+                n["state"].get<std::string>().c_str(), n["age_ms"].get<double>() / 1000.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string sock = std::getenv("TANDEM_SOCKET") ? std::getenv("TANDEM_SOCKET") : kDefaultSocket;
+  bool as_json = false;
+  std::vector<std::string> cmd;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "-s" || a == "--socket") && i + 1 < argc) {
+      sock = argv[++i];
+    } else if (a == "--json" || a == "-j") {
+      as_json = true;
+    } else if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    } else if (!a.empty() && a[0] == '-' && cmd.empty()) {
+      std::fprintf(stderr, "tandemctl: unknown option '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    } else {
+      cmd.push_back(a);
+    }
+  }
+  if (cmd.empty()) {
+    usage(stderr);
+    return 2;
+  }
+  json reply = call(sock, cmd);
+  if (!reply.value("ok", false)) {
+    std::fprintf(stderr, "%s\n", reply.value("error", std::string("unknown error")).c_str());
+    return 1;
+  }
+  const json& r = reply["result"];
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+    return 0;
+  }
+  const std::string& c = cmd[0];
+  if (c == "status") {
+    print_status(r);
+  } else if (c == "ports") {
+    print_ports(r);
+  } else if (c == "neighbors" && cmd.size() == 1) {
+    print_neighbors(r);
+  } else if (c == "neighbors") {
+    std::printf("resolving %s on %s: %s\n", r["ip"].get<std::string>().c_str(),
+                r["port"].get<std::string>().c_str(), r["state"].get<std::string>().c_str());
+  } else if (c == "config") {
+    std::printf("configuration reloaded from %s (generation %s)\n",
+                r["file"].get<std::string>().c_str(), r["generation"].dump().c_str());
+  } else {
+    std::cout << r.dump(2) << "\n";
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+#include "control/translate.h"
+
+#include <algorithm>
+
+namespace ctl {
+
+std::string dpdk_name(const cfg::Port& p) {
+  if (p.is_pci) {
+    // Short form "BB:DD.F" probes as "0000:BB:DD.F".
+    return std::count(p.device.begin(), p.device.end(), ':') == 1 ? "0000:" + p.device
+                                                                  : p.device;
+  }
+  return p.device.substr(0, p.device.find(','));
+}
+
+std::vector<std::string> eal_args(const cfg::Config& c, const std::string& prog) {
+  std::vector<std::string> a{prog};
+  std::string lcores = std::to_string(c.dataplane.control_core);
+  for (uint32_t w : c.dataplane.worker_cores) lcores += "," + std::to_string(w);
+  a.insert(a.end(), {"-l", lcores, "--main-lcore", std::to_string(c.dataplane.control_core)});
+  a.insert(a.end(), {"-m", std::to_string(c.eal.memory_mb)});
+  bool any_pci = false;
+  const std::string qpairs = std::to_string(c.dataplane.worker_cores.size() + 1);
+  for (const cfg::Port& p : c.ports) {
+    if (p.is_pci) {
+      any_pci = true;
+      a.insert(a.end(), {"-a", dpdk_name(p)});
+      continue;
+    }
+    std::string dev = p.device;
+    if (dev.rfind("net_af_packet", 0) == 0 && dev.find("qpairs=") == std::string::npos)
+      dev += ",qpairs=" + qpairs;
+    a.insert(a.end(), {"--vdev", dev});
+  }
+  // Never probe the PCI bus unless a port names a device on it: the host's own NICs live there.
+  if (!any_pci) a.push_back("--no-pci");
+  if (!c.eal.hugepages) {
+    a.insert(a.end(), {"--no-huge", "--no-shconf"});
+  } else if (c.eal.in_memory) {
+    a.push_back("--in-memory");
+  } else {
+    a.insert(a.end(), {"--file-prefix", c.eal.file_prefix});
+  }
+  a.push_back("--log-level=" + c.eal.log_level);
+  a.insert(a.end(), c.eal.args.begin(), c.eal.args.end());
+  return a;
+}
+
+dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& macs,
+                           uint64_t generation) {
+  dp::Snapshot s;
+  s.generation = generation;
+  s.idle = c.dataplane.idle == cfg::IdleMode::kBusy ? dp::IdleMode::kBusy
+                                                     : dp::IdleMode::kAdaptive;
+  s.idle_sleep_max_us = c.dataplane.idle_sleep_max_us;
+  s.burst = c.dataplane.burst;
+  s.n_ports = static_cast<uint32_t>(std::min<size_t>(c.ports.size(), dp::kMaxPorts));
+  for (uint32_t i = 0; i < s.n_ports; ++i) {
+    dp::PortView& v = s.ports[i];
+    if (i < macs.size()) v.mac = macs[i];
+    const auto& addrs = c.ports[i].addresses;
+    v.n_addrs = static_cast<uint32_t>(std::min<size_t>(addrs.size(), dp::kMaxPortAddrs));
+    for (uint32_t k = 0; k < v.n_addrs; ++k) {
+      v.addrs[k] = addrs[k].addr;
+      v.prefix_len[k] = addrs[k].len;
+    }
+  }
+  return s;
+}
+
+std::string validate_limits(const cfg::Config& c) {
+  if (c.ports.size() > dp::kMaxPorts)
+    return cfg::Error{c.file, c.ports[dp::kMaxPorts].line,
+                      "at most " + std::to_string(dp::kMaxPorts) + " ports are supported"}
+        .str();
+  for (const cfg::Port& p : c.ports)
+    if (p.addresses.size() > dp::kMaxPortAddrs)
+      return cfg::Error{c.file, p.line,
+                        "port '" + p.name + "' has " + std::to_string(p.addresses.size()) +
+                            " addresses; at most " + std::to_string(dp::kMaxPortAddrs) +
+                            " are supported"}
+          .str();
+  return "";
+}
+
+}  // namespace ctl

@@ -1,0 +1,32 @@
+#pragma once
+// Translation of the validated configuration into what DPDK and the data plane take: EAL
+// arguments, port/lcore parameters and the worker snapshot. Pure (no EAL): unit-tested.
+
+#include <string>
+#include <vector>
+
+#include "config/model.h"
+#include "dataplane/proto.h"
+#include "dataplane/snapshot.h"
+
+namespace ctl {
+
+// The DPDK ethdev name a port's device string probes as: the vdev name before the first comma
+// ("net_af_packet0,iface=front0" → "net_af_packet0"), or the PCI address in full
+// "DDDD:BB:DD.F" form.
+std::string dpdk_name(const cfg::Port& p);
+
+// Control thread, at start. argv for rte_eal_init: lcores, main lcore, memory, --no-pci unless a
+// port names a PCI device (then -a for each), --vdev per virtual port (net_af_packet gets
+// qpairs = workers + 1 when not set), in-memory / file-prefix / no-huge, log level, extra args.
+std::vector<std::string> eal_args(const cfg::Config& c, const std::string& prog);
+
+// The parts of the snapshot that come from configuration; `macs` are the ports' MACs as read
+// from DPDK (indexed like c.ports). Addresses beyond dp::kMaxPortAddrs are refused by validate().
+dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& macs,
+                           uint64_t generation);
+
+// Data-plane limits the config parser does not know about. Returns "" or "FILE:LINE: message".
+std::string validate_limits(const cfg::Config& c);
+
+}  // namespace ctl

@@ -1,0 +1,358 @@
+#include "dataplane/dataplane.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <cstring>
+#include <string_view>
+
+namespace dp {
+namespace {
+
+// Drivers whose RX and TX queues are one kernel socket each (queue pairs): every configured RX
+// queue receives a share of the traffic, so the control TX queue's RX side must be polled too.
+bool paired_queues(const char* driver) {
+  std::string_view d = driver ? driver : "";
+  return d == "net_af_packet" || d == "net_af_xdp";
+}
+
+std::string dpdk_err(int rc) { return std::string(rte_strerror(rc < 0 ? -rc : rc)); }
+
+// TX-buffer error callback: the queue refused part of a flush.
+void tx_buffer_error(rte_mbuf** unsent, uint16_t count, void* userdata) {
+  auto* stats = static_cast<WorkerStats*>(userdata);
+  stats->drop(Drop::kTxFull, count);
+  rte_pktmbuf_free_bulk(unsent, count);
+}
+
+// Consecutive empty polls before an adaptive worker starts sleeping: a few microseconds of
+// spinning keeps latency low for bursty traffic without burning a core when idle.
+constexpr uint32_t kSpinPollsBeforeSleep = 256;
+
+}  // namespace
+
+Dataplane::Dataplane() = default;
+
+Dataplane::~Dataplane() { stop(); }
+
+std::string Dataplane::init(const Params& p) {
+  if (p.ports.empty()) return "no ports configured";
+  if (p.ports.size() > kMaxPorts) return "too many ports (max " + std::to_string(kMaxPorts) + ")";
+  if (p.worker_lcores.empty() || p.worker_lcores.size() > kMaxWorkers)
+    return "need 1.." + std::to_string(kMaxWorkers) + " worker lcores";
+  tsc_hz_ = rte_get_tsc_hz();
+  const uint32_t n_workers = static_cast<uint32_t>(p.worker_lcores.size());
+  ctl_txq_ = static_cast<uint16_t>(n_workers);
+
+  for (uint32_t w = 0; w < n_workers; ++w) {
+    unsigned lcore = p.worker_lcores[w];
+    if (!rte_lcore_is_enabled(lcore) || lcore == rte_get_main_lcore())
+      return "worker lcore " + std::to_string(lcore) + " is not an enabled EAL worker lcore";
+    auto wk = std::make_unique<Worker>();
+    wk->index = w;
+    wk->lcore = lcore;
+    wk->txq = static_cast<uint16_t>(w);
+    workers_.push_back(std::move(wk));
+  }
+
+  // Worker → control events: multi-producer (workers), single consumer (control).
+  events_ = rte_ring_create_elem("tdm_events", sizeof(NeighborEvent), p.event_ring_size,
+                                 static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
+  if (!events_) return "cannot create event ring: " + dpdk_err(rte_errno);
+
+  size_t qsz = rte_rcu_qsbr_get_memsize(n_workers);
+  qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("tdm_qsbr", qsz, RTE_CACHE_LINE_SIZE));
+  if (!qsbr_) return "cannot allocate QSBR variable";
+  if (int rc = rte_rcu_qsbr_init(qsbr_, n_workers); rc != 0)
+    return "rte_rcu_qsbr_init: " + dpdk_err(rte_errno);
+
+  ctl_pool_ = rte_pktmbuf_pool_create("tdm_ctl", 1023, 32, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                      static_cast<int>(rte_socket_id()));
+  if (!ctl_pool_) return "cannot create control mempool: " + dpdk_err(rte_errno);
+
+  for (uint32_t i = 0; i < p.ports.size(); ++i) {
+    const PortParams& pp = p.ports[i];
+    PortStatus st;
+    st.name = pp.name;
+    st.dpdk_name = pp.dpdk_name;
+    if (rte_eth_dev_get_port_by_name(pp.dpdk_name.c_str(), &st.port_id) != 0)
+      return "port " + pp.name + ": no DPDK device named '" + pp.dpdk_name +
+             "' (did the EAL probe it? check the device string and that the interface exists)";
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(st.port_id, &info); rc != 0)
+      return "port " + pp.name + ": rte_eth_dev_info_get: " + dpdk_err(rc);
+    st.driver = info.driver_name ? info.driver_name : "";
+    const bool paired = paired_queues(info.driver_name);
+    uint16_t nb_tx = static_cast<uint16_t>(n_workers + 1);
+    uint16_t nb_rx = paired ? nb_tx : static_cast<uint16_t>(n_workers);
+    if (info.max_tx_queues < nb_tx || info.max_rx_queues < nb_rx)
+      return "port " + pp.name + ": driver " + st.driver + " offers " +
+             std::to_string(info.max_rx_queues) + " RX / " + std::to_string(info.max_tx_queues) +
+             " TX queues, need " + std::to_string(nb_rx) + " / " + std::to_string(nb_tx) +
+             " (one per worker plus one for the control thread" +
+             (paired ? "; for net_af_packet set qpairs=" + std::to_string(nb_tx) : "") + ")";
+    st.rx_queues = nb_rx;
+    st.tx_queues = nb_tx;
+
+    std::string pool_name = "tdm_mp" + std::to_string(i);
+    rte_mempool* pool = rte_pktmbuf_pool_create(pool_name.c_str(), p.mbufs, p.mbuf_cache, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                rte_eth_dev_socket_id(st.port_id));
+    if (!pool) return "port " + pp.name + ": cannot create mempool of " +
+                      std::to_string(p.mbufs) + " mbufs: " + dpdk_err(rte_errno) +
+                      " (raise eal.memory_mb or lower dataplane.mbufs)";
+    pools_.push_back(pool);
+
+    rte_eth_conf conf{};
+    if (nb_rx > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_IP)) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & RTE_ETH_RSS_IP;
+    }
+    if (int rc = rte_eth_dev_configure(st.port_id, nb_rx, nb_tx, &conf); rc != 0)
+      return "port " + pp.name + ": rte_eth_dev_configure: " + dpdk_err(rc);
+    uint16_t rxd = pp.rx_desc, txd = pp.tx_desc;
+    if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(st.port_id, &rxd, &txd); rc != 0)
+      return "port " + pp.name + ": descriptor counts: " + dpdk_err(rc);
+    int sock = rte_eth_dev_socket_id(st.port_id);
+    for (uint16_t q = 0; q < nb_rx; ++q) {
+      if (int rc = rte_eth_rx_queue_setup(st.port_id, q, rxd, sock, nullptr, pool); rc != 0)
+        return "port " + pp.name + ": RX queue " + std::to_string(q) + ": " + dpdk_err(rc);
+      Worker& w = *workers_[q % n_workers];
+      w.rx[w.n_rx++] = {static_cast<uint16_t>(i), st.port_id, q};
+    }
+    for (uint16_t q = 0; q < nb_tx; ++q) {
+      if (int rc = rte_eth_tx_queue_setup(st.port_id, q, txd, sock, nullptr); rc != 0)
+        return "port " + pp.name + ": TX queue " + std::to_string(q) + ": " + dpdk_err(rc);
+    }
+    if (int rc = rte_eth_dev_set_mtu(st.port_id, pp.mtu); rc != 0 && rc != -ENOTSUP)
+      return "port " + pp.name + ": MTU " + std::to_string(pp.mtu) + ": " + dpdk_err(rc);
+    rte_ether_addr mac{};
+    if (int rc = rte_eth_macaddr_get(st.port_id, &mac); rc != 0)
+      return "port " + pp.name + ": cannot read MAC: " + dpdk_err(rc);
+    std::memcpy(st.mac.data(), mac.addr_bytes, 6);
+    ports_.push_back(std::move(st));
+  }
+
+  for (auto& wp : workers_) {
+    Worker& w = *wp;
+    w.n_ports = static_cast<uint32_t>(ports_.size());
+    for (uint32_t i = 0; i < ports_.size(); ++i) {
+      w.port_ids[i] = ports_[i].port_id;
+      auto* buf = static_cast<rte_eth_dev_tx_buffer*>(rte_zmalloc_socket(
+          "tdm_txbuf", RTE_ETH_TX_BUFFER_SIZE(kMaxBurst), 0, rte_lcore_to_socket_id(w.lcore)));
+      if (!buf) return "cannot allocate TX buffer";
+      rte_eth_tx_buffer_init(buf, kMaxBurst);
+      rte_eth_tx_buffer_set_err_callback(buf, tx_buffer_error, &w.stats);
+      w.tx_buffer[i] = buf;
+    }
+    if (int rc = rte_rcu_qsbr_thread_register(qsbr_, w.index); rc != 0)
+      return "QSBR register: " + dpdk_err(rte_errno);
+  }
+  return "";
+}
+
+std::string Dataplane::start(std::unique_ptr<Snapshot> first) {
+  current_.store(first.release(), std::memory_order_release);
+  for (auto& st : ports_) {
+    if (int rc = rte_eth_dev_start(st.port_id); rc != 0)
+      return "port " + st.name + ": rte_eth_dev_start: " + dpdk_err(rc);
+  }
+  started_ports_ = true;
+  poll_links();
+  stop_.store(false);
+  launch_args_.clear();
+  launch_args_.reserve(workers_.size());
+  for (auto& w : workers_) launch_args_.push_back({this, w.get()});
+  for (auto& a : launch_args_) {
+    if (int rc = rte_eal_remote_launch(&Dataplane::worker_main, &a, a.w->lcore); rc != 0)
+      return "cannot launch worker on lcore " + std::to_string(a.w->lcore) + ": " + dpdk_err(rc);
+  }
+  running_ = true;
+  return "";
+}
+
+void Dataplane::stop() {
+  if (running_) {
+    stop_.store(true, std::memory_order_release);
+    for (auto& w : workers_) rte_eal_wait_lcore(w->lcore);
+    running_ = false;
+  }
+  for (auto& st : ports_) {
+    if (started_ports_) rte_eth_dev_stop(st.port_id);
+    rte_eth_dev_close(st.port_id);
+  }
+  started_ports_ = false;
+  ports_.clear();
+  for (auto& w : workers_)
+    for (uint32_t i = 0; i < w->n_ports; ++i) rte_free(w->tx_buffer[i]);
+  workers_.clear();
+  delete current_.exchange(nullptr);
+  for (auto* mp : pools_) rte_mempool_free(mp);
+  pools_.clear();
+  rte_mempool_free(ctl_pool_);
+  ctl_pool_ = nullptr;
+  rte_ring_free(events_);
+  events_ = nullptr;
+  rte_free(qsbr_);
+  qsbr_ = nullptr;
+}
+
+void Dataplane::publish(std::unique_ptr<Snapshot> next) {
+  Snapshot* old = current_.exchange(next.release(), std::memory_order_acq_rel);
+  // Every online worker passes a quiescent point once per loop; after that none holds `old`.
+  if (qsbr_) rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  delete old;
+}
+
+void Dataplane::attach_reader(uint32_t w) { rte_rcu_qsbr_thread_online(qsbr_, w); }
+
+bool Dataplane::send_frame(uint32_t port_index, const uint8_t* data, uint32_t len) {
+  if (port_index >= ports_.size()) return false;
+  rte_mbuf* m = rte_pktmbuf_alloc(ctl_pool_);
+  if (!m) {
+    ctl_tx_dropped_.add();
+    return false;
+  }
+  char* dst = rte_pktmbuf_append(m, static_cast<uint16_t>(len));
+  if (!dst) {
+    rte_pktmbuf_free(m);
+    ctl_tx_dropped_.add();
+    return false;
+  }
+  std::memcpy(dst, data, len);
+  if (rte_eth_tx_burst(ports_[port_index].port_id, ctl_txq_, &m, 1) != 1) {
+    rte_pktmbuf_free(m);
+    ctl_tx_dropped_.add();
+    return false;
+  }
+  ctl_tx_packets_.add();
+  return true;
+}
+
+uint32_t Dataplane::poll_events(NeighborEvent* out, uint32_t max) {
+  if (!events_) return 0;
+  return rte_ring_sc_dequeue_burst_elem(events_, out, sizeof(NeighborEvent), max, nullptr);
+}
+
+std::vector<uint32_t> Dataplane::poll_links() {
+  std::vector<uint32_t> changed;
+  for (uint32_t i = 0; i < ports_.size(); ++i) {
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(ports_[i].port_id, &link) != 0) continue;
+    bool up = link.link_status == RTE_ETH_LINK_UP;
+    ports_[i].speed_mbps = link.link_speed;
+    if (up != ports_[i].link_up) {
+      ports_[i].link_up = up;
+      changed.push_back(i);
+    }
+  }
+  return changed;
+}
+
+int Dataplane::worker_main(void* arg) {
+  auto* a = static_cast<LaunchArg*>(arg);
+  Dataplane& self = *a->dp;
+  Worker& w = *a->w;
+  rte_rcu_qsbr_thread_online(self.qsbr_, w.index);
+  while (!self.stop_.load(std::memory_order_relaxed)) self.poll_once(w);
+  rte_rcu_qsbr_thread_offline(self.qsbr_, w.index);
+  for (uint32_t i = 0; i < w.n_ports; ++i)
+    rte_eth_tx_buffer_flush(w.port_ids[i], w.txq, w.tx_buffer[i]);
+  return 0;
+}
+
+uint32_t Dataplane::poll_once(Worker& w) noexcept {
+  const uint64_t t0 = rte_rdtsc();
+  const Snapshot& s = *current_.load(std::memory_order_acquire);
+  const uint16_t burst = static_cast<uint16_t>(s.burst < kMaxBurst ? s.burst : kMaxBurst);
+  rte_mbuf* pkts[kMaxBurst];
+  uint32_t total = 0;
+  for (uint32_t r = 0; r < w.n_rx; ++r) {
+    const Worker::RxQueue& q = w.rx[r];
+    uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
+    if (n == 0) continue;
+    total += n;
+    handle_burst(w, s, q.port_index, pkts, n);
+  }
+  if (total != 0) {
+    for (uint32_t i = 0; i < w.n_ports; ++i)
+      rte_eth_tx_buffer_flush(w.port_ids[i], w.txq, w.tx_buffer[i]);
+  }
+  // The snapshot reference `s` is dead past this point.
+  rte_rcu_qsbr_quiescent(qsbr_, w.index);
+  w.stats.loops.add();
+  const uint64_t t1 = rte_rdtsc();
+  if (total != 0) {
+    w.stats.busy_loops.add();
+    w.stats.busy_cycles.add(t1 - t0);
+    w.idle_polls = 0;
+    w.sleep_us = 0;
+  } else {
+    idle_backoff(w, s, t1);
+    w.stats.idle_cycles.add(rte_rdtsc() - t0);
+  }
+  return total;
+}
+
+void Dataplane::idle_backoff(Worker& w, const Snapshot& s, uint64_t) noexcept {
+  if (s.idle != IdleMode::kAdaptive) return;
+  if (++w.idle_polls < kSpinPollsBeforeSleep) return;
+  // Exponential backoff up to idle_sleep_max_us: the first packet after a quiet spell waits at
+  // most one sleep; a node with no traffic costs a few hundred wakeups per second.
+  w.sleep_us = w.sleep_us == 0 ? 1 : w.sleep_us * 2;
+  if (w.sleep_us > s.idle_sleep_max_us) w.sleep_us = s.idle_sleep_max_us;
+  w.stats.sleeps.add();
+  rte_delay_us_sleep(w.sleep_us);
+}
+
+void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
+                             uint16_t n) noexcept {
+  constexpr uint16_t kPrefetch = 3;
+  for (uint16_t i = 0; i < n && i < kPrefetch; ++i)
+    rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  const PortView& pv = s.ports[port_index];
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (i + kPrefetch < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetch], void*));
+    rte_mbuf* m = pkts[i];
+    bytes += m->pkt_len;
+    LocalResult r = handle_local(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, pv, w.stats);
+    if (r.learned) {
+      NeighborEvent ev;
+      ev.port = port_index;
+      ev.targeted = r.hint.targeted ? 1 : 0;
+      ev.ip = r.hint.ip;
+      ev.mac = r.hint.mac;
+      if (rte_ring_mp_enqueue_elem(events_, &ev, sizeof(ev)) == 0)
+        w.stats.neighbor_events.add();
+      else
+        w.stats.drop(Drop::kPuntRingFull);
+    }
+    switch (r.verdict) {
+      case Verdict::kTransmit:
+        w.stats.tx_packets.add();
+        w.stats.tx_bytes.add(m->pkt_len);
+        rte_eth_tx_buffer(w.port_ids[port_index], w.txq, w.tx_buffer[port_index], m);
+        break;
+      case Verdict::kDrop:
+        w.stats.drop(r.reason);
+        rte_pktmbuf_free(m);
+        break;
+      case Verdict::kConsumed:
+        rte_pktmbuf_free(m);
+        break;
+    }
+  }
+  w.stats.rx_packets.add(n);
+  w.stats.rx_bytes.add(bytes);
+}
+
+}  // namespace dp

@@ -1,0 +1,162 @@
+#pragma once
+// The EAL half of the data plane: ports, queues, mempools, worker lcores, the snapshot published
+// to them and the rings between workers and the control thread.
+//
+// Threads: every public method is called by the control thread (the EAL main lcore) unless it
+// says otherwise. Workers only run worker_loop()/poll_once().
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/local.h"
+#include "dataplane/snapshot.h"
+#include "dataplane/stats.h"
+
+struct rte_mempool;
+struct rte_ring;
+struct rte_rcu_qsbr;
+struct rte_eth_dev_tx_buffer;
+struct rte_mbuf;
+
+namespace dp {
+
+inline constexpr uint32_t kMaxWorkers = 64;
+inline constexpr uint32_t kMaxBurst = 256;
+
+struct PortParams {
+  std::string name;       // logical name (metrics, CLI)
+  std::string dpdk_name;  // ethdev name to look up: vdev name ("net_af_packet0") or PCI address
+  uint16_t mtu = 1500;
+  uint16_t rx_desc = 1024;
+  uint16_t tx_desc = 1024;
+};
+
+struct Params {
+  std::vector<PortParams> ports;
+  std::vector<unsigned> worker_lcores;  // EAL lcore ids, one worker each
+  uint32_t mbufs = 16383;               // per port
+  uint32_t mbuf_cache = 256;
+  uint32_t event_ring_size = 4096;      // worker → control neighbour events
+};
+
+// Worker → control: a sender learned from ARP. POD, carried over an MP/SC rte_ring.
+struct NeighborEvent {
+  uint16_t port = 0;  // our port index
+  uint8_t targeted = 0;
+  uint8_t pad = 0;
+  uint32_t ip = 0;
+  Mac mac{};
+  uint8_t pad2[2] = {};
+};
+static_assert(sizeof(NeighborEvent) == 16);
+
+struct PortStatus {
+  std::string name;
+  std::string dpdk_name;
+  uint16_t port_id = 0;
+  Mac mac{};
+  bool link_up = false;
+  uint32_t speed_mbps = 0;
+  uint16_t rx_queues = 0, tx_queues = 0;
+  std::string driver;
+};
+
+// One worker's queues and state. Cache-aligned, owned by its lcore.
+struct alignas(64) Worker {
+  struct RxQueue {
+    uint16_t port_index;
+    uint16_t port_id;
+    uint16_t queue;
+  };
+  uint32_t index = 0;
+  unsigned lcore = 0;
+  uint32_t n_rx = 0;
+  RxQueue rx[kMaxPorts * 2] = {};
+  uint16_t txq = 0;                                   // same TX queue index on every port
+  uint16_t port_ids[kMaxPorts] = {};                  // our port index → DPDK port id
+  rte_eth_dev_tx_buffer* tx_buffer[kMaxPorts] = {};   // per port
+  uint32_t n_ports = 0;
+  uint32_t idle_polls = 0;                            // consecutive empty loops (adaptive mode)
+  uint32_t sleep_us = 0;                              // current backoff
+  WorkerStats stats;
+};
+
+class Dataplane {
+ public:
+  Dataplane();
+  ~Dataplane();
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+
+  // After rte_eal_init. Creates mempools, rings, the QSBR variable; configures every port
+  // (one RX queue per worker, one TX queue per worker plus one for the control thread).
+  // Returns "" or a message naming the port/queue and the DPDK error.
+  std::string init(const Params& p);
+  // Publishes the first snapshot, starts the ports and launches workers on their lcores.
+  std::string start(std::unique_ptr<Snapshot> first);
+  // Signals the workers to stop, waits for them, stops and closes the ports. Idempotent.
+  void stop();
+
+  // Replaces the snapshot workers read; frees the previous one once every worker moved on.
+  // Blocks for at most one worker loop (plus an adaptive sleep).
+  void publish(std::unique_ptr<Snapshot> next);
+  const Snapshot& snapshot() const { return *current_.load(std::memory_order_acquire); }
+
+  // Control thread: sends one frame on the port's control TX queue. Returns false (and counts)
+  // when no mbuf is free or the queue is full.
+  bool send_frame(uint32_t port_index, const uint8_t* data, uint32_t len);
+
+  // Control thread: drains up to `max` neighbour events.
+  uint32_t poll_events(NeighborEvent* out, uint32_t max);
+
+  // Control thread: refreshes link state; returns indexes of ports whose state changed.
+  std::vector<uint32_t> poll_links();
+
+  uint32_t n_ports() const { return static_cast<uint32_t>(ports_.size()); }
+  uint32_t n_workers() const { return static_cast<uint32_t>(workers_.size()); }
+  const PortStatus& port(uint32_t i) const { return ports_[i]; }
+  // Any thread: counters are single-writer atomics.
+  const WorkerStats& worker_stats(uint32_t w) const { return workers_[w]->stats; }
+  const Counter& control_tx_packets() const { return ctl_tx_packets_; }
+  const Counter& control_tx_dropped() const { return ctl_tx_dropped_; }
+  uint64_t tsc_hz() const { return tsc_hz_; }
+  bool running() const { return running_; }
+
+  // Worker lcore entry (rte_eal_remote_launch). Runs until stop().
+  static int worker_main(void* arg);
+  // One loop iteration of worker `w`: RX all its queues, handle, flush TX. Returns packets
+  // received. Used by worker_main, packet tests and benchmarks (which drive it on their thread).
+  uint32_t poll_once(Worker& w) noexcept;
+  Worker& worker(uint32_t i) { return *workers_[i]; }
+  // Registers the calling thread as QSBR reader `w` (tests/benchmarks driving poll_once).
+  void attach_reader(uint32_t w);
+
+ private:
+  struct LaunchArg {
+    Dataplane* dp;
+    Worker* w;
+  };
+  void handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
+                    uint16_t n) noexcept;
+  void idle_backoff(Worker& w, const Snapshot& s, uint64_t now) noexcept;
+
+  std::vector<PortStatus> ports_;
+  std::vector<rte_mempool*> pools_;
+  rte_mempool* ctl_pool_ = nullptr;
+  rte_ring* events_ = nullptr;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<LaunchArg> launch_args_;
+  std::atomic<Snapshot*> current_{nullptr};  // written by control, read by workers (acquire)
+  std::atomic<bool> stop_{false};            // written by control, read by workers
+  uint16_t ctl_txq_ = 0;
+  bool started_ports_ = false;
+  bool running_ = false;
+  uint64_t tsc_hz_ = 1;
+  Counter ctl_tx_packets_, ctl_tx_dropped_;
+};
+
+}  // namespace dp

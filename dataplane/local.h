@@ -1,0 +1,61 @@
+#pragma once
+// The "local" feature: frames addressed to the node itself — ARP for its addresses and ICMP echo.
+// Pure over bytes (no EAL): the worker calls it per packet, unit tests call it directly.
+
+#include <cstdint>
+
+#include "dataplane/proto.h"
+#include "dataplane/stats.h"
+
+namespace dp {
+
+inline constexpr uint32_t kMaxPortAddrs = 16;
+
+// What a worker knows about one port. Immutable once published in a Snapshot.
+struct PortView {
+  Mac mac{};
+  uint32_t n_addrs = 0;
+  uint32_t addrs[kMaxPortAddrs] = {};      // host order
+  uint8_t prefix_len[kMaxPortAddrs] = {};  // connected prefix of each address
+
+  // Worker, per packet: linear scan of at most kMaxPortAddrs entries.
+  bool owns(uint32_t ip) const noexcept;
+  // True when `ip` lies inside one of the port's connected prefixes (and is not 0 or broadcast).
+  bool on_link(uint32_t ip) const noexcept;
+};
+
+// The sender of an ARP packet, handed to the control thread's neighbour table.
+struct NeighborHint {
+  uint32_t ip = 0;  // host order
+  Mac mac{};
+  bool targeted = false;  // the packet was addressed to one of our IPs (request for us, or a reply)
+};
+
+enum class Verdict : uint8_t {
+  kDrop,      // free it and count `reason`
+  kTransmit,  // rewritten in place into a reply of the same length: send on the receiving port
+  kConsumed,  // fully handled (e.g. an ARP reply that only taught us a neighbour): free, no drop
+};
+
+struct LocalResult {
+  Verdict verdict = Verdict::kDrop;
+  Drop reason = Drop::kEtherType;  // meaningful only for kDrop
+  bool learned = false;            // `hint` is valid: pass it to the control thread
+  NeighborHint hint;
+};
+
+// Worker, per packet, O(addresses). Handles one whole Ethernet frame (without FCS) received on
+// a port described by `port`; increments the ARP/ICMP counters of `stats` (drops are counted by
+// the caller from the returned reason). Never reads past `len`.
+//  - dst MAC must be ours, broadcast (ARP) or else kNotOurMac.
+//  - ARP request for an owned address: rewritten into the reply (eth dst = requester, src = us).
+//    ARP reply whose target we own: kConsumed and learned. Any ARP from an on-link sender sets
+//    `learned` (targeted = whether it named one of our addresses). Gratuitous ARP (spa == tpa)
+//    is learned untargeted. Non-owned requests: kArpNotOurs.
+//  - IPv4: header validated (version, IHL ≥ 5, total length within the frame, checksum); fragments
+//    and packets not for us are dropped with their reason; ICMP echo request to an owned address
+//    becomes an echo reply (addresses swapped, TTL 64, both checksums recomputed, payload kept).
+LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
+                         WorkerStats& stats) noexcept;
+
+}  // namespace dp

@@ -1,0 +1,123 @@
+#pragma once
+// Wire formats (Ethernet, ARP, IPv4, ICMP) and checksums over plain bytes.
+// Pure and allocation-free: used by workers per packet, by the control thread to build
+// frames, and by unit tests without EAL. All multi-byte wire fields are network order.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace dp {
+
+using Mac = std::array<uint8_t, 6>;
+inline constexpr Mac kBroadcastMac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+inline constexpr uint16_t kEtherTypeArp = 0x0806;
+inline constexpr uint16_t kEtherTypeVlan = 0x8100;
+inline constexpr uint8_t kIpProtoIcmp = 1;
+inline constexpr uint8_t kIpProtoTcp = 6;
+inline constexpr uint8_t kIpProtoUdp = 17;
+
+inline constexpr size_t kEthHdrLen = 14;
+inline constexpr size_t kArpLen = 28;
+inline constexpr size_t kIpv4MinHdrLen = 20;
+inline constexpr size_t kIcmpHdrLen = 8;
+inline constexpr size_t kMinFrameLen = 60;  // without FCS
+
+inline uint16_t load_be16(const uint8_t* p) noexcept {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+inline uint32_t load_be32(const uint8_t* p) noexcept {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+inline void store_be16(uint8_t* p, uint16_t v) noexcept {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void store_be32(uint8_t* p, uint32_t v) noexcept {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+inline Mac load_mac(const uint8_t* p) noexcept {
+  Mac m;
+  std::memcpy(m.data(), p, 6);
+  return m;
+}
+inline void store_mac(uint8_t* p, const Mac& m) noexcept { std::memcpy(p, m.data(), 6); }
+inline bool is_multicast(const Mac& m) noexcept { return (m[0] & 1) != 0; }
+
+// Ones'-complement sum of `len` bytes, folded to 16 bits but not inverted; `seed` chains sums.
+inline uint32_t csum_partial(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {
+  uint64_t sum = seed;
+  while (len >= 2) {
+    sum += load_be16(p);
+    p += 2;
+    len -= 2;
+  }
+  if (len != 0) sum += uint32_t{p[0]} << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint32_t>(sum);
+}
+// Final Internet checksum (RFC 1071) of a buffer, in host order: store with store_be16.
+inline uint16_t csum(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {
+  return static_cast<uint16_t>(~csum_partial(p, len, seed) & 0xffff);
+}
+
+// Ethernet header (no VLAN; tagged frames are classified and dropped for now).
+struct EthView {
+  static Mac dst(const uint8_t* f) noexcept { return load_mac(f); }
+  static Mac src(const uint8_t* f) noexcept { return load_mac(f + 6); }
+  static uint16_t type(const uint8_t* f) noexcept { return load_be16(f + 12); }
+};
+
+inline void write_eth(uint8_t* f, const Mac& dst, const Mac& src, uint16_t type) noexcept {
+  store_mac(f, dst);
+  store_mac(f + 6, src);
+  store_be16(f + 12, type);
+}
+
+// ARP over Ethernet/IPv4 (RFC 826), offsets relative to the ARP header.
+namespace arp {
+inline constexpr uint16_t kHtypeEthernet = 1;
+inline constexpr uint16_t kOpRequest = 1;
+inline constexpr uint16_t kOpReply = 2;
+inline constexpr size_t kOffHtype = 0, kOffPtype = 2, kOffHlen = 4, kOffPlen = 5, kOffOp = 6,
+                        kOffSha = 8, kOffSpa = 14, kOffTha = 18, kOffTpa = 24;
+}  // namespace arp
+
+// Writes a complete ARP frame (Ethernet + ARP, padded to 60 bytes) into `f`; returns its length.
+// Used by the control thread for requests, probes and gratuitous ARP.
+inline size_t write_arp_frame(uint8_t* f, uint16_t op, const Mac& eth_dst, const Mac& sha,
+                              uint32_t spa, const Mac& tha, uint32_t tpa) noexcept {
+  write_eth(f, eth_dst, sha, kEtherTypeArp);
+  uint8_t* a = f + kEthHdrLen;
+  store_be16(a + arp::kOffHtype, arp::kHtypeEthernet);
+  store_be16(a + arp::kOffPtype, kEtherTypeIpv4);
+  a[arp::kOffHlen] = 6;
+  a[arp::kOffPlen] = 4;
+  store_be16(a + arp::kOffOp, op);
+  store_mac(a + arp::kOffSha, sha);
+  store_be32(a + arp::kOffSpa, spa);
+  store_mac(a + arp::kOffTha, tha);
+  store_be32(a + arp::kOffTpa, tpa);
+  std::memset(f + kEthHdrLen + kArpLen, 0, kMinFrameLen - kEthHdrLen - kArpLen);
+  return kMinFrameLen;
+}
+
+// IPv4 header accessors, offsets relative to the IP header.
+namespace ipv4 {
+inline constexpr size_t kOffVerIhl = 0, kOffTos = 1, kOffTotLen = 2, kOffId = 4, kOffFrag = 6,
+                        kOffTtl = 8, kOffProto = 9, kOffCsum = 10, kOffSrc = 12, kOffDst = 16;
+inline constexpr uint16_t kFragMask = 0x3fff;  // MF flag + offset
+}  // namespace ipv4
+
+namespace icmp {
+inline constexpr uint8_t kEchoReply = 0;
+inline constexpr uint8_t kEchoRequest = 8;
+}  // namespace icmp
+
+}  // namespace dp
