@@ -159,7 +159,7 @@ std::string Dataplane::init(const Params& p) {
   return "";
 }
 
-std::string Dataplane::start(std::unique_ptr<Snapshot> first) {
+std::string Dataplane::start(std::unique_ptr<Snapshot> first, bool launch) {
   current_.store(first.release(), std::memory_order_release);
   for (auto& st : ports_) {
     if (int rc = rte_eth_dev_start(st.port_id); rc != 0)
@@ -168,6 +168,7 @@ std::string Dataplane::start(std::unique_ptr<Snapshot> first) {
   started_ports_ = true;
   poll_links();
   stop_.store(false);
+  if (!launch) return "";
   launch_args_.clear();
   launch_args_.reserve(workers_.size());
   for (auto& w : workers_) launch_args_.push_back({this, w.get()});
@@ -182,8 +183,11 @@ std::string Dataplane::start(std::unique_ptr<Snapshot> first) {
 void Dataplane::stop() {
   if (running_) {
     stop_.store(true, std::memory_order_release);
-    for (auto& w : workers_) rte_eal_wait_lcore(w->lcore);
+    for (auto& w : workers_) rte_eal_wait_lcore(w->lcore);  // each goes offline itself
     running_ = false;
+  } else if (qsbr_) {
+    // Readers attached by a caller driving poll_once() on this thread.
+    for (auto& w : workers_) rte_rcu_qsbr_thread_offline(qsbr_, w->index);
   }
   for (auto& st : ports_) {
     if (started_ports_) rte_eth_dev_stop(st.port_id);
@@ -208,7 +212,8 @@ void Dataplane::stop() {
 void Dataplane::publish(std::unique_ptr<Snapshot> next) {
   Snapshot* old = current_.exchange(next.release(), std::memory_order_acq_rel);
   // Every online worker passes a quiescent point once per loop; after that none holds `old`.
-  if (qsbr_) rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  // Without launched workers the caller drives poll_once() on this very thread, between calls.
+  if (qsbr_ && running_) rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
   delete old;
 }
 
@@ -319,40 +324,49 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   for (uint16_t i = 0; i < n && i < kPrefetch; ++i)
     rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   const PortView& pv = s.ports[port_index];
-  uint64_t bytes = 0;
+  // Frees and control events are batched per burst: one bulk free, one ring enqueue.
+  rte_mbuf* to_free[kMaxBurst];
+  NeighborEvent events[kMaxBurst];
+  uint16_t n_free = 0, n_events = 0;
+  uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetch < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetch], void*));
     rte_mbuf* m = pkts[i];
     bytes += m->pkt_len;
     LocalResult r = handle_local(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, pv, w.stats);
     if (r.learned) {
-      NeighborEvent ev;
+      NeighborEvent& ev = events[n_events++];
       ev.port = port_index;
       ev.targeted = r.hint.targeted ? 1 : 0;
       ev.ip = r.hint.ip;
       ev.mac = r.hint.mac;
-      if (rte_ring_mp_enqueue_elem(events_, &ev, sizeof(ev)) == 0)
-        w.stats.neighbor_events.add();
-      else
-        w.stats.drop(Drop::kPuntRingFull);
     }
     switch (r.verdict) {
       case Verdict::kTransmit:
-        w.stats.tx_packets.add();
-        w.stats.tx_bytes.add(m->pkt_len);
+        ++n_tx;
+        tx_bytes += m->pkt_len;
         rte_eth_tx_buffer(w.port_ids[port_index], w.txq, w.tx_buffer[port_index], m);
         break;
       case Verdict::kDrop:
         w.stats.drop(r.reason);
-        rte_pktmbuf_free(m);
+        to_free[n_free++] = m;
         break;
       case Verdict::kConsumed:
-        rte_pktmbuf_free(m);
+        to_free[n_free++] = m;
         break;
     }
   }
+  if (n_free) rte_pktmbuf_free_bulk(to_free, n_free);
+  if (n_events) {
+    unsigned sent = rte_ring_mp_enqueue_burst_elem(events_, events, sizeof(NeighborEvent),
+                                                   n_events, nullptr);
+    w.stats.neighbor_events.add(sent);
+    if (sent < n_events) w.stats.drop(Drop::kPuntRingFull, n_events - sent);
+  }
   w.stats.rx_packets.add(n);
   w.stats.rx_bytes.add(bytes);
+  w.stats.tx_packets.add(n_tx);
+  w.stats.tx_bytes.add(tx_bytes);
 }
 
 }  // namespace dp

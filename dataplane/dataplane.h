@@ -96,7 +96,9 @@ class Dataplane {
   // Returns "" or a message naming the port/queue and the DPDK error.
   std::string init(const Params& p);
   // Publishes the first snapshot, starts the ports and launches workers on their lcores.
-  std::string start(std::unique_ptr<Snapshot> first);
+  // launch = false leaves the workers to a caller that drives poll_once() itself (packet tests,
+  // benchmarks): it must call attach_reader() first.
+  std::string start(std::unique_ptr<Snapshot> first, bool launch = true);
   // Signals the workers to stop, waits for them, stops and closes the ports. Idempotent.
   void stop();
 

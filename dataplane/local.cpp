@@ -1,0 +1,185 @@
+#include "dataplane/local.h"
+
+namespace dp {
+
+namespace {
+
+// n_addrs comes from a published snapshot; clamp it so a bad value can never index past addrs[].
+uint32_t addr_count(const PortView& p) noexcept {
+  return p.n_addrs < kMaxPortAddrs ? p.n_addrs : kMaxPortAddrs;
+}
+
+uint32_t prefix_mask(uint8_t len) noexcept {
+  if (len == 0) return 0;
+  if (len >= 32) return 0xffffffffu;
+  return ~uint32_t{0} << (32 - len);
+}
+
+LocalResult drop(Drop reason) noexcept {
+  LocalResult r;
+  r.verdict = Verdict::kDrop;
+  r.reason = reason;
+  return r;
+}
+
+LocalResult handle_arp(uint8_t* f, uint32_t len, const PortView& port,
+                       WorkerStats& stats) noexcept {
+  if (len < kEthHdrLen + kArpLen) return drop(Drop::kTooShort);
+  uint8_t* a = f + kEthHdrLen;
+  if (load_be16(a + arp::kOffHtype) != arp::kHtypeEthernet ||
+      load_be16(a + arp::kOffPtype) != kEtherTypeIpv4 || a[arp::kOffHlen] != 6 ||
+      a[arp::kOffPlen] != 4) {
+    return drop(Drop::kArpMalformed);
+  }
+  const uint16_t op = load_be16(a + arp::kOffOp);
+  if (op != arp::kOpRequest && op != arp::kOpReply) {
+    // RARP, InARP and friends: well-formed ARP we do not speak. Counted so they are visible.
+    stats.arp_other_in.add();
+    return drop(Drop::kArpMalformed);
+  }
+
+  const Mac sha = load_mac(a + arp::kOffSha);
+  const uint32_t spa = load_be32(a + arp::kOffSpa);
+  const uint32_t tpa = load_be32(a + arp::kOffTpa);
+  const bool for_us = port.owns(tpa);
+
+  LocalResult r;
+  // spa == 0 is an RFC 5227 probe: the sender has no address yet, so there is nothing to learn.
+  // A multicast sha would poison the table with an address no unicast can reach.
+  if (spa != 0 && !is_multicast(sha) && port.on_link(spa)) {
+    r.learned = true;
+    r.hint.ip = spa;
+    r.hint.mac = sha;
+    // Gratuitous ARP (spa == tpa) announces the sender; it asks us nothing, so it must not be
+    // allowed to create entries.
+    r.hint.targeted = for_us && spa != tpa;
+  }
+
+  if (op == arp::kOpReply) {
+    stats.arp_replies_in.add();
+    r.verdict = Verdict::kConsumed;
+    return r;
+  }
+
+  stats.arp_requests_in.add();
+  if (!for_us) {
+    r.verdict = Verdict::kDrop;
+    r.reason = Drop::kArpNotOurs;
+    return r;
+  }
+
+  // Turn the request around in place; the frame keeps its length (and any padding).
+  write_eth(f, sha, port.mac, kEtherTypeArp);
+  store_be16(a + arp::kOffOp, arp::kOpReply);
+  store_mac(a + arp::kOffTha, sha);
+  store_be32(a + arp::kOffTpa, spa);
+  store_mac(a + arp::kOffSha, port.mac);
+  store_be32(a + arp::kOffSpa, tpa);
+  stats.arp_replies_out.add();
+  r.verdict = Verdict::kTransmit;
+  return r;
+}
+
+LocalResult handle_icmp(uint8_t* f, uint8_t* ip, uint32_t ihl_bytes, uint32_t tot_len,
+                        const PortView& port, WorkerStats& stats) noexcept {
+  const uint32_t icmp_len = tot_len - ihl_bytes;
+  if (icmp_len < kIcmpHdrLen) return drop(Drop::kIcmpMalformed);
+  uint8_t* ic = ip + ihl_bytes;
+  if (csum(ic, icmp_len) != 0) return drop(Drop::kIcmpChecksum);
+  if (ic[0] != icmp::kEchoRequest || ic[1] != 0) return drop(Drop::kIcmpUnhandled);
+  stats.icmp_echo_in.add();
+
+  // Only the type/code word changes (8/0 -> 0/0), so update the checksum incrementally
+  // (RFC 1624 eqn. 3) instead of summing a payload of up to 1480 bytes again.
+  const uint16_t old_word = load_be16(ic);
+  ic[0] = icmp::kEchoReply;
+  const uint16_t new_word = load_be16(ic);
+  uint32_t sum = static_cast<uint16_t>(~load_be16(ic + 2)) +
+                 static_cast<uint32_t>(static_cast<uint16_t>(~old_word)) + new_word;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  store_be16(ic + 2, static_cast<uint16_t>(~sum));
+
+  uint8_t tmp[4];
+  std::memcpy(tmp, ip + ipv4::kOffSrc, 4);
+  std::memcpy(ip + ipv4::kOffSrc, ip + ipv4::kOffDst, 4);
+  std::memcpy(ip + ipv4::kOffDst, tmp, 4);
+  ip[ipv4::kOffTtl] = 64;
+  store_be16(ip + ipv4::kOffCsum, 0);
+  store_be16(ip + ipv4::kOffCsum, csum(ip, ihl_bytes));
+
+  write_eth(f, EthView::src(f), port.mac, kEtherTypeIpv4);
+  stats.icmp_echo_out.add();
+  LocalResult r;
+  r.verdict = Verdict::kTransmit;
+  return r;
+}
+
+LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
+                        WorkerStats& stats) noexcept {
+  if (len < kEthHdrLen + kIpv4MinHdrLen) return drop(Drop::kTooShort);
+  uint8_t* ip = f + kEthHdrLen;
+  if ((ip[ipv4::kOffVerIhl] >> 4) != 4) return drop(Drop::kIpv4Malformed);
+  const uint32_t ihl_bytes = (ip[ipv4::kOffVerIhl] & 0x0fu) * 4u;
+  if (ihl_bytes < kIpv4MinHdrLen) return drop(Drop::kIpv4Malformed);
+  if (kEthHdrLen + ihl_bytes > len) return drop(Drop::kTooShort);
+  const uint32_t tot_len = load_be16(ip + ipv4::kOffTotLen);
+  if (tot_len < ihl_bytes) return drop(Drop::kIpv4Malformed);
+  // Bytes past tot_len are Ethernet padding: ignored, and left untouched in a reply.
+  if (kEthHdrLen + tot_len > len) return drop(Drop::kTooShort);
+  if (csum(ip, ihl_bytes) != 0) return drop(Drop::kIpv4Checksum);
+  // Before fragments and options, so traffic that is not ours is counted as such.
+  if (!port.owns(load_be32(ip + ipv4::kOffDst))) return drop(Drop::kIpv4NotLocal);
+  if ((load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0) return drop(Drop::kIpv4Fragment);
+  if (ihl_bytes != kIpv4MinHdrLen) return drop(Drop::kIpv4Options);
+  if (ip[ipv4::kOffTtl] == 0) return drop(Drop::kIpv4Ttl);
+
+  switch (ip[ipv4::kOffProto]) {
+    case kIpProtoIcmp:
+      return handle_icmp(f, ip, ihl_bytes, tot_len, port, stats);
+    default:
+      return drop(Drop::kL4Unhandled);
+  }
+}
+
+}  // namespace
+
+bool PortView::owns(uint32_t ip) const noexcept {
+  const uint32_t n = addr_count(*this);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (addrs[i] == ip) return true;
+  }
+  return false;
+}
+
+bool PortView::on_link(uint32_t ip) const noexcept {
+  if (ip == 0 || ip == 0xffffffffu) return false;
+  const uint32_t n = addr_count(*this);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t mask = prefix_mask(prefix_len[i]);
+    if ((ip & mask) != (addrs[i] & mask)) continue;
+    // /31 and /32 have no directed broadcast (RFC 3021).
+    if (prefix_len[i] <= 30 && (ip | mask) == 0xffffffffu) continue;
+    return true;
+  }
+  return false;
+}
+
+LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
+                         WorkerStats& stats) noexcept {
+  if (len < kEthHdrLen) return drop(Drop::kTooShort);
+  const uint16_t type = EthView::type(frame);
+  if (type == kEtherTypeVlan) return drop(Drop::kVlanTagged);
+  if (type != kEtherTypeArp && type != kEtherTypeIpv4) return drop(Drop::kEtherType);
+
+  const Mac dst = EthView::dst(frame);
+  if (dst == port.mac) {
+    return type == kEtherTypeArp ? handle_arp(frame, len, port, stats)
+                                 : handle_ipv4(frame, len, port, stats);
+  }
+  // Broadcast is accepted for ARP only: RFC 1122 3.3.6 has hosts discard unicast IP datagrams
+  // that arrive as link-layer broadcast. Other multicast groups are not joined (yet).
+  if (dst == kBroadcastMac && type == kEtherTypeArp) return handle_arp(frame, len, port, stats);
+  return drop(Drop::kNotOurMac);
+}
+
+}  // namespace dp
