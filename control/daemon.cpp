@@ -4,12 +4,14 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_pdump.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <prometheus/exposer.h>
 
 #include "control/api.h"
@@ -93,6 +95,12 @@ int Daemon::run(const std::string& prog) {
     return 1;
   }
 
+  // A primary with a file prefix serves secondary processes: dpdk-proc-info, dpdk-dumpcap.
+  const bool shared = cfg_.eal.hugepages && !cfg_.eal.in_memory;
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
+  if (shared && rte_pdump_init() != 0)
+    log_warning(std::string("packet capture (rte_pdump) unavailable: ") + rte_strerror(rte_errno));
+
   int rc = 0;
   dp_ = std::make_unique<dp::Dataplane>();
   dp::Params params;
@@ -174,7 +182,13 @@ int Daemon::run(const std::string& prog) {
   dp_.reset();
   api_->close();
   close(sfd);
+  if (shared) rte_pdump_uninit();
   rte_eal_cleanup();
+  // The EAL leaves its runtime directory behind; a clean stop leaves nothing.
+  if (shared && !runtime_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(runtime_dir, ec);
+  }
   log_info(rc == 0 ? "stopped" : "exiting after an error");
   return rc;
 }

@@ -1,0 +1,1113 @@
+// Unit tests for config/parser.cpp: the model it produces, every error it reports (with the exact
+// line), the example configs, and which changes a reload refuses.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "config/model.h"
+
+#ifndef TANDEM_SOURCE_DIR
+#error "TANDEM_SOURCE_DIR must point at the source tree (see tests/unit/meson.build)"
+#endif
+
+namespace cfg {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+// Line 1 of every small config below: the one required port.
+constexpr const char* kOnePort = "ports = ( { name = \"p0\"; device = \"net_ring0\"; } );\n";
+
+Strings errors_of(const LoadResult& r) {
+  Strings out;
+  for (const auto& e : r.errors) out.push_back(e.str());
+  EXPECT_EQ(r.config.has_value(), out.empty()) << "a config must come with no errors";
+  return out;
+}
+
+Strings errors(const std::string& text) {
+  return errors_of(load_string(text, "t.conf"));
+}
+
+// Errors of kOnePort followed by `rest`, whose first line is line 2.
+Strings errors_after_port(const std::string& rest) {
+  return errors(kOnePort + rest);
+}
+
+Config load_ok(const std::string& text) {
+  auto r = load_string(text, "t.conf");
+  EXPECT_EQ(errors_of(r), Strings{});
+  return r.config.value_or(Config{});
+}
+
+uint32_t ip(const char* s) {
+  return parse_ipv4(s).value();
+}
+
+std::string source(const std::string& rel) {
+  return std::string(TANDEM_SOURCE_DIR) + "/" + rel;
+}
+
+// A scratch directory removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/tandem-config-test-XXXXXX";
+    const char* d = mkdtemp(tmpl);
+    path_ = d != nullptr ? d : "/tmp";
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string p = path_ + "/" + name;
+    std::ofstream(p) << text;
+    return p;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+constexpr const char* kFull = R"(node = "lb-1";
+eal = {
+  memory_mb = 512;
+  hugepages = true;
+  in_memory = false;
+  file_prefix = "tdm1";
+  log_level = "debug";
+  args = [ "--log-level=pmd.net.af_packet:debug", "--no-telemetry" ];
+};
+dataplane = {
+  control_core = 3;
+  worker_cores = [ 5, 4 ];
+  idle = "busy";
+  idle_sleep_max_us = 500;
+  burst = 64;
+  mbufs = 8191;
+  mbuf_cache = 128;
+};
+ports = (
+  {
+    name = "front0";
+    device = "0000:03:00.0";
+    addresses = [ "192.0.2.2/24", "10.1.2.3" ];
+    mtu = 9000;
+    rx_desc = 2048;
+    tx_desc = 512;
+  },
+  {
+    name = "back0";
+    device = "net_af_packet1,iface=back0";
+  }
+);
+neighbors = {
+  reachable_ms = 60000;
+  probe_interval_ms = 500;
+  probes = 5;
+  max_entries = 1024;
+  static = (
+    { port = "back0"; ip = "198.51.100.11"; mac = "02:00:00:00:00:11"; },
+    { port = "front0"; ip = "192.0.2.10"; mac = "0A:bc:DE:f0:12:34"; }
+  );
+};
+arp = { garp_count = 0; garp_interval_ms = 50; };
+control = { socket = "/run/x/y.sock"; };
+metrics = { enabled = false; listen = "[::1]:9100"; };
+)";
+
+TEST(ConfigModel, FullConfigReadsEveryField) {
+  const Config c = load_ok(kFull);
+  EXPECT_EQ(c.file, "t.conf");
+  EXPECT_EQ(c.node, "lb-1");
+
+  EXPECT_EQ(c.eal.line, 2);
+  EXPECT_EQ(c.eal.memory_mb, 512u);
+  EXPECT_TRUE(c.eal.hugepages);
+  EXPECT_FALSE(c.eal.in_memory);
+  EXPECT_EQ(c.eal.file_prefix, "tdm1");
+  EXPECT_EQ(c.eal.log_level, "debug");
+  EXPECT_EQ(c.eal.args, (Strings{"--log-level=pmd.net.af_packet:debug", "--no-telemetry"}));
+
+  EXPECT_EQ(c.dataplane.line, 10);
+  EXPECT_EQ(c.dataplane.control_core, 3u);
+  EXPECT_EQ(c.dataplane.worker_cores, (std::vector<uint32_t>{5, 4}));
+  EXPECT_EQ(c.dataplane.idle, IdleMode::kBusy);
+  EXPECT_EQ(c.dataplane.idle_sleep_max_us, 500u);
+  EXPECT_EQ(c.dataplane.burst, 64u);
+  EXPECT_EQ(c.dataplane.mbufs, 8191u);
+  EXPECT_EQ(c.dataplane.mbuf_cache, 128u);
+
+  ASSERT_EQ(c.ports.size(), 2u);
+  const Port& f = c.ports[0];
+  EXPECT_EQ(f.line, 20);
+  EXPECT_EQ(f.name, "front0");
+  EXPECT_EQ(f.device, "0000:03:00.0");
+  EXPECT_TRUE(f.is_pci);
+  ASSERT_EQ(f.addresses.size(), 2u);
+  EXPECT_EQ(f.addresses[0], (Ipv4Prefix{0xc0000202, 24}));
+  EXPECT_EQ(f.addresses[1], (Ipv4Prefix{0x0a010203, 32}));
+  EXPECT_EQ(f.mtu, 9000);
+  EXPECT_EQ(f.rx_desc, 2048);
+  EXPECT_EQ(f.tx_desc, 512);
+  const Port& b = c.ports[1];
+  EXPECT_EQ(b.line, 28);
+  EXPECT_EQ(b.name, "back0");
+  EXPECT_EQ(b.device, "net_af_packet1,iface=back0");
+  EXPECT_FALSE(b.is_pci);
+  EXPECT_TRUE(b.addresses.empty());
+  EXPECT_EQ(b.mtu, 1500);
+  EXPECT_EQ(b.rx_desc, 1024);
+  EXPECT_EQ(b.tx_desc, 1024);
+
+  EXPECT_EQ(c.neighbors.line, 33);
+  EXPECT_EQ(c.neighbors.reachable_ms, 60000u);
+  EXPECT_EQ(c.neighbors.probe_interval_ms, 500u);
+  EXPECT_EQ(c.neighbors.probes, 5u);
+  EXPECT_EQ(c.neighbors.max_entries, 1024u);
+  ASSERT_EQ(c.neighbors.statics.size(), 2u);
+  EXPECT_EQ(c.neighbors.statics[0].line, 39);
+  EXPECT_EQ(c.neighbors.statics[0].port, "back0");
+  EXPECT_EQ(c.neighbors.statics[0].ip, ip("198.51.100.11"));
+  EXPECT_EQ(c.neighbors.statics[0].mac, (Mac{0x02, 0, 0, 0, 0, 0x11}));
+  EXPECT_EQ(c.neighbors.statics[1].line, 40);
+  EXPECT_EQ(c.neighbors.statics[1].port, "front0");
+  EXPECT_EQ(c.neighbors.statics[1].ip, 0xc000020au);
+  EXPECT_EQ(c.neighbors.statics[1].mac, (Mac{0x0a, 0xbc, 0xde, 0xf0, 0x12, 0x34}));
+
+  EXPECT_EQ(c.arp.line, 43);
+  EXPECT_EQ(c.arp.garp_count, 0u);
+  EXPECT_EQ(c.arp.garp_interval_ms, 50u);
+  EXPECT_EQ(c.control.line, 44);
+  EXPECT_EQ(c.control.socket, "/run/x/y.sock");
+  EXPECT_EQ(c.metrics.line, 45);
+  EXPECT_FALSE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.listen, "[::1]:9100");
+}
+
+TEST(ConfigModel, DefaultsWhenOptionalGroupsAreMissing) {
+  const Config c = load_ok(R"(ports = (
+  { name = "p0"; device = "net_null0"; }
+);
+)");
+  const Config d;
+  EXPECT_EQ(c.node, "tandem");
+  EXPECT_EQ(c.eal.line, 0);
+  EXPECT_EQ(c.eal.memory_mb, 256u);
+  EXPECT_TRUE(c.eal.hugepages);
+  EXPECT_TRUE(c.eal.in_memory);
+  EXPECT_EQ(c.eal.file_prefix, "tandem");
+  EXPECT_EQ(c.eal.log_level, "notice");
+  EXPECT_TRUE(c.eal.args.empty());
+  EXPECT_EQ(c.dataplane.line, 0);
+  EXPECT_EQ(c.dataplane.control_core, 0u);
+  EXPECT_EQ(c.dataplane.worker_cores, (std::vector<uint32_t>{1}));
+  EXPECT_EQ(c.dataplane.idle, IdleMode::kAdaptive);
+  EXPECT_EQ(c.dataplane.idle_sleep_max_us, 200u);
+  EXPECT_EQ(c.dataplane.burst, 32u);
+  EXPECT_EQ(c.dataplane.mbufs, 16383u);
+  EXPECT_EQ(c.dataplane.mbuf_cache, 256u);
+  ASSERT_EQ(c.ports.size(), 1u);
+  EXPECT_EQ(c.ports[0].line, 2);
+  EXPECT_EQ(c.ports[0].mtu, 1500);
+  EXPECT_EQ(c.ports[0].rx_desc, 1024);
+  EXPECT_EQ(c.ports[0].tx_desc, 1024);
+  EXPECT_TRUE(c.ports[0].addresses.empty());
+  EXPECT_EQ(c.neighbors.line, 0);
+  EXPECT_EQ(c.neighbors.reachable_ms, 30000u);
+  EXPECT_EQ(c.neighbors.probe_interval_ms, 1000u);
+  EXPECT_EQ(c.neighbors.probes, 3u);
+  EXPECT_EQ(c.neighbors.max_entries, 65536u);
+  EXPECT_TRUE(c.neighbors.statics.empty());
+  EXPECT_EQ(c.arp.garp_count, 3u);
+  EXPECT_EQ(c.arp.garp_interval_ms, 1000u);
+  EXPECT_EQ(c.control.socket, "/run/tandem/tandem.sock");
+  EXPECT_TRUE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.listen, "127.0.0.1:9469");
+  EXPECT_EQ(c.metrics.listen, d.metrics.listen);
+}
+
+TEST(ConfigModel, EmptyGroupsKeepDefaultsAndRecordTheirLine) {
+  const Config c =
+      load_ok(std::string(kOnePort) + "eal = {};\ndataplane = {};\nneighbors = {\n};\n");
+  EXPECT_EQ(c.eal.line, 2);
+  EXPECT_EQ(c.eal.memory_mb, 256u);
+  EXPECT_EQ(c.dataplane.line, 3);
+  EXPECT_EQ(c.dataplane.worker_cores, (std::vector<uint32_t>{1}));
+  EXPECT_EQ(c.neighbors.line, 4);
+}
+
+TEST(ConfigModel, StaticIsAnAcceptedSettingName) {
+  const Config c = load_ok(std::string(kOnePort) +
+                           "neighbors = { static = ( { port = \"p0\"; ip = \"10.0.0.1\"; "
+                           "mac = \"02:00:00:00:00:01\"; } ); };\n");
+  ASSERT_EQ(c.neighbors.statics.size(), 1u);
+  EXPECT_EQ(c.neighbors.statics[0].line, 2);
+}
+
+TEST(ConfigModel, DevicesPciAndVdev) {
+  struct Case {
+    const char* device;
+    bool is_pci;
+  };
+  for (const Case& k :
+       {Case{"0000:03:00.0", true}, Case{"0000:AF:1f.7", true}, Case{"03:00.1", true},
+        Case{"net_af_packet0,iface=front0", false}, Case{"net_ring0", false},
+        Case{"net_null0", false}, Case{"net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap", false},
+        Case{"net_tap0,iface=x", false}, Case{"net_af_xdp12,iface=veth1", false}}) {
+    const Config c =
+        load_ok(std::string("ports = ( { name = \"p\"; device = \"") + k.device + "\"; } );\n");
+    ASSERT_EQ(c.ports.size(), 1u) << k.device;
+    EXPECT_EQ(c.ports[0].is_pci, k.is_pci) << k.device;
+    EXPECT_EQ(c.ports[0].device, k.device);
+  }
+}
+
+TEST(ConfigModel, ScalarSequencesMayBeListsToo) {
+  const Config c = load_ok(std::string(kOnePort) + "dataplane = { worker_cores = ( 1, 2 ); };\n");
+  EXPECT_EQ(c.dataplane.worker_cores, (std::vector<uint32_t>{1, 2}));
+}
+
+TEST(ConfigModel, Int64LiteralsAreIntegers) {
+  const Config c = load_ok(std::string(kOnePort) + "neighbors = { max_entries = 4096L; };\n");
+  EXPECT_EQ(c.neighbors.max_entries, 4096u);
+}
+
+TEST(ConfigModel, HugepagesOffWithoutInMemoryIsFine) {
+  const Config c =
+      load_ok(std::string(kOnePort) + "eal = { hugepages = false; in_memory = false; };\n");
+  EXPECT_FALSE(c.eal.hugepages);
+  EXPECT_FALSE(c.eal.in_memory);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syntax and files
+
+TEST(ConfigErrors, SyntaxErrorWithLine) {
+  EXPECT_EQ(errors("node = \"a\";\n\neal = { memory_mb = ; };\n"),
+            (Strings{"t.conf:3: syntax error"}));
+}
+
+TEST(ConfigErrors, SyntaxErrorCarriesLibconfigText) {
+  EXPECT_EQ(errors("node = \"a\";\nnode = \"b\";\n"),
+            (Strings{"t.conf:2: syntax error: duplicate setting name"}));
+}
+
+TEST(ConfigErrors, NulByteIsASyntaxError) {
+  EXPECT_EQ(errors(std::string("node = \"a\";\n\n", 13) + std::string(1, '\0')),
+            (Strings{"t.conf:3: syntax error: NUL byte (not a text file?)"}));
+}
+
+TEST(ConfigErrors, MissingFileCannotBeRead) {
+  const auto r = load_file("/nonexistent/tandem.conf");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(errors_of(r),
+            (Strings{"/nonexistent/tandem.conf: cannot read: No such file or directory"}));
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 0);
+}
+
+TEST(ConfigErrors, DirectoryCannotBeRead) {
+  TempDir dir;
+  EXPECT_EQ(errors_of(load_file(dir.path())),
+            (Strings{dir.path() + ": cannot read: Is a directory"}));
+}
+
+TEST(ConfigErrors, UnreadableFileCannotBeRead) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
+  TempDir dir;
+  const std::string p = dir.write("locked.conf", kOnePort);
+  ASSERT_EQ(chmod(p.c_str(), 0), 0);
+  EXPECT_EQ(errors_of(load_file(p)), (Strings{p + ": cannot read: Permission denied"}));
+}
+
+TEST(ConfigErrors, FileErrorsNameTheFile) {
+  TempDir dir;
+  const std::string p =
+      dir.write("x.conf", std::string(kOnePort) + "dataplane = { burst = 0; };\n");
+  EXPECT_EQ(errors_of(load_file(p)),
+            (Strings{p + ":2: 'dataplane.burst' = 0 is out of range 1..256"}));
+  const std::string q = dir.write("y.conf", "ports = (\n");
+  ASSERT_EQ(load_file(q).errors.size(), 1u);
+  EXPECT_EQ(load_file(q).errors[0].file, q);
+  EXPECT_NE(load_file(q).errors[0].message.find("syntax error"), std::string::npos);
+}
+
+TEST(ConfigErrors, IncludedFilesAreReadRelativeToTheConfigAndNamedInErrors) {
+  TempDir dir;
+  const std::string inc = dir.write("dp.conf", "dataplane = {\n  burst = 999;\n};\n");
+  const std::string p = dir.write("main.conf", std::string(kOnePort) + "@include \"dp.conf\"\n");
+  EXPECT_EQ(errors_of(load_file(p)),
+            (Strings{inc + ":2: 'dataplane.burst' = 999 is out of range 1..256"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys
+
+TEST(ConfigErrors, UnknownKeySuggestsTheClosestKnownKey) {
+  EXPECT_EQ(errors_after_port(R"(dataplane = {
+  burst = 32;
+  idel = "busy";
+};
+)"),
+            (Strings{"t.conf:4: unknown key 'dataplane.idel' (did you mean 'idle'?)"}));
+}
+
+TEST(ConfigErrors, UnknownKeysAtEveryLevel) {
+  EXPECT_EQ(errors(R"(neighbours = {};
+ports = (
+  { name = "p0"; device = "net_ring0"; adresses = [ "10.0.0.1/24" ]; }
+);
+eal = { Memory_MB = 64; };
+neighbors = {
+  static = ( { port = "p0"; ip = "10.0.0.9"; mac = "02:00:00:00:00:01"; weight = 1; } );
+};
+metrics = { enable = true; };
+control = { path = "/run/x.sock"; };
+)"),
+            (Strings{
+                "t.conf:1: unknown key 'neighbours' (did you mean 'neighbors'?)",
+                "t.conf:3: unknown key 'ports[0].adresses' (did you mean 'addresses'?)",
+                "t.conf:5: unknown key 'eal.Memory_MB' (did you mean 'memory_mb'?)",
+                "t.conf:7: unknown key 'neighbors.static[0].weight'",
+                "t.conf:9: unknown key 'metrics.enable' (did you mean 'enabled'?)",
+                "t.conf:10: unknown key 'control.path'",
+            }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+TEST(ConfigErrors, WrongTypes) {
+  EXPECT_EQ(errors(R"(node = 7;
+eal = { hugepages = 1; args = "--foo"; };
+dataplane = {
+  burst = "32";
+  mbufs = 1.5;
+  worker_cores = [ "1" ];
+};
+ports = (
+  { name = "p0"; device = "net_ring0"; addresses = [ 10 ]; mtu = true; },
+  "p1"
+);
+arp = 3;
+metrics = { listen = 9469; };
+)"),
+            (Strings{
+                "t.conf:1: 'node' must be a string, got an integer",
+                "t.conf:2: 'eal.hugepages' must be a boolean (true or false), got an integer",
+                "t.conf:2: 'eal.args' must be an array [ ... ] of strings, got a string",
+                "t.conf:4: 'dataplane.burst' must be an integer, got a string",
+                "t.conf:5: 'dataplane.mbufs' must be an integer, got a float",
+                "t.conf:6: 'dataplane.worker_cores[0]' must be an integer, got a string",
+                "t.conf:9: 'ports[0].addresses[0]' must be a string, got an integer",
+                "t.conf:9: 'ports[0].mtu' must be an integer, got a boolean",
+                "t.conf:10: 'ports[1]' must be a group { ... }, got a string",
+                "t.conf:12: 'arp' must be a group { ... }, got an integer",
+                "t.conf:13: 'metrics.listen' must be a string, got an integer",
+            }));
+}
+
+TEST(ConfigErrors, PortsMustBeAListOfGroups) {
+  EXPECT_EQ(errors("node = \"a\";\nports = { name = \"p0\"; device = \"net_ring0\"; };\n"),
+            (Strings{"t.conf:2: 'ports' must be a list of groups ( { ... }, ... ), got a group"}));
+  EXPECT_EQ(errors("ports = [ \"p0\" ];\n"),
+            (Strings{"t.conf:1: 'ports' must be a list of groups ( { ... }, ... ), got an array"}));
+  EXPECT_EQ(errors_after_port("neighbors = { static = [ \"x\" ]; };\n"),
+            (Strings{"t.conf:2: 'neighbors.static' must be a list of groups ( { ... }, ... ), got "
+                     "an array"}));
+  EXPECT_EQ(errors_after_port("neighbors = { static = ( 1 ); };\n"),
+            (Strings{"t.conf:2: 'neighbors.static[0]' must be a group { ... }, got an integer"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges: every integer key, one below and one above its range, and both ends accepted.
+
+struct RangeCase {
+  const char* group;  // "" for a port key
+  const char* key;
+  int64_t lo;
+  int64_t hi;
+};
+
+std::string with_value(const RangeCase& k, int64_t v) {
+  const std::string value = std::to_string(v) + (v > INT32_MAX || v < INT32_MIN ? "L" : "");
+  if (std::string(k.group).empty()) {
+    return std::string("ports = (\n  { name = \"p0\"; device = \"net_ring0\";\n    ") + k.key +
+           " = " + value + "; }\n);\n";
+  }
+  return std::string(kOnePort) + k.group + " = {\n  " + k.key + " = " + value + ";\n};\n";
+}
+
+TEST(ConfigErrors, EveryIntegerKeyIsRangeChecked) {
+  const RangeCase cases[] = {
+      {"eal", "memory_mb", 16, 1048576},
+      {"dataplane", "idle_sleep_max_us", 1, 100000},
+      {"dataplane", "burst", 1, 256},
+      {"dataplane", "mbufs", 1023, 16777215},
+      {"dataplane", "mbuf_cache", 0, 512},
+      {"neighbors", "reachable_ms", 1000, 3600000},
+      {"neighbors", "probe_interval_ms", 10, 60000},
+      {"neighbors", "probes", 1, 100},
+      {"neighbors", "max_entries", 16, 16777216},
+      {"arp", "garp_count", 0, 100},
+      {"arp", "garp_interval_ms", 10, 60000},
+      {"", "mtu", 68, 9600},
+  };
+  for (const RangeCase& k : cases) {
+    const bool port = std::string(k.group).empty();
+    const std::string path =
+        port ? std::string("ports[0].") + k.key : std::string(k.group) + "." + k.key;
+    const std::string range = std::to_string(k.lo) + ".." + std::to_string(k.hi);
+    for (int64_t bad : {k.lo - 1, k.hi + 1}) {
+      EXPECT_EQ(errors(with_value(k, bad)),
+                (Strings{"t.conf:3: '" + path + "' = " + std::to_string(bad) + " is out of range " +
+                         range}));
+    }
+    for (int64_t good : {k.lo, k.hi}) {
+      EXPECT_EQ(errors(with_value(k, good)), Strings{}) << path << " = " << good;
+    }
+  }
+}
+
+TEST(ConfigErrors, CoreNumbersAreRangeChecked) {
+  EXPECT_EQ(errors_after_port("dataplane = { control_core = 128; worker_cores = [ 1, -1 ]; };\n"),
+            (Strings{"t.conf:2: 'dataplane.control_core' = 128 is out of range 0..127",
+                     "t.conf:2: 'dataplane.worker_cores[1]' = -1 is out of range 0..127"}));
+}
+
+TEST(ConfigErrors, DescriptorsAreRangeCheckedAndPowersOfTwo) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "p0"; device = "net_ring0";
+    rx_desc = 1000;
+    tx_desc = 32768; },
+  { name = "p1"; device = "net_ring1";
+    rx_desc = 32;
+    tx_desc = 16384; }
+);
+)"),
+            (Strings{"t.conf:3: 'ports[0].rx_desc' = 1000 must be a power of two",
+                     "t.conf:4: 'ports[0].tx_desc' = 32768 is out of range 64..16384",
+                     "t.conf:6: 'ports[1].rx_desc' = 32 is out of range 64..16384"}));
+}
+
+TEST(ConfigErrors, IntegersBeyond32BitsAreNotSilentlyWrapped) {
+  // libconfig 1.5 reads 4294983679 as 16383, a valid mbufs count.
+  EXPECT_EQ(errors_after_port("dataplane = {\n  burst = 32; mbufs = 4294983679;\n};\n"),
+            (Strings{"t.conf:3: 'dataplane.mbufs' = 4294983679 is out of range 1023..16777215"}));
+  EXPECT_EQ(errors_after_port("arp = { garp_count = -99999999999999999999; };\n"),
+            (Strings{"t.conf:2: 'arp.garp_count' = -99999999999999999999 is out of range 0..100"}));
+  // Numbers in strings and comments are not integers.
+  EXPECT_EQ(
+      errors_after_port("node = \"n99999999999\"; # 99999999999\narp = { garp_count = 2; };\n"),
+      Strings{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enumerations and names
+
+TEST(ConfigErrors, BadEnumsListTheAllowedValues) {
+  EXPECT_EQ(errors_after_port(R"(dataplane = { idle = "lazy"; };
+eal = {
+  log_level = "verbose";
+};
+)"),
+            (Strings{"t.conf:2: 'dataplane.idle' = \"lazy\" is not one of: busy, adaptive",
+                     "t.conf:4: 'eal.log_level' = \"verbose\" is not one of: emerg, alert, crit, "
+                     "error, warning, notice, info, debug"}));
+}
+
+TEST(ConfigErrors, NodeName) {
+  EXPECT_EQ(errors_after_port("node = \"\";\n"), (Strings{"t.conf:2: 'node' must not be empty"}));
+  EXPECT_EQ(errors_after_port("node = \"lb 1\";\n"),
+            (Strings{"t.conf:2: 'node' = \"lb 1\" may only contain A-Z a-z 0-9 . _ -"}));
+  EXPECT_EQ(errors_after_port("node = \"lb/1\";\n"),
+            (Strings{"t.conf:2: 'node' = \"lb/1\" may only contain A-Z a-z 0-9 . _ -"}));
+  EXPECT_EQ(errors_after_port("node = \"Lb_1.fra-2\";\n"), Strings{});
+}
+
+TEST(ConfigErrors, FilePrefixAndPortNamesAreNames) {
+  EXPECT_EQ(
+      errors(R"(eal = { file_prefix = "../x"; };
+ports = ( { name = "front 0"; device = "net_ring0"; } );
+)"),
+      (Strings{"t.conf:1: 'eal.file_prefix' = \"../x\" may only contain A-Z a-z 0-9 . _ -",
+               "t.conf:2: 'ports[0].name' = \"front 0\" may only contain A-Z a-z 0-9 . _ -"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Required keys
+
+TEST(ConfigErrors, PortsAreRequired) {
+  EXPECT_EQ(errors("node = \"a\";\n"),
+            (Strings{"t.conf: missing required key 'ports' (a list of at least one port)"}));
+  EXPECT_EQ(errors("node = \"a\";\nports = ();\n"),
+            (Strings{"t.conf:2: 'ports' must have at least one entry"}));
+}
+
+TEST(ConfigErrors, PortNeedsNameAndDevice) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "p0"; },
+  {
+    device = "net_ring1";
+  },
+  { mtu = 1500; }
+);
+)"),
+            (Strings{"t.conf:2: missing required key 'ports[0].device'",
+                     "t.conf:3: missing required key 'ports[1].name'",
+                     "t.conf:6: missing required key 'ports[2].name'",
+                     "t.conf:6: missing required key 'ports[2].device'"}));
+}
+
+TEST(ConfigErrors, StaticNeighborNeedsPortIpAndMac) {
+  EXPECT_EQ(errors_after_port(R"(neighbors = {
+  static = (
+    { ip = "10.0.0.9"; }
+  );
+};
+)"),
+            (Strings{"t.conf:4: missing required key 'neighbors.static[0].port'",
+                     "t.conf:4: missing required key 'neighbors.static[0].mac'"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+TEST(ConfigErrors, BadDevices) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "a"; device = "eth0"; },
+  { name = "b"; device = "0000:03:00.8"; },
+  { name = "c"; device = "0000:03:20.0"; },
+  { name = "d"; device = "net_af_packet,iface=x"; },
+  { name = "e"; device = "net_ring0,iface"; },
+  { name = "f"; device = "0000:3:00.0"; }
+);
+)"),
+            (Strings{
+                "t.conf:2: 'ports[0].device' = \"eth0\" is neither a PCI address (0000:03:00.0) "
+                "nor a DPDK vdev (net_<driver><n>[,key=value...], e.g. net_af_packet0,iface=eth0)",
+                "t.conf:3: 'ports[1].device' = \"0000:03:00.8\" is not a valid PCI address "
+                "(device 00..1f, function 0..7)",
+                "t.conf:4: 'ports[2].device' = \"0000:03:20.0\" is not a valid PCI address "
+                "(device 00..1f, function 0..7)",
+                "t.conf:5: 'ports[3].device' = \"net_af_packet,iface=x\" is neither a PCI "
+                "address (0000:03:00.0) nor a DPDK vdev (net_<driver><n>[,key=value...], e.g. "
+                "net_af_packet0,iface=eth0)",
+                "t.conf:6: 'ports[4].device' = \"net_ring0,iface\" is neither a PCI address "
+                "(0000:03:00.0) nor a DPDK vdev (net_<driver><n>[,key=value...], e.g. "
+                "net_af_packet0,iface=eth0)",
+                "t.conf:7: 'ports[5].device' = \"0000:3:00.0\" is neither a PCI address "
+                "(0000:03:00.0) nor a DPDK vdev (net_<driver><n>[,key=value...], e.g. "
+                "net_af_packet0,iface=eth0)",
+            }));
+}
+
+TEST(ConfigErrors, DuplicatePortNamesAndDevices) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_af_packet0,iface=front0"; },
+  { name = "front0"; device = "net_af_packet1,iface=back0"; },
+  { name = "back0"; device = "net_af_packet1,iface=other"; },
+  { name = "nic0"; device = "0000:03:00.0"; },
+  { name = "nic1"; device = "03:00.0"; }
+);
+)"),
+            (Strings{"t.conf:3: duplicate port name 'front0' (first defined on line 2)",
+                     "t.conf:4: device 'net_af_packet1' is already used by port 'front0' (line 3)",
+                     "t.conf:6: device '0000:03:00.0' is already used by port 'nic0' (line 5)"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+
+TEST(ConfigErrors, BadAddresses) {
+  EXPECT_EQ(errors(R"(ports = ( { name = "p0"; device = "net_ring0"; addresses = [
+  "192.0.2.300/24",
+  "192.0.2.1/33",
+  "192.0.2.1/",
+  "192.0.2.1/x",
+  "192.0.2.01/24",
+  "127.0.0.1/8",
+  "224.0.0.18/32",
+  "0.0.0.0/0",
+  "255.255.255.255/32",
+  "192.0.2.0/24",
+  "192.0.2.255/24",
+  "192.0.2.254/24",
+  "10.0.0.0/31",
+  "10.0.0.1/32"
+]; } );
+)"),
+            (Strings{
+                "t.conf:2: 'ports[0].addresses[0]' = \"192.0.2.300/24\" is not an IPv4 address "
+                "(expected A.B.C.D/LEN)",
+                "t.conf:3: 'ports[0].addresses[1]' = \"192.0.2.1/33\" has prefix length 33, out "
+                "of range 0..32",
+                "t.conf:4: 'ports[0].addresses[2]' = \"192.0.2.1/\" has a bad prefix length "
+                "(expected A.B.C.D/LEN, LEN 0..32)",
+                "t.conf:5: 'ports[0].addresses[3]' = \"192.0.2.1/x\" has a bad prefix length "
+                "(expected A.B.C.D/LEN, LEN 0..32)",
+                "t.conf:6: 'ports[0].addresses[4]' = \"192.0.2.01/24\" is not an IPv4 address "
+                "(expected A.B.C.D/LEN)",
+                "t.conf:7: 'ports[0].addresses[5]' = \"127.0.0.1/8\" is a loopback address, not "
+                "usable on a port",
+                "t.conf:8: 'ports[0].addresses[6]' = \"224.0.0.18/32\" is a multicast address, "
+                "not usable on a port",
+                "t.conf:9: 'ports[0].addresses[7]' = \"0.0.0.0/0\" is in 0.0.0.0/8 (this "
+                "network), not usable on a port",
+                "t.conf:10: 'ports[0].addresses[8]' = \"255.255.255.255/32\" is a reserved or "
+                "broadcast address, not usable on a port",
+                "t.conf:11: 'ports[0].addresses[9]' = \"192.0.2.0/24\" is the network address of "
+                "192.0.2.0/24",
+                "t.conf:12: 'ports[0].addresses[10]' = \"192.0.2.255/24\" is the broadcast "
+                "address of 192.0.2.0/24",
+            }));
+}
+
+TEST(ConfigErrors, ConflictingAddresses) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0";
+    addresses = [ "192.0.2.2/24",
+                  "192.0.2.2/25" ]; },
+  { name = "back0"; device = "net_ring1";
+    addresses = [ "192.0.2.2/24" ]; }
+);
+)"),
+            (Strings{"t.conf:4: address 192.0.2.2 is listed twice on port 'front0'",
+                     "t.conf:6: address 192.0.2.2 is already assigned to port 'front0' (line 3)"}));
+}
+
+TEST(ConfigErrors, LastStringOfAMultiLineArrayHasItsOwnLine) {
+  // libconfig itself reports the closing bracket's line for it.
+  EXPECT_EQ(errors(R"(ports = ( { name = "p0"; device = "net_ring0"; addresses = [
+  "192.0.2.2/24",
+  "192.0.2.2/24"
+
+]; } );
+)"),
+            (Strings{"t.conf:3: address 192.0.2.2 is listed twice on port 'p0'"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static neighbors
+
+TEST(ConfigErrors, StaticNeighbors) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; }
+);
+neighbors = {
+  max_entries = 16;
+  static = (
+    { port = "bak0"; ip = "198.51.100.11"; mac = "02:00:00:00:00:11"; },
+    { port = "back0"; ip = "198.51.100.11"; mac = "02:00:00:00:00:11"; },
+    { port = "back0";
+      ip = "198.51.100.11"; mac = "02:00:00:00:00:12"; },
+    { port = "front0"; ip = "198.51.100.11"; mac = "02:00:00:00:00:11"; },
+    { port = "front0"; ip = "192.0.2.2"; mac = "02:00:00:00:00:13"; },
+    { port = "front0"; ip = "192.0.2.9/32"; mac = "02:00:00:00:00:14"; },
+    { port = "front0"; ip = "192.0.2.10"; mac = "02:00:00:00:00"; },
+    { port = "front0"; ip = "192.0.2.11"; mac = "01:00:5e:00:00:01"; },
+    { port = "front0"; ip = "192.0.2.12"; mac = "00:00:00:00:00:00"; },
+    { port = "front0"; ip = "224.0.0.5"; mac = "02:00:00:00:00:15"; }
+  );
+};
+)"),
+            (Strings{
+                "t.conf:8: 'neighbors.static[0].port' = \"bak0\" is not a configured port (did "
+                "you mean 'back0'?)",
+                "t.conf:11: static neighbor 198.51.100.11 on port 'back0' is already defined on "
+                "line 9",
+                "t.conf:13: static neighbor 192.0.2.2 is one of our own addresses (port "
+                "'front0')",
+                "t.conf:14: 'neighbors.static[5].ip' = \"192.0.2.9/32\" is not an IPv4 address "
+                "(expected A.B.C.D)",
+                "t.conf:15: 'neighbors.static[6].mac' = \"02:00:00:00:00\" is not a MAC address "
+                "(expected xx:xx:xx:xx:xx:xx)",
+                "t.conf:16: 'neighbors.static[7].mac' = \"01:00:5e:00:00:01\" is not a unicast "
+                "MAC address",
+                "t.conf:17: 'neighbors.static[8].mac' = \"00:00:00:00:00:00\" is not a unicast "
+                "MAC address",
+                "t.conf:18: 'neighbors.static[9].ip' = \"224.0.0.5\" is a multicast address",
+            }));
+}
+
+TEST(ConfigErrors, MoreStaticNeighborsThanTheTableHolds) {
+  std::string text = std::string(kOnePort) + "neighbors = {\n  max_entries = 16;\n  static = (\n";
+  for (int i = 0; i < 17; ++i) {
+    text += std::string(i == 0 ? "" : ",") + "{ port = \"p0\"; ip = \"10.0.0." +
+            std::to_string(i + 1) + "\"; mac = \"02:00:00:00:00:01\"; }\n";
+  }
+  text += "  );\n};\n";
+  EXPECT_EQ(errors(text), (Strings{"t.conf:4: 'neighbors.static' has 17 entries, more than "
+                                   "'neighbors.max_entries' = 16"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cores
+
+TEST(ConfigErrors, WorkerCores) {
+  EXPECT_EQ(errors_after_port(R"(dataplane = {
+  control_core = 2;
+  worker_cores = [
+    1,
+    2,
+    3,
+    1
+  ];
+};
+)"),
+            (Strings{"t.conf:6: 'dataplane.worker_cores' contains core 2, which is "
+                     "'dataplane.control_core'",
+                     "t.conf:8: 'dataplane.worker_cores' lists core 1 twice"}));
+  EXPECT_EQ(errors_after_port("dataplane = { worker_cores = []; };\n"),
+            (Strings{"t.conf:2: 'dataplane.worker_cores' must have 1..64 entries, got 0"}));
+  std::string many = "dataplane = { control_core = 100; worker_cores = [ 0";
+  for (int i = 1; i < 65; ++i) many += ", " + std::to_string(i);
+  EXPECT_EQ(errors_after_port(many + " ]; };\n"),
+            (Strings{"t.conf:2: 'dataplane.worker_cores' must have 1..64 entries, got 65"}));
+}
+
+TEST(ConfigErrors, ControlCoreOnTheDefaultWorkerCore) {
+  EXPECT_EQ(errors_after_port("dataplane = {\n  control_core = 1;\n};\n"),
+            (Strings{"t.conf:3: 'dataplane.control_core' = 1 is also the default worker core: "
+                     "set 'dataplane.worker_cores'"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// EAL, control and metrics
+
+TEST(ConfigErrors, InMemoryNeedsHugepages) {
+  EXPECT_EQ(errors_after_port("eal = {\n  hugepages = false;\n  in_memory = true;\n};\n"),
+            (Strings{"t.conf:4: 'eal.in_memory' = true cannot be combined with 'eal.hugepages' = "
+                     "false: DPDK refuses --in-memory with --no-huge (set in_memory = false)"}));
+  EXPECT_EQ(errors_after_port("eal = {\n  hugepages = false;\n};\n"),
+            (Strings{"t.conf:3: 'eal.hugepages' = false needs 'eal.in_memory' = false (the "
+                     "default is true): DPDK refuses --in-memory with --no-huge"}));
+}
+
+TEST(ConfigErrors, ControlSocketMustBeAnAbsolutePath) {
+  EXPECT_EQ(errors_after_port("control = {\n  socket = \"run/tandem.sock\";\n};\n"),
+            (Strings{"t.conf:3: 'control.socket' = \"run/tandem.sock\" must be an absolute path"}));
+  EXPECT_EQ(errors_after_port("control = { socket = \"\"; };\n"),
+            (Strings{"t.conf:2: 'control.socket' = \"\" must be an absolute path"}));
+  EXPECT_EQ(errors_after_port("control = { socket = \"/" + std::string(107, 'x') + "\"; };\n"),
+            (Strings{"t.conf:2: 'control.socket' is 108 bytes long, more than a unix socket path "
+                     "can hold (107)"}));
+  EXPECT_EQ(errors_after_port("control = { socket = \"/" + std::string(106, 'x') + "\"; };\n"),
+            Strings{});
+}
+
+TEST(ConfigErrors, MetricsListenMustBeHostPort) {
+  for (const char* bad :
+       {"9469", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "localhost:9469",
+        ":9469", "127.0.0.1:94a9", "[::1:9469", "[]:9469", "[zz]:9469", "127.0.0.1:123456"}) {
+    EXPECT_EQ(errors_after_port(std::string("metrics = {\n  listen = \"") + bad + "\";\n};\n"),
+              (Strings{std::string("t.conf:3: 'metrics.listen' = \"") + bad +
+                       "\" is not HOST:PORT (e.g. 127.0.0.1:9469 or [::1]:9469, port 1..65535)"}));
+  }
+  for (const char* good :
+       {"0.0.0.0:9469", "127.0.0.1:1", "10.1.2.3:65535", "[::]:9469", "[fe80::1]:80"}) {
+    EXPECT_EQ(errors_after_port(std::string("metrics = { listen = \"") + good + "\"; };\n"),
+              Strings{})
+        << good;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many errors at once
+
+TEST(ConfigErrors, AllErrorsAreReportedInFileOrder) {
+  EXPECT_EQ(errors(R"(metrics = { listen = "nowhere"; };
+dataplane = {
+  burst = 0;
+  idel = "busy";
+};
+ports = (
+  { name = "p0"; device = "eth0"; mtu = 20; }
+);
+eal = { memory_mb = 1; };
+node = "";
+)"),
+            (Strings{
+                "t.conf:1: 'metrics.listen' = \"nowhere\" is not HOST:PORT (e.g. 127.0.0.1:9469 "
+                "or [::1]:9469, port 1..65535)",
+                "t.conf:3: 'dataplane.burst' = 0 is out of range 1..256",
+                "t.conf:4: unknown key 'dataplane.idel' (did you mean 'idle'?)",
+                "t.conf:7: 'ports[0].device' = \"eth0\" is neither a PCI address (0000:03:00.0) "
+                "nor a DPDK vdev (net_<driver><n>[,key=value...], e.g. net_af_packet0,iface=eth0)",
+                "t.conf:7: 'ports[0].mtu' = 20 is out of range 68..9600",
+                "t.conf:9: 'eal.memory_mb' = 1 is out of range 16..1048576",
+                "t.conf:10: 'node' must not be empty",
+            }));
+}
+
+TEST(ConfigErrors, ErrorStrFormats) {
+  EXPECT_EQ((Error{"a.conf", 12, "boom"}).str(), "a.conf:12: boom");
+  EXPECT_EQ((Error{"a.conf", 0, "boom"}).str(), "a.conf: boom");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shipped examples
+
+TEST(ConfigExamples, LabNodeA) {
+  const auto r = load_file(source("examples/lab/node-a.conf"));
+  ASSERT_EQ(errors_of(r), Strings{});
+  const Config& c = *r.config;
+  EXPECT_EQ(c.node, "a");
+  EXPECT_TRUE(c.eal.in_memory);
+  EXPECT_TRUE(c.eal.hugepages);
+  EXPECT_EQ(c.eal.memory_mb, 256u);
+  EXPECT_EQ(c.dataplane.control_core, 0u);
+  EXPECT_EQ(c.dataplane.worker_cores, (std::vector<uint32_t>{1}));
+  EXPECT_EQ(c.dataplane.idle, IdleMode::kAdaptive);
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].name, "front0");
+  EXPECT_EQ(c.ports[0].device, "net_af_packet0,iface=front0");
+  EXPECT_EQ(c.ports[0].addresses, (std::vector<Ipv4Prefix>{{ip("192.0.2.2"), 24}}));
+  EXPECT_EQ(c.ports[1].name, "back0");
+  EXPECT_EQ(c.ports[1].device, "net_af_packet1,iface=back0");
+  EXPECT_EQ(c.ports[1].addresses, (std::vector<Ipv4Prefix>{{ip("198.51.100.2"), 24}}));
+  EXPECT_EQ(c.control.socket, "/run/tandem/a.sock");
+  EXPECT_EQ(c.metrics.listen, "127.0.0.1:9469");
+  EXPECT_EQ(c.arp.garp_count, 3u);
+  EXPECT_EQ(c.arp.garp_interval_ms, 1000u);
+}
+
+TEST(ConfigExamples, LabNodeB) {
+  const auto r = load_file(source("examples/lab/node-b.conf"));
+  ASSERT_EQ(errors_of(r), Strings{});
+  const Config& c = *r.config;
+  EXPECT_EQ(c.node, "b");
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].addresses, (std::vector<Ipv4Prefix>{{ip("192.0.2.3"), 24}}));
+  EXPECT_EQ(c.ports[1].addresses, (std::vector<Ipv4Prefix>{{ip("198.51.100.3"), 24}}));
+  EXPECT_EQ(c.control.socket, "/run/tandem/b.sock");
+  EXPECT_EQ(c.metrics.listen, "127.0.0.1:9469");
+}
+
+TEST(ConfigExamples, LabNodesDifferOnlyWhereTheyMust) {
+  const auto a = load_file(source("examples/lab/node-a.conf"));
+  const auto b = load_file(source("examples/lab/node-b.conf"));
+  ASSERT_TRUE(a.config && b.config);
+  Strings diff;
+  for (const auto& e : reload_conflicts(*a.config, *b.config)) diff.push_back(e.message);
+  EXPECT_EQ(diff, (Strings{"'control.socket' cannot change on reload (restart tandemd to apply)"}))
+      << "node-a.conf and node-b.conf must describe the same daemon shape";
+}
+
+TEST(ConfigExamples, ProductionExample) {
+  const auto r = load_file(source("examples/tandem.conf"));
+  ASSERT_EQ(errors_of(r), Strings{});
+  const Config& c = *r.config;
+  EXPECT_FALSE(c.eal.in_memory);
+  EXPECT_FALSE(c.eal.file_prefix.empty());
+  EXPECT_EQ(c.dataplane.idle, IdleMode::kBusy);
+  ASSERT_FALSE(c.ports.empty());
+  EXPECT_TRUE(c.ports[0].is_pci);
+  EXPECT_EQ(c.ports[0].device, "0000:03:00.0");
+  EXPECT_FALSE(c.neighbors.statics.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload
+
+Strings conflicts(const std::string& running, const std::string& next) {
+  const auto r = load_string(running, "a.conf");
+  const auto n = load_string(next, "b.conf");
+  EXPECT_EQ(errors_of(r), Strings{});
+  EXPECT_EQ(errors_of(n), Strings{});
+  if (!r.config || !n.config) return {"(did not load)"};
+  Strings out;
+  for (const auto& e : reload_conflicts(*r.config, *n.config)) out.push_back(e.str());
+  return out;
+}
+
+TEST(ConfigReload, IdenticalConfigsHaveNoConflicts) {
+  EXPECT_EQ(conflicts(kFull, kFull), Strings{});
+}
+
+TEST(ConfigReload, RuntimeKeysMayChange) {
+  const std::string next = R"(node = "lb-2";
+eal = {
+  memory_mb = 512;
+  hugepages = true;
+  in_memory = false;
+  file_prefix = "tdm1";
+  log_level = "debug";
+  args = [ "--log-level=pmd.net.af_packet:debug", "--no-telemetry" ];
+};
+dataplane = {
+  control_core = 3;
+  worker_cores = [ 5, 4 ];
+  idle = "adaptive";
+  idle_sleep_max_us = 50;
+  burst = 16;
+  mbufs = 8191;
+  mbuf_cache = 128;
+};
+ports = (
+  {
+    name = "front0";
+    device = "0000:03:00.0";
+    addresses = [ "192.0.2.3/24" ];
+    mtu = 9000;
+    rx_desc = 2048;
+    tx_desc = 512;
+  },
+  {
+    name = "back0";
+    device = "net_af_packet1,iface=back0";
+    addresses = [ "198.51.100.2/24" ];
+  }
+);
+neighbors = {
+  reachable_ms = 1000;
+  probe_interval_ms = 10;
+  probes = 1;
+  max_entries = 1024;
+};
+arp = { garp_count = 100; garp_interval_ms = 60000; };
+control = { socket = "/run/x/y.sock"; };
+metrics = { enabled = false; listen = "[::1]:9100"; };
+)";
+  EXPECT_EQ(conflicts(kFull, next), Strings{});
+  EXPECT_EQ(conflicts(next, kFull), Strings{});
+}
+
+TEST(ConfigReload, RestartKeysAreRefusedOneErrorEach) {
+  const std::string running = std::string(R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; }
+);
+)");
+  const std::string next = R"(eal = {
+  memory_mb = 512; hugepages = false; in_memory = false; file_prefix = "x";
+  log_level = "debug"; args = [ "-v" ];
+};
+dataplane = {
+  control_core = 2;
+  worker_cores = [ 3 ];
+  mbufs = 2047;
+  mbuf_cache = 0;
+};
+
+ports = (
+  { name = "front0"; device = "net_ring2"; mtu = 9000; },
+  { name = "back1"; device = "net_ring1"; rx_desc = 64; tx_desc = 64; }
+);
+neighbors = { max_entries = 16; };
+control = { socket = "/tmp/t.sock"; };
+metrics = { enabled = false; listen = "127.0.0.1:1"; };
+)";
+  const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
+  EXPECT_EQ(conflicts(running, next), (Strings{
+                                          "b.conf:1: 'eal.memory_mb" + suffix,
+                                          "b.conf:1: 'eal.hugepages" + suffix,
+                                          "b.conf:1: 'eal.in_memory" + suffix,
+                                          "b.conf:1: 'eal.file_prefix" + suffix,
+                                          "b.conf:1: 'eal.log_level" + suffix,
+                                          "b.conf:1: 'eal.args" + suffix,
+                                          "b.conf:5: 'dataplane.control_core" + suffix,
+                                          "b.conf:5: 'dataplane.worker_cores" + suffix,
+                                          "b.conf:5: 'dataplane.mbufs" + suffix,
+                                          "b.conf:5: 'dataplane.mbuf_cache" + suffix,
+                                          "b.conf:13: 'ports[0].device" + suffix,
+                                          "b.conf:13: 'ports[0].mtu" + suffix,
+                                          "b.conf:14: 'ports[1].name" + suffix,
+                                          "b.conf:14: 'ports[1].rx_desc" + suffix,
+                                          "b.conf:14: 'ports[1].tx_desc" + suffix,
+                                          "b.conf:16: 'neighbors.max_entries" + suffix,
+                                          "b.conf:17: 'control.socket" + suffix,
+                                          "b.conf:18: 'metrics.enabled" + suffix,
+                                          "b.conf:18: 'metrics.listen" + suffix,
+                                      }));
+  // And back again: every key is reported the other way too, located in the new next file
+  // (b.conf), where the groups are absent: line 0, except the ports.
+  const Strings back = conflicts(next, running);
+  ASSERT_EQ(back.size(), 19u);
+  EXPECT_EQ(back.front(), "b.conf: 'eal.memory_mb" + suffix);
+  EXPECT_EQ(back.back(), "b.conf:3: 'ports[1].tx_desc" + suffix);
+}
+
+TEST(ConfigReload, AddingRemovingOrReorderingPortsIsRefused) {
+  const std::string two = R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; }
+);
+)";
+  const std::string three = R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; },
+  { name = "sync0"; device = "net_ring2"; }
+);
+)";
+  const std::string swapped = R"(ports = (
+  { name = "back0"; device = "net_ring1"; },
+  { name = "front0"; device = "net_ring0"; }
+);
+)";
+  const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
+  EXPECT_EQ(conflicts(two, three), (Strings{"b.conf:4: 'ports" + suffix}));
+  EXPECT_EQ(conflicts(three, two), (Strings{"b.conf:3: 'ports" + suffix}));
+  EXPECT_EQ(conflicts(two, swapped),
+            (Strings{"b.conf:2: 'ports[0].name" + suffix, "b.conf:2: 'ports[0].device" + suffix,
+                     "b.conf:3: 'ports[1].name" + suffix, "b.conf:3: 'ports[1].device" + suffix}));
+}
+
+TEST(ConfigReload, WorkerCoresExampleFromTheDocs) {
+  const std::string a = std::string(kOnePort) + "dataplane = { worker_cores = [1]; };\n";
+  const std::string b = std::string(kOnePort) + "dataplane = { worker_cores = [1, 2]; };\n";
+  EXPECT_EQ(conflicts(a, b),
+            (Strings{"b.conf:2: 'dataplane.worker_cores' cannot change on reload (restart "
+                     "tandemd to apply)"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address helpers
+
+TEST(ConfigHelpers, Ipv4) {
+  EXPECT_EQ(parse_ipv4("192.0.2.1"), 0xc0000201u);
+  EXPECT_EQ(parse_ipv4("0.0.0.0"), 0u);
+  EXPECT_EQ(parse_ipv4("255.255.255.255"), 0xffffffffu);
+  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", " 1.2.3.4",
+                          "1..2.3", "1.2.3.-4", "a.b.c.d", "1.2.3.4/24", "1234.1.1.1"}) {
+    EXPECT_FALSE(parse_ipv4(bad)) << bad;
+  }
+  EXPECT_EQ(format_ipv4(0xc0000201u), "192.0.2.1");
+  EXPECT_EQ(format_ipv4(0), "0.0.0.0");
+  EXPECT_EQ(format_ipv4(0xffffffffu), "255.255.255.255");
+  for (uint32_t v : {0u, 1u, 0x0a000001u, 0x7f000001u, 0xc6336402u, 0xffffffffu}) {
+    EXPECT_EQ(parse_ipv4(format_ipv4(v)), v);
+  }
+}
+
+TEST(ConfigHelpers, Mac) {
+  EXPECT_EQ(parse_mac("02:00:5E:0a:Ff:11"), (Mac{0x02, 0x00, 0x5e, 0x0a, 0xff, 0x11}));
+  for (const char* bad : {"", "02:00:00:00:00", "02:00:00:00:00:11:22", "02-00-00-00-00-11",
+                          "0g:00:00:00:00:11", "02:00:00:00:00:1", "020:00:00:00:00:1"}) {
+    EXPECT_FALSE(parse_mac(bad)) << bad;
+  }
+  EXPECT_EQ(format_mac(Mac{0x02, 0x00, 0x5e, 0x0a, 0xff, 0x11}), "02:00:5e:0a:ff:11");
+  const Mac m{0xde, 0xad, 0xbe, 0xef, 0x00, 0x01};
+  EXPECT_EQ(parse_mac(format_mac(m)), m);
+}
+
+}  // namespace
+}  // namespace cfg
