@@ -2,6 +2,7 @@
 // answer as text, or as JSON with --json. Daemon errors are printed verbatim.
 // Exit codes: 0 ok, 1 the daemon refused or is unreachable, 2 usage.
 
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -34,6 +35,27 @@ void usage(FILE* out) {
                "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
                "  --json             print the daemon's JSON answer\n",
                kDefaultSocket);
+}
+
+// Checks the command's shape before anything is sent, so usage errors exit 2 whether or not a
+// daemon runs. Returns "" or what is wrong.
+std::string check_usage(const std::vector<std::string>& c) {
+  const size_t n = c.size();
+  if (c[0] == "status" || c[0] == "ports") {
+    return n == 1 ? "" : "'" + c[0] + "' takes no arguments";
+  }
+  if (c[0] == "neighbors") {
+    if (n == 1) return "";
+    if (c[1] != "resolve") return "unknown neighbors command '" + c[1] + "' (try: resolve)";
+    if (n < 3 || n > 4) return "usage: neighbors resolve IP [PORT]";
+    in_addr a{};
+    if (inet_pton(AF_INET, c[2].c_str(), &a) != 1) return "not an IPv4 address: '" + c[2] + "'";
+    return "";
+  }
+  if (c[0] == "config") {
+    return n == 2 && c[1] == "reload" ? "" : "usage: config reload";
+  }
+  return "unknown command '" + c[0] + "'";
 }
 
 // Returns the daemon's reply, or prints one line and exits 1 when it cannot be reached.
@@ -156,6 +178,11 @@ int main(int argc, char** argv) {
     }
   }
   if (cmd.empty()) {
+    usage(stderr);
+    return 2;
+  }
+  if (std::string err = check_usage(cmd); !err.empty()) {
+    std::fprintf(stderr, "tandemctl: %s\n", err.c_str());
     usage(stderr);
     return 2;
   }
