@@ -23,24 +23,24 @@ enum class IdleMode { kBusy, kAdaptive };
 
 // eal { ... }: how the DPDK environment abstraction layer is started.
 struct Eal {
-  uint32_t memory_mb = 256;          // -m; 16..1048576
-  bool hugepages = true;             // false: --no-huge --no-shconf (tests, small labs)
-  bool in_memory = true;             // --in-memory (needs hugepages); false: --file-prefix
+  uint32_t memory_mb = 256;            // -m; 16..1048576
+  bool hugepages = true;               // false: --no-huge --no-shconf (tests, small labs)
+  bool in_memory = true;               // --in-memory (needs hugepages); false: --file-prefix
   std::string file_prefix = "tandem";  // used when in_memory = false (secondary tools attach)
-  std::string log_level = "notice";  // emerg|alert|crit|error|warning|notice|info|debug
-  std::vector<std::string> args;     // extra EAL args, verbatim, appended last
+  std::string log_level = "notice";    // emerg|alert|crit|error|warning|notice|info|debug
+  std::vector<std::string> args;       // extra EAL args, verbatim, appended last
   int line = 0;
 };
 
 // dataplane { ... }: lcores, idle behaviour, mempool.
 struct Dataplane {
-  uint32_t control_core = 0;             // EAL main lcore: control thread
-  std::vector<uint32_t> worker_cores{1}; // one worker lcore each; 1..64 entries, distinct
+  uint32_t control_core = 0;              // EAL main lcore: control thread
+  std::vector<uint32_t> worker_cores{1};  // one worker lcore each; 1..64 entries, distinct
   IdleMode idle = IdleMode::kAdaptive;
-  uint32_t idle_sleep_max_us = 200;      // adaptive: longest sleep when idle; 1..100000
-  uint32_t burst = 32;                   // RX burst size; 1..256
-  uint32_t mbufs = 16383;                // per-port mbuf pool size; 1023..16777215
-  uint32_t mbuf_cache = 256;             // per-lcore cache; 0..512
+  uint32_t idle_sleep_max_us = 200;  // adaptive: longest sleep when idle; 1..100000
+  uint32_t burst = 32;               // RX burst size; 1..256
+  uint32_t mbufs = 16383;            // per-port mbuf pool size; 1023..16777215
+  uint32_t mbuf_cache = 256;         // per-lcore cache; 0..512
   int line = 0;
 };
 
@@ -48,7 +48,7 @@ struct Dataplane {
 struct Port {
   std::string name;    // logical name used by CLI, metrics and other config keys
   std::string device;  // "0000:03:00.0" (PCI, allow-listed) or a vdev "net_af_packet0,iface=front0"
-  bool is_pci = false; // derived: device is a PCI address
+  bool is_pci = false;                // derived: device is a PCI address
   std::vector<Ipv4Prefix> addresses;  // interface addresses owned by this port
   uint16_t mtu = 1500;                // 68..9600
   uint16_t rx_desc = 1024;            // 64..16384, power of two
@@ -65,7 +65,7 @@ struct StaticNeighbor {
 
 // neighbors { ... }: ARP resolution and aging of next hops.
 struct Neighbors {
-  uint32_t reachable_ms = 30000;      // learned entry valid this long before re-probing; 1000..3600000
+  uint32_t reachable_ms = 30000;  // learned entry valid this long before re-probing; 1000..3600000
   uint32_t probe_interval_ms = 1000;  // between ARP probes; 10..60000
   uint32_t probes = 3;                // unanswered probes before an entry is dropped; 1..100
   uint32_t max_entries = 65536;       // table size; 16..16777216
@@ -92,7 +92,7 @@ struct Metrics {
 };
 
 struct Config {
-  std::string file;         // path it was loaded from
+  std::string file;             // path it was loaded from
   std::string node = "tandem";  // node name, shown by status and metrics
   Eal eal;
   Dataplane dataplane;

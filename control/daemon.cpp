@@ -9,10 +9,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <prometheus/exposer.h>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <prometheus/exposer.h>
 
 #include "control/api.h"
 #include "control/log.h"
@@ -203,7 +203,8 @@ void Daemon::load_statics() {
 
 void Daemon::announce(uint32_t port, uint32_t ip, uint64_t now) {
   if (cfg_.arp.garp_count == 0) return;
-  std::erase_if(announcements_, [&](const Announcement& a) { return a.port == port && a.ip == ip; });
+  std::erase_if(announcements_,
+                [&](const Announcement& a) { return a.port == port && a.ip == ip; });
   announcements_.push_back({port, ip, cfg_.arp.garp_count, now});
 }
 
@@ -219,8 +220,9 @@ uint32_t Daemon::source_ip_for(uint32_t port, uint32_t target) const {
 void Daemon::send_arp_probe(const dp::NeighProbe& p) {
   uint8_t frame[dp::kMinFrameLen];
   const dp::Mac& mac = macs_[p.port];
-  size_t len = dp::write_arp_frame(frame, dp::arp::kOpRequest, p.unicast ? p.mac : dp::kBroadcastMac,
-                                   mac, source_ip_for(p.port, p.ip), dp::Mac{}, p.ip);
+  size_t len =
+      dp::write_arp_frame(frame, dp::arp::kOpRequest, p.unicast ? p.mac : dp::kBroadcastMac, mac,
+                          source_ip_for(p.port, p.ip), dp::Mac{}, p.ip);
   if (dp_->send_frame(p.port, frame, static_cast<uint32_t>(len))) stats_.arp_requests_sent.add();
 }
 
@@ -418,8 +420,7 @@ nlohmann::json Daemon::neighbors_json() const {
 }
 
 nlohmann::json Daemon::resolve(const std::vector<std::string>& argv) {
-  if (argv.size() < 3 || argv.size() > 4)
-    throw ApiError("usage: neighbors resolve IP [PORT]");
+  if (argv.size() < 3 || argv.size() > 4) throw ApiError("usage: neighbors resolve IP [PORT]");
   auto ip = cfg::parse_ipv4(argv[2]);
   if (!ip) throw ApiError("not an IPv4 address: '" + argv[2] + "'");
   std::optional<uint32_t> port;

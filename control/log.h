@@ -22,8 +22,14 @@ inline void log(Level lvl, std::string_view msg) {
                kNames[static_cast<int>(lvl)], static_cast<int>(msg.size()), msg.data());
   std::fflush(stderr);
 }
-inline void log_error(std::string_view m) { log(Level::kError, m); }
-inline void log_warning(std::string_view m) { log(Level::kWarning, m); }
-inline void log_info(std::string_view m) { log(Level::kInfo, m); }
+inline void log_error(std::string_view m) {
+  log(Level::kError, m);
+}
+inline void log_warning(std::string_view m) {
+  log(Level::kWarning, m);
+}
+inline void log_info(std::string_view m) {
+  log(Level::kInfo, m);
+}
 
 }  // namespace ctl

@@ -25,9 +25,15 @@ class Families {
     ClientMetric m;
     m.label = std::move(labels);
     switch (t) {
-      case MetricType::Counter: m.counter.value = v; break;
-      case MetricType::Gauge: m.gauge.value = v; break;
-      default: m.untyped.value = v; break;
+      case MetricType::Counter:
+        m.counter.value = v;
+        break;
+      case MetricType::Gauge:
+        m.gauge.value = v;
+        break;
+      default:
+        m.untyped.value = v;
+        break;
     }
     family(name, help, t).metric.push_back(std::move(m));
   }
@@ -43,7 +49,9 @@ class Families {
   std::vector<MetricFamily> out_;
 };
 
-double d(uint64_t v) { return static_cast<double>(v); }
+double d(uint64_t v) {
+  return static_cast<double>(v);
+}
 
 }  // namespace
 
@@ -68,12 +76,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
       f.counter("tandem_port_tx_errors_total", "Failed transmissions.", l, d(st.oerrors));
       f.counter("tandem_port_rx_missed_total", "Packets the NIC dropped: RX queues full.", l,
                 d(st.imissed));
-      f.counter("tandem_port_rx_nombuf_total", "RX mbuf allocation failures.", l,
-                d(st.rx_nombuf));
+      f.counter("tandem_port_rx_nombuf_total", "RX mbuf allocation failures.", l, d(st.rx_nombuf));
     }
     f.gauge("tandem_port_link_up", "1 when the port's link is up.", l, ps.link_up ? 1 : 0);
-    f.gauge("tandem_port_link_speed_mbps", "Link speed reported by the driver.", l,
-            ps.speed_mbps);
+    f.gauge("tandem_port_link_speed_mbps", "Link speed reported by the driver.", l, ps.speed_mbps);
     int n = rte_eth_xstats_get(ps.port_id, nullptr, 0);
     if (n > 0) {
       std::vector<rte_eth_xstat> xs(static_cast<size_t>(n));
@@ -82,8 +88,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
           rte_eth_xstats_get(ps.port_id, xs.data(), static_cast<unsigned>(n)) == n) {
         for (const auto& x : xs)
           f.add("tandem_port_xstat", "Driver extended statistics (rte_eth_xstats).",
-                MetricType::Untyped, {{"port", ps.name}, {"name", names[x.id].name}},
-                d(x.value));
+                MetricType::Untyped, {{"port", ps.name}, {"name", names[x.id].name}}, d(x.value));
       }
     }
   }
@@ -138,11 +143,11 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             d(cs_.arp_requests_sent.get()));
   f.counter("tandem_arp_gratuitous_sent_total", "Gratuitous ARP announcements sent.", {},
             d(cs_.garp_sent.get()));
-  f.counter("tandem_icmp_echo_requests_total", "ICMP echo requests received for our addresses.",
-            {}, d(echo_in));
+  f.counter("tandem_icmp_echo_requests_total", "ICMP echo requests received for our addresses.", {},
+            d(echo_in));
   f.counter("tandem_icmp_echo_replies_total", "ICMP echo replies sent.", {}, d(echo_out));
-  f.counter("tandem_neighbor_events_total", "ARP senders handed from workers to the control thread.",
-            {}, d(events));
+  f.counter("tandem_neighbor_events_total",
+            "ARP senders handed from workers to the control thread.", {}, d(events));
   static constexpr const char* kStates[] = {"incomplete", "reachable", "probe", "static"};
   for (size_t i = 0; i < 4; ++i)
     f.gauge("tandem_neighbors", "Neighbour table entries by state.", {{"state", kStates[i]}},

@@ -61,8 +61,8 @@ std::string check_usage(const std::vector<std::string>& c) {
 // Returns the daemon's reply, or prints one line and exits 1 when it cannot be reached.
 json call(const std::string& path, const std::vector<std::string>& argv) {
   auto fail = [&](const std::string& what) {
-    std::fprintf(stderr, "tandemctl: %s %s: %s (is tandemd running?)\n", what.c_str(),
-                 path.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "tandemctl: %s %s: %s (is tandemd running?)\n", what.c_str(), path.c_str(),
+                 std::strerror(errno));
     std::exit(1);
   };
   sockaddr_un addr{};
@@ -77,8 +77,7 @@ json call(const std::string& path, const std::vector<std::string>& argv) {
   timeval tv{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    fail("cannot connect to");
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) fail("cannot connect to");
   std::string req = json{{"argv", argv}}.dump() + "\n";
   for (size_t off = 0; off < req.size();) {
     ssize_t w = write(fd, req.data() + off, req.size() - off);
@@ -137,8 +136,7 @@ void print_ports(const json& r) {
               "RX-PKTS", "TX-PKTS", "RX-ERR", "MISSED");
   for (const auto& p : r) {
     std::string addrs;
-    for (const auto& a : p["addresses"])
-      addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
+    for (const auto& a : p["addresses"]) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
     std::printf("%-10s %-5s %-17s %-20s %12s %12s %8s %8s\n", p["name"].get<std::string>().c_str(),
                 p["link"].get<std::string>().c_str(), p["mac"].get<std::string>().c_str(),
                 addrs.c_str(), p["rx_packets"].dump().c_str(), p["tx_packets"].dump().c_str(),

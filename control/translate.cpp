@@ -7,8 +7,7 @@ namespace ctl {
 std::string dpdk_name(const cfg::Port& p) {
   if (p.is_pci) {
     // Short form "BB:DD.F" probes as "0000:BB:DD.F".
-    return std::count(p.device.begin(), p.device.end(), ':') == 1 ? "0000:" + p.device
-                                                                  : p.device;
+    return std::count(p.device.begin(), p.device.end(), ':') == 1 ? "0000:" + p.device : p.device;
   }
   return p.device.substr(0, p.device.find(','));
 }
@@ -50,8 +49,7 @@ dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& mac
                            uint64_t generation) {
   dp::Snapshot s;
   s.generation = generation;
-  s.idle = c.dataplane.idle == cfg::IdleMode::kBusy ? dp::IdleMode::kBusy
-                                                     : dp::IdleMode::kAdaptive;
+  s.idle = c.dataplane.idle == cfg::IdleMode::kBusy ? dp::IdleMode::kBusy : dp::IdleMode::kAdaptive;
   s.idle_sleep_max_us = c.dataplane.idle_sleep_max_us;
   s.burst = c.dataplane.burst;
   s.n_ports = static_cast<uint32_t>(std::min<size_t>(c.ports.size(), dp::kMaxPorts));

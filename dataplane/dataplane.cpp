@@ -24,7 +24,9 @@ bool paired_queues(const char* driver) {
   return d == "net_af_packet" || d == "net_af_xdp";
 }
 
-std::string dpdk_err(int rc) { return std::string(rte_strerror(rc < 0 ? -rc : rc)); }
+std::string dpdk_err(int rc) {
+  return std::string(rte_strerror(rc < 0 ? -rc : rc));
+}
 
 // TX-buffer error callback: the queue refused part of a flush.
 void tx_buffer_error(rte_mbuf** unsent, uint16_t count, void* userdata) {
@@ -41,7 +43,9 @@ constexpr uint32_t kSpinPollsBeforeSleep = 256;
 
 Dataplane::Dataplane() = default;
 
-Dataplane::~Dataplane() { stop(); }
+Dataplane::~Dataplane() {
+  stop();
+}
 
 std::string Dataplane::init(const Params& p) {
   if (p.ports.empty()) return "no ports configured";
@@ -103,12 +107,12 @@ std::string Dataplane::init(const Params& p) {
     st.tx_queues = nb_tx;
 
     std::string pool_name = "tdm_mp" + std::to_string(i);
-    rte_mempool* pool = rte_pktmbuf_pool_create(pool_name.c_str(), p.mbufs, p.mbuf_cache, 0,
-                                                RTE_MBUF_DEFAULT_BUF_SIZE,
-                                                rte_eth_dev_socket_id(st.port_id));
-    if (!pool) return "port " + pp.name + ": cannot create mempool of " +
-                      std::to_string(p.mbufs) + " mbufs: " + dpdk_err(rte_errno) +
-                      " (raise eal.memory_mb or lower dataplane.mbufs)";
+    rte_mempool* pool =
+        rte_pktmbuf_pool_create(pool_name.c_str(), p.mbufs, p.mbuf_cache, 0,
+                                RTE_MBUF_DEFAULT_BUF_SIZE, rte_eth_dev_socket_id(st.port_id));
+    if (!pool)
+      return "port " + pp.name + ": cannot create mempool of " + std::to_string(p.mbufs) +
+             " mbufs: " + dpdk_err(rte_errno) + " (raise eal.memory_mb or lower dataplane.mbufs)";
     pools_.push_back(pool);
 
     rte_eth_conf conf{};
@@ -217,7 +221,9 @@ void Dataplane::publish(std::unique_ptr<Snapshot> next) {
   delete old;
 }
 
-void Dataplane::attach_reader(uint32_t w) { rte_rcu_qsbr_thread_online(qsbr_, w); }
+void Dataplane::attach_reader(uint32_t w) {
+  rte_rcu_qsbr_thread_online(qsbr_, w);
+}
 
 bool Dataplane::send_frame(uint32_t port_index, const uint8_t* data, uint32_t len) {
   if (port_index >= ports_.size()) return false;
@@ -321,8 +327,7 @@ void Dataplane::idle_backoff(Worker& w, const Snapshot& s, uint64_t) noexcept {
 void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
                              uint16_t n) noexcept {
   constexpr uint16_t kPrefetch = 3;
-  for (uint16_t i = 0; i < n && i < kPrefetch; ++i)
-    rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  for (uint16_t i = 0; i < n && i < kPrefetch; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   const PortView& pv = s.ports[port_index];
   // Frees and control events are batched per burst: one bulk free, one ring enqueue.
   rte_mbuf* to_free[kMaxBurst];
@@ -358,8 +363,8 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   }
   if (n_free) rte_pktmbuf_free_bulk(to_free, n_free);
   if (n_events) {
-    unsigned sent = rte_ring_mp_enqueue_burst_elem(events_, events, sizeof(NeighborEvent),
-                                                   n_events, nullptr);
+    unsigned sent =
+        rte_ring_mp_enqueue_burst_elem(events_, events, sizeof(NeighborEvent), n_events, nullptr);
     w.stats.neighbor_events.add(sent);
     if (sent < n_events) w.stats.drop(Drop::kPuntRingFull, n_events - sent);
   }

@@ -39,7 +39,7 @@ struct Params {
   std::vector<unsigned> worker_lcores;  // EAL lcore ids, one worker each
   uint32_t mbufs = 16383;               // per port
   uint32_t mbuf_cache = 256;
-  uint32_t event_ring_size = 4096;      // worker → control neighbour events
+  uint32_t event_ring_size = 4096;  // worker → control neighbour events
 };
 
 // Worker → control: a sender learned from ARP. POD, carried over an MP/SC rte_ring.
@@ -75,12 +75,12 @@ struct alignas(64) Worker {
   unsigned lcore = 0;
   uint32_t n_rx = 0;
   RxQueue rx[kMaxPorts * 2] = {};
-  uint16_t txq = 0;                                   // same TX queue index on every port
-  uint16_t port_ids[kMaxPorts] = {};                  // our port index → DPDK port id
-  rte_eth_dev_tx_buffer* tx_buffer[kMaxPorts] = {};   // per port
+  uint16_t txq = 0;                                  // same TX queue index on every port
+  uint16_t port_ids[kMaxPorts] = {};                 // our port index → DPDK port id
+  rte_eth_dev_tx_buffer* tx_buffer[kMaxPorts] = {};  // per port
   uint32_t n_ports = 0;
-  uint32_t idle_polls = 0;                            // consecutive empty loops (adaptive mode)
-  uint32_t sleep_us = 0;                              // current backoff
+  uint32_t idle_polls = 0;  // consecutive empty loops (adaptive mode)
+  uint32_t sleep_us = 0;    // current backoff
   WorkerStats stats;
 };
 

@@ -15,6 +15,11 @@ uint32_t prefix_mask(uint8_t len) noexcept {
   return ~uint32_t{0} << (32 - len);
 }
 
+bool martian_source(uint32_t src) noexcept {
+  const uint32_t top = src >> 24;
+  return top == 0 || top == 127 || top >= 224;
+}
+
 LocalResult drop(Drop reason) noexcept {
   LocalResult r;
   r.verdict = Verdict::kDrop;
@@ -39,14 +44,15 @@ LocalResult handle_arp(uint8_t* f, uint32_t len, const PortView& port,
   }
 
   const Mac sha = load_mac(a + arp::kOffSha);
+  // A group sender address cannot be answered (the reply would go to every member): malformed.
+  if (is_multicast(sha)) return drop(Drop::kArpMalformed);
   const uint32_t spa = load_be32(a + arp::kOffSpa);
   const uint32_t tpa = load_be32(a + arp::kOffTpa);
   const bool for_us = port.owns(tpa);
 
   LocalResult r;
   // spa == 0 is an RFC 5227 probe: the sender has no address yet, so there is nothing to learn.
-  // A multicast sha would poison the table with an address no unicast can reach.
-  if (spa != 0 && !is_multicast(sha) && port.on_link(spa)) {
+  if (spa != 0 && port.on_link(spa)) {
     r.learned = true;
     r.hint.ip = spa;
     r.hint.mac = sha;
@@ -131,7 +137,10 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
   if (!port.owns(load_be32(ip + ipv4::kOffDst))) return drop(Drop::kIpv4NotLocal);
   if ((load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0) return drop(Drop::kIpv4Fragment);
   if (ihl_bytes != kIpv4MinHdrLen) return drop(Drop::kIpv4Options);
-  if (ip[ipv4::kOffTtl] == 0) return drop(Drop::kIpv4Ttl);
+  // RFC 1122 3.2.1.7: a datagram addressed to us is accepted whatever its TTL. Its source must be
+  // a unicast address we could answer (RFC 1122 3.2.1.3, RFC 1812 5.3.7): never reply to 0/8,
+  // loopback, multicast or 240/4 (which includes the limited broadcast).
+  if (martian_source(load_be32(ip + ipv4::kOffSrc))) return drop(Drop::kIpv4Martian);
 
   switch (ip[ipv4::kOffProto]) {
     case kIpProtoIcmp:

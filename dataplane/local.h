@@ -28,7 +28,7 @@ struct PortView {
 struct NeighborHint {
   uint32_t ip = 0;  // host order
   Mac mac{};
-  bool targeted = false;  // the packet was addressed to one of our IPs (request for us, or a reply)
+  bool targeted = false;  // it named one of our addresses as target (not a gratuitous ARP)
 };
 
 enum class Verdict : uint8_t {
@@ -52,8 +52,10 @@ struct LocalResult {
 //    ARP reply whose target we own: kConsumed and learned. Any ARP from an on-link sender sets
 //    `learned` (targeted = whether it named one of our addresses). Gratuitous ARP (spa == tpa)
 //    is learned untargeted. Non-owned requests: kArpNotOurs.
-//  - IPv4: header validated (version, IHL ≥ 5, total length within the frame, checksum); fragments
-//    and packets not for us are dropped with their reason; ICMP echo request to an owned address
+//  - ARP with a group (multicast/broadcast) sender MAC is malformed: it is never answered.
+//  - IPv4: header validated (version, IHL ≥ 5, total length within the frame, checksum); packets
+//    not for us, fragments, options and martian sources are dropped with their reason; any TTL
+//    is accepted for local delivery (RFC 1122 3.2.1.7); ICMP echo request to an owned address
 //    becomes an echo reply (addresses swapped, TTL 64, both checksums recomputed, payload kept).
 LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
                          WorkerStats& stats) noexcept;

@@ -4,6 +4,7 @@
 // frames, and by unit tests without EAL. All multi-byte wire fields are network order.
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -47,20 +48,44 @@ inline Mac load_mac(const uint8_t* p) noexcept {
   std::memcpy(m.data(), p, 6);
   return m;
 }
-inline void store_mac(uint8_t* p, const Mac& m) noexcept { std::memcpy(p, m.data(), 6); }
-inline bool is_multicast(const Mac& m) noexcept { return (m[0] & 1) != 0; }
+inline void store_mac(uint8_t* p, const Mac& m) noexcept {
+  std::memcpy(p, m.data(), 6);
+}
+inline bool is_multicast(const Mac& m) noexcept {
+  return (m[0] & 1) != 0;
+}
 
-// Ones'-complement sum of `len` bytes, folded to 16 bits but not inverted; `seed` chains sums.
+// Ones'-complement sum of `len` bytes as big-endian 16-bit words, folded to 16 bits but not
+// inverted; `seed` chains sums. Adds native 32-bit words into a 64-bit accumulator and swaps the
+// folded result once: the ones'-complement sum is byte-order independent (RFC 1071 §2(B)).
 inline uint32_t csum_partial(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {
-  uint64_t sum = seed;
-  while (len >= 2) {
-    sum += load_be16(p);
+  uint64_t sum = 0;
+  while (len >= 4) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    sum += v;
+    p += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    sum += v;
     p += 2;
     len -= 2;
   }
-  if (len != 0) sum += uint32_t{p[0]} << 8;
+  if (len != 0) {
+    uint8_t tail[2] = {p[0], 0};
+    uint16_t v;
+    std::memcpy(&v, tail, 2);
+    sum += v;
+  }
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint32_t>(sum);
+  uint32_t r = static_cast<uint32_t>(sum);
+  if constexpr (std::endian::native == std::endian::little) r = ((r & 0xff) << 8) | (r >> 8);
+  r += seed;
+  while (r >> 16) r = (r & 0xffff) + (r >> 16);
+  return r;
 }
 // Final Internet checksum (RFC 1071) of a buffer, in host order: store with store_be16.
 inline uint16_t csum(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {

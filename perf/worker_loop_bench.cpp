@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
   if (!tandem_test::init_eal(argv[0])) return 1;
 
   auto ring = tandem_test::make_ring_port("bring", 1, 2);
-  rte_mempool* pool = rte_pktmbuf_pool_create("bpool", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                              SOCKET_ID_ANY);
+  rte_mempool* pool =
+      rte_pktmbuf_pool_create("bpool", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
   int null_id = rte_vdev_init("net_null0", "size=64") == 0 ? 0 : -1;
   uint16_t null_port = 0;
   if (null_id == 0) rte_eth_dev_get_port_by_name("net_null0", &null_port);
@@ -186,8 +186,8 @@ int main(int argc, char** argv) {
   // Ring RX only from here on.
   for (uint32_t r = 0; r < w.n_rx; ++r)
     if (w.rx[r].port_index != 0) w.n_rx = r;
-  for (auto [name, tmpl] : {std::pair{"arp_reply", arp_request()},
-                            std::pair{"icmp_echo", icmp_echo()}}) {
+  for (auto [name, tmpl] :
+       {std::pair{"arp_reply", arp_request()}, std::pair{"icmp_echo", icmp_echo()}}) {
     Result r;
     dp::NeighborEvent ev[256];
     while (r.packets < target) {

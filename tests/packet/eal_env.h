@@ -5,8 +5,8 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
-#include <rte_ethdev.h>
 #include <rte_eth_ring.h>
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -54,12 +54,12 @@ inline RingPort make_ring_port(const std::string& name, unsigned n_rx, unsigned 
   p.name = name;
   std::vector<rte_ring*> rxs;
   for (unsigned q = 0; q < n_rx; ++q) {
-    rxs.push_back(rte_ring_create((name + "_rx" + std::to_string(q)).c_str(), 4096,
-                                  SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ));
+    rxs.push_back(rte_ring_create((name + "_rx" + std::to_string(q)).c_str(), 4096, SOCKET_ID_ANY,
+                                  RING_F_SP_ENQ | RING_F_SC_DEQ));
   }
   for (unsigned q = 0; q < n_tx; ++q) {
-    p.tx.push_back(rte_ring_create((name + "_tx" + std::to_string(q)).c_str(), 4096,
-                                   SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ));
+    p.tx.push_back(rte_ring_create((name + "_tx" + std::to_string(q)).c_str(), 4096, SOCKET_ID_ANY,
+                                   RING_F_SP_ENQ | RING_F_SC_DEQ));
   }
   p.rx = rxs[0];
   int id = rte_eth_from_rings(name.c_str(), rxs.data(), n_rx, p.tx.data(), n_tx, SOCKET_ID_ANY);

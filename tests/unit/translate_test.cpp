@@ -107,7 +107,8 @@ TEST(Snapshot, CarriesAddressesMacsAndIdleMode) {
 TEST(Limits, TooManyAddressesNamesTheLine) {
   auto c = base();
   c.ports[0].line = 12;
-  for (uint32_t i = 0; i < dp::kMaxPortAddrs; ++i) c.ports[0].addresses.push_back({0x0a000000u + i, 32});
+  for (uint32_t i = 0; i < dp::kMaxPortAddrs; ++i)
+    c.ports[0].addresses.push_back({0x0a000000u + i, 32});
   EXPECT_EQ(ctl::validate_limits(c).rfind("t.conf:12: port 'front0' has 17 addresses", 0), 0u)
       << ctl::validate_limits(c);
   EXPECT_EQ(ctl::validate_limits(base()), "");
