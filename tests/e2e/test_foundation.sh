@@ -134,6 +134,25 @@ metrics_basic() {
 }
 check "metrics: tandem_build_info, echo requests >= 3, front0 rx > 0" metrics_basic
 
+# Adaptive idle: with no traffic the worker sleeps instead of spinning. The bound is loose (a
+# spinning worker uses ~100% of a core; measured idle cost is under 10%) so a noisy machine
+# cannot make it flaky, and the sleeps counter must move.
+idle_worker_backs_off() {
+    local pid task t0 t1 s0 s1 pct
+    pid=$(cat /run/tandem/a.pid) || return 1
+    task=$(grep -l '^rte-worker' /proc/"$pid"/task/*/comm | head -n 1) || return 1
+    task=${task%/comm}
+    s0=$(metrics a | metric_sum tandem_worker_sleeps_total)
+    t0=$(awk '{print $14 + $15}' "$task/stat")
+    sleep 3
+    t1=$(awk '{print $14 + $15}' "$task/stat")
+    s1=$(metrics a | metric_sum tandem_worker_sleeps_total)
+    pct=$(( (t1 - t0) * 100 / (3 * $(getconf CLK_TCK)) ))
+    echo "idle worker CPU over 3 s: ${pct}% of a core; sleeps $s0 -> $s1"
+    (( pct < 50 )) && gt "$s1" "$s0"
+}
+check "adaptive idle: an idle worker uses < 50% of a core and sleeps" idle_worker_backs_off
+
 # ------------------------------------------------------------ tandemctl
 status_json() {
     local out
