@@ -17,6 +17,9 @@ struct Ipv4Prefix {
   uint32_t addr = 0;  // host byte order
   uint8_t len = 32;
   bool operator==(const Ipv4Prefix&) const = default;
+  uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+  // True when `ip` (host order) lies in this prefix's subnet.
+  bool contains(uint32_t ip) const { return (ip & mask()) == (addr & mask()); }
 };
 
 enum class IdleMode { kBusy, kAdaptive };

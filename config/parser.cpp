@@ -156,7 +156,7 @@ PrefixParse parse_interface_address(const std::string& s) {
     return {std::nullopt, "is " + std::string(why) + ", not usable on a port"};
   }
   if (p.len <= 30) {
-    const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
+    const uint32_t mask = p.mask();
     const std::string net = format_ipv4(p.addr & mask) + "/" + std::to_string(p.len);
     if ((p.addr & ~mask) == 0) return {std::nullopt, "is the network address of " + net};
     if ((p.addr & ~mask) == ~mask) return {std::nullopt, "is the broadcast address of " + net};

@@ -210,10 +210,8 @@ void Daemon::announce(uint32_t port, uint32_t ip, uint64_t now) {
 
 uint32_t Daemon::source_ip_for(uint32_t port, uint32_t target) const {
   const auto& addrs = cfg_.ports[port].addresses;
-  for (const auto& a : addrs) {
-    uint32_t mask = a.len == 0 ? 0 : ~uint32_t{0} << (32 - a.len);
-    if ((a.addr & mask) == (target & mask)) return a.addr;
-  }
+  for (const auto& a : addrs)
+    if (a.contains(target)) return a.addr;
   return addrs.empty() ? 0 : addrs.front().addr;
 }
 
@@ -429,10 +427,8 @@ nlohmann::json Daemon::resolve(const std::vector<std::string>& argv) {
       if (cfg_.ports[i].name == argv[3]) port = i;
       continue;
     }
-    for (const auto& a : cfg_.ports[i].addresses) {
-      uint32_t mask = a.len == 0 ? 0 : ~uint32_t{0} << (32 - a.len);
-      if (!port && (a.addr & mask) == (*ip & mask)) port = i;
-    }
+    for (const auto& a : cfg_.ports[i].addresses)
+      if (!port && a.contains(*ip)) port = i;
   }
   if (!port)
     throw ApiError(argv.size() == 4 ? "no port named '" + argv[3] + "'"
