@@ -94,6 +94,72 @@ struct Metrics {
   int line = 0;
 };
 
+// vrrp { ... }: virtual routers (keepalived's vrrp_instance / vrrp_script / vrrp_sync_group).
+enum class VrrpChecksum { kKeepalived, kRfc9568 };
+
+struct VrrpScript {  // vrrp.scripts: a command run at an interval; exit 0 = up
+  std::string name;
+  std::string command;           // run with /bin/sh -c
+  uint32_t interval_ms = 1000;   // 100..3600000
+  uint32_t timeout_ms = 1000;    // 10..3600000, and < interval_ms
+  int weight = 0;                // -254..254; 0: FAULT while down
+  uint32_t rise = 1;             // 1..100 consecutive successes to go up
+  uint32_t fall = 1;             // 1..100 consecutive failures to go down
+  int line = 0;
+};
+
+struct VrrpTrackPort {  // link state of a port
+  std::string port;
+  int weight = 0;  // -254..254; 0: FAULT while the link is down
+  int line = 0;
+};
+
+struct VrrpTrackScript {
+  std::string script;           // a vrrp.scripts name
+  std::optional<int> weight;    // overrides the script's weight for this instance
+  int line = 0;
+};
+
+struct VrrpInstance {
+  std::string name;
+  std::string port;               // the port the instance runs on
+  uint32_t vrid = 0;              // 1..255, unique per port
+  uint32_t version = 3;           // 2 or 3
+  uint32_t priority = 100;        // 1..255 (255: address owner)
+  uint32_t advert_interval_ms = 1000;  // v3: 10..40950 in steps of 10; v2: 1000..255000 in steps of 1000
+  bool preempt = true;
+  uint32_t preempt_delay_ms = 0;  // 0..3600000
+  std::vector<Ipv4Prefix> virtual_ips;  // 1..32
+  bool virtual_mac = false;       // answer and send with 00:00:5e:00:01:VRID
+  std::string auth_pass;          // v2 only, ≤ 8 characters (auth_type PASS)
+  std::vector<uint32_t> unicast_peers;  // send adverts unicast to these instead of 224.0.0.18
+  std::vector<VrrpTrackPort> track_ports;
+  std::vector<VrrpTrackScript> track_scripts;
+  std::string notify;             // script run on every transition: INSTANCE NAME STATE PRIORITY
+  int line = 0;
+};
+
+struct VrrpSyncGroup {  // instances that always change state together
+  std::string name;
+  std::vector<std::string> instances;
+  std::string notify;  // run on group transitions: GROUP NAME STATE 0
+  int line = 0;
+};
+
+struct Vrrp {
+  VrrpChecksum checksum = VrrpChecksum::kKeepalived;  // v3 checksum we send
+  uint32_t garp_count = 5;          // gratuitous ARPs per VIP on becoming master; 0..100
+  uint32_t garp_interval_ms = 100;  // 10..60000
+  uint32_t garp_refresh_s = 0;      // re-announce every N s while master; 0 = never
+  std::string notify;               // run on every instance transition (like keepalived's notify)
+  std::vector<VrrpScript> scripts;
+  std::vector<VrrpInstance> instances;
+  // Instances in no explicit group form one implicit group: by default every VIP fails over
+  // together and one node owns them all.
+  std::vector<VrrpSyncGroup> sync_groups;
+  int line = 0;
+};
+
 struct Config {
   std::string file;             // path it was loaded from
   std::string node = "tandem";  // node name, shown by status and metrics
@@ -104,6 +170,7 @@ struct Config {
   Arp arp;
   Control control;
   Metrics metrics;
+  Vrrp vrrp;
 };
 
 struct Error {

@@ -31,6 +31,14 @@ constexpr int64_t kMaxWorkers = 64;
 // sizeof(sockaddr_un::sun_path) minus the terminating NUL.
 constexpr size_t kMaxSocketPath = 107;
 
+// VRRP: tracking weights (the priority moves within 1..254), virtual IPs per instance (the count
+// field of an advert allows 255; keepalived and RFC 5798 implementations keep far fewer), the
+// v2 simple password (8 bytes of auth data), and the GARP refresh period.
+constexpr int64_t kMaxVrrpWeight = 254;
+constexpr size_t kMaxVips = 32;
+constexpr size_t kMaxAuthPass = 8;
+constexpr int64_t kMaxGarpRefreshS = 86400;
+
 constexpr const char* kSuffixRestart = " cannot change on reload (restart tandemd to apply)";
 
 std::string quote(std::string_view key) {
@@ -293,8 +301,9 @@ class Parser {
   const Setting* sequence(const Setting& parent, const std::string& parent_path, const char* key,
                           const char* of_what);
 
+  // `note` follows the range in the message (" for version 2" when the range depends on it).
   std::optional<int64_t> int_value(const Setting& s, const std::string& path, int64_t lo,
-                                   int64_t hi);
+                                   int64_t hi, std::string_view note = {});
   std::optional<std::string> string_value(const Setting& s, const std::string& path);
 
   template <typename T>
@@ -316,6 +325,15 @@ class Parser {
   void parse_control(const Setting& g, Control& ctl);
   void parse_metrics(const Setting& g, Metrics& m);
 
+  const Setting* group_list(const Setting& parent, const std::string& parent_path, const char* key);
+  const Setting* read_notify(const Setting& g, const std::string& gpath, std::string& out);
+  void parse_vrrp(const Setting& g, Config& c);
+  void parse_vrrp_script(const Setting& s, int index, Vrrp& v);
+  void parse_vrrp_instance(const Setting& s, int index, Config& c);
+  void parse_vrrp_addresses(const Setting& s, const std::string& p, VrrpInstance& vi);
+  void parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpInstance& vi);
+  void parse_sync_group(const Setting& s, int index, Vrrp& v);
+
   const Source& src_;
   std::vector<Error> errors_;
 
@@ -328,6 +346,13 @@ class Parser {
   std::map<std::string, Seen> devices_;    // device identity -> first port using it
   std::map<uint32_t, Seen> addresses_;     // our addresses -> owning port
   std::map<std::pair<std::string, uint32_t>, int> statics_;  // (port, ip) -> line
+  // VRRP. Seen::port holds an instance or sync group name here; the first definition wins.
+  std::map<std::string, int> script_names_;                 // name -> line
+  std::map<std::string, int> instance_names_;               // name -> line
+  std::map<std::string, int> group_names_;                  // name -> line
+  std::map<std::pair<std::string, uint32_t>, Seen> vrids_;  // (port, vrid) -> instance
+  std::map<uint32_t, Seen> vips_;                           // virtual IP -> instance
+  std::map<std::string, Seen> grouped_;                     // instance -> its sync group
 };
 
 int Parser::line_of(const Setting& s) const {
@@ -384,7 +409,7 @@ const Setting* Parser::sequence(const Setting& parent, const std::string& parent
 }
 
 std::optional<int64_t> Parser::int_value(const Setting& s, const std::string& path, int64_t lo,
-                                         int64_t hi) {
+                                         int64_t hi, std::string_view note) {
   const auto type = s.getType();
   if (type != Setting::TypeInt && type != Setting::TypeInt64) {
     fail(s, quote(path) + " must be an integer, got " + type_name(s));
@@ -407,7 +432,7 @@ std::optional<int64_t> Parser::int_value(const Setting& s, const std::string& pa
   }
   if (overflowed || v < lo || v > hi) {
     fail(s, quote(path) + " = " + shown + " is out of range " + std::to_string(lo) + ".." +
-                std::to_string(hi));
+                std::to_string(hi) + std::string(note));
     return std::nullopt;
   }
   return v;
@@ -476,8 +501,9 @@ const Setting* Parser::read_name(const Setting& g, const std::string& gpath, con
 }
 
 void Parser::run(const Setting& root, Config& c) {
-  check_keys(root, "",
-             {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics"});
+  check_keys(
+      root, "",
+      {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp"});
   read_name(root, "", "node", c.node);
   if (const Setting* g = group(root, "", "eal")) parse_eal(*g, c.eal);
   if (const Setting* g = group(root, "", "dataplane")) parse_dataplane(*g, c.dataplane);
@@ -486,6 +512,7 @@ void Parser::run(const Setting& root, Config& c) {
   if (const Setting* g = group(root, "", "arp")) parse_arp(*g, c.arp);
   if (const Setting* g = group(root, "", "control")) parse_control(*g, c.control);
   if (const Setting* g = group(root, "", "metrics")) parse_metrics(*g, c.metrics);
+  if (const Setting* g = group(root, "", "vrrp")) parse_vrrp(*g, c);
 }
 
 void Parser::parse_eal(const Setting& g, Eal& e) {
@@ -858,6 +885,403 @@ void Parser::parse_metrics(const Setting& g, Metrics& m) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// vrrp
+
+// A list ( { ... }, ... ) of groups; each element is checked by the caller.
+const Setting* Parser::group_list(const Setting& parent, const std::string& parent_path,
+                                  const char* key) {
+  if (!parent.exists(key)) return nullptr;
+  const Setting& s = parent[key];
+  if (s.getType() != Setting::TypeList) {
+    fail(s, quote(join_path(parent_path, key)) +
+                " must be a list of groups ( { ... }, ... ), got " + type_name(s));
+    return nullptr;
+  }
+  return &s;
+}
+
+// `notify`: empty (unset) or an absolute path.
+const Setting* Parser::read_notify(const Setting& g, const std::string& gpath, std::string& out) {
+  std::string path;
+  const Setting* s = read_string(g, gpath, "notify", path);
+  if (s == nullptr) return nullptr;
+  if (!path.empty() && path[0] != '/') {
+    fail(*s, quote(join_path(gpath, "notify")) + " = \"" + path + "\" must be an absolute path");
+    return nullptr;
+  }
+  out = std::move(path);
+  return s;
+}
+
+void Parser::parse_vrrp(const Setting& g, Config& c) {
+  const std::string p = "vrrp";
+  Vrrp& v = c.vrrp;
+  v.line = line_of(g);
+  check_keys(g, p,
+             {"checksum", "garp_count", "garp_interval_ms", "garp_refresh_s", "notify", "scripts",
+              "instances", "sync_groups"});
+  std::string checksum;
+  if (const Setting* s = read_string(g, p, "checksum", checksum)) {
+    if (checksum == "keepalived") {
+      v.checksum = VrrpChecksum::kKeepalived;
+    } else if (checksum == "rfc9568") {
+      v.checksum = VrrpChecksum::kRfc9568;
+    } else {
+      fail(*s, "'vrrp.checksum' = \"" + checksum + "\" is not one of: keepalived, rfc9568");
+    }
+  }
+  read_int(g, p, "garp_count", 0, 100, v.garp_count);
+  read_int(g, p, "garp_interval_ms", 10, 60000, v.garp_interval_ms);
+  read_int(g, p, "garp_refresh_s", 0, kMaxGarpRefreshS, v.garp_refresh_s);
+  read_notify(g, p, v.notify);
+  // Scripts first and sync groups last, whatever the order in the file: instances name scripts,
+  // groups name instances.
+  if (const Setting* l = group_list(g, p, "scripts")) {
+    for (int i = 0; i < l->getLength(); ++i) parse_vrrp_script((*l)[i], i, v);
+  }
+  if (const Setting* l = group_list(g, p, "instances")) {
+    for (int i = 0; i < l->getLength(); ++i) parse_vrrp_instance((*l)[i], i, c);
+  }
+  if (const Setting* l = group_list(g, p, "sync_groups")) {
+    for (int i = 0; i < l->getLength(); ++i) parse_sync_group((*l)[i], i, v);
+  }
+}
+
+void Parser::parse_vrrp_script(const Setting& s, int index, Vrrp& v) {
+  const std::string p = index_path("vrrp.scripts", index);
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  VrrpScript sc;
+  sc.line = line_of(s);
+  check_keys(s, p, {"name", "command", "interval_ms", "timeout_ms", "weight", "rise", "fall"});
+  if (!s.exists("name")) fail(s, "missing required key " + quote(p + ".name"));
+  if (const Setting* n = read_name(s, p, "name", sc.name)) {
+    const auto [it, fresh] = script_names_.emplace(sc.name, line_of(*n));
+    if (!fresh) {
+      fail(*n, "duplicate VRRP script name '" + sc.name + "' (first defined on line " +
+                   std::to_string(it->second) + ")");
+    }
+  }
+  if (!s.exists("command")) fail(s, "missing required key " + quote(p + ".command"));
+  if (const Setting* cmd = read_string(s, p, "command", sc.command)) {
+    if (sc.command.find_first_not_of(" \t") == std::string::npos) {
+      fail(*cmd, quote(p + ".command") + " must not be empty");
+    }
+  }
+  read_int(s, p, "interval_ms", 100, 3600000, sc.interval_ms);
+  // Without timeout_ms: 1000, or half the interval when that is not less than the interval.
+  sc.timeout_ms = sc.interval_ms > 1000 ? 1000 : sc.interval_ms / 2;
+  if (const Setting* t = read_int(s, p, "timeout_ms", 10, 3600000, sc.timeout_ms)) {
+    if (sc.timeout_ms >= sc.interval_ms) {
+      fail(*t, quote(p + ".timeout_ms") + " = " + std::to_string(sc.timeout_ms) +
+                   " must be less than " + quote(p + ".interval_ms") + " = " +
+                   std::to_string(sc.interval_ms));
+    }
+  }
+  read_int(s, p, "weight", -kMaxVrrpWeight, kMaxVrrpWeight, sc.weight);
+  read_int(s, p, "rise", 1, 100, sc.rise);
+  read_int(s, p, "fall", 1, 100, sc.fall);
+  v.scripts.push_back(std::move(sc));
+}
+
+void Parser::parse_vrrp_instance(const Setting& s, int index, Config& c) {
+  const std::string p = index_path("vrrp.instances", index);
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  VrrpInstance vi;
+  vi.line = line_of(s);
+  check_keys(s, p,
+             {"name", "port", "vrid", "version", "priority", "advert_interval_ms", "preempt",
+              "preempt_delay_ms", "virtual_ips", "virtual_mac", "auth_pass", "unicast_peers",
+              "track_ports", "track_scripts", "notify"});
+  for (const char* key : {"name", "port", "vrid", "virtual_ips"}) {
+    if (!s.exists(key)) fail(s, "missing required key " + quote(join_path(p, key)));
+  }
+
+  if (const Setting* n = read_name(s, p, "name", vi.name)) {
+    const auto [it, fresh] = instance_names_.emplace(vi.name, line_of(*n));
+    if (!fresh) {
+      fail(*n, "duplicate VRRP instance name '" + vi.name + "' (first defined on line " +
+                   std::to_string(it->second) + ")");
+    }
+  }
+  const std::string who = vi.name.empty() ? p : vi.name;
+
+  bool port_ok = false;
+  if (const Setting* ps = read_string(s, p, "port", vi.port)) {
+    if (port_names_.count(vi.port) == 0) {
+      std::vector<std::string> known;
+      for (const auto& [name, line] : port_names_) known.push_back(name);
+      fail(*ps, quote(p + ".port") + " = \"" + vi.port + "\" is not a configured port" +
+                    suggest(vi.port, known));
+    } else {
+      port_ok = true;
+    }
+  }
+  if (const Setting* vs = read_int(s, p, "vrid", 1, 255, vi.vrid); vs != nullptr && port_ok) {
+    const auto [it, fresh] =
+        vrids_.emplace(std::make_pair(vi.port, vi.vrid), Seen{who, line_of(*vs)});
+    if (!fresh) {
+      fail(*vs, "VRID " + std::to_string(vi.vrid) + " is already used on port '" + vi.port +
+                    "' by instance '" + it->second.port + "' (line " +
+                    std::to_string(it->second.line) + ")");
+    }
+  }
+
+  bool version_ok = true;
+  if (s.exists("version")) {
+    const Setting& vs = s["version"];
+    if (const auto v = int_value(vs, p + ".version", INT32_MIN, INT32_MAX)) {
+      if (*v == 2 || *v == 3) {
+        vi.version = static_cast<uint32_t>(*v);
+      } else {
+        fail(vs, quote(p + ".version") + " = " + std::to_string(*v) + " is not one of: 2, 3");
+        version_ok = false;
+      }
+    } else {
+      version_ok = false;
+    }
+  }
+  read_int(s, p, "priority", 1, 255, vi.priority);
+  if (version_ok && s.exists("advert_interval_ms")) {
+    const Setting& as = s["advert_interval_ms"];
+    const bool v3 = vi.version == 3;
+    const int64_t lo = v3 ? 10 : 1000;
+    const int64_t hi = v3 ? 40950 : 255000;
+    const std::string path = p + ".advert_interval_ms";
+    const std::string note = " for version " + std::to_string(vi.version);
+    if (const auto v = int_value(as, path, lo, hi, note)) {
+      if (*v % lo != 0) {
+        fail(as, quote(path) + " = " + std::to_string(*v) + " must be a multiple of " +
+                     std::to_string(lo) + note +
+                     (v3 ? " (adverts carry centiseconds)" : " (adverts carry seconds)"));
+      } else {
+        vi.advert_interval_ms = static_cast<uint32_t>(*v);
+      }
+    }
+  }
+  const Setting* preempt = read_bool(s, p, "preempt", vi.preempt);
+  if (preempt != nullptr && !vi.preempt && vi.priority == 255) {
+    fail(*preempt, quote(p + ".preempt") +
+                       " = false is not allowed with priority = 255: the address owner always "
+                       "preempts (RFC 5798)");
+  }
+  read_int(s, p, "preempt_delay_ms", 0, 3600000, vi.preempt_delay_ms);
+
+  parse_vrrp_addresses(s, p, vi);
+  read_bool(s, p, "virtual_mac", vi.virtual_mac);
+
+  std::string pass;
+  if (const Setting* as = read_string(s, p, "auth_pass", pass)) {
+    if (!pass.empty() && version_ok && vi.version != 2) {
+      fail(*as,
+           quote(p + ".auth_pass") + " needs version = 2: VRRPv3 has no authentication (RFC 5798)");
+    } else if (pass.size() > kMaxAuthPass) {
+      fail(*as, quote(p + ".auth_pass") + " is " + std::to_string(pass.size()) +
+                    " characters long, more than VRRPv2 allows (" + std::to_string(kMaxAuthPass) +
+                    ")");
+    } else {
+      vi.auth_pass = std::move(pass);
+    }
+  }
+
+  parse_vrrp_tracking(s, p, vi);
+  read_notify(s, p, vi.notify);
+  c.vrrp.instances.push_back(std::move(vi));
+}
+
+void Parser::parse_vrrp_addresses(const Setting& s, const std::string& p, VrrpInstance& vi) {
+  const std::string who = vi.name.empty() ? p : vi.name;
+  if (const Setting* a = sequence(s, p, "virtual_ips", "strings")) {
+    const int n = a->getLength();
+    if (n < 1 || n > static_cast<int>(kMaxVips)) {
+      fail(*a, quote(p + ".virtual_ips") + " must have 1.." + std::to_string(kMaxVips) +
+                   " entries, got " + std::to_string(n));
+    }
+    for (int i = 0; i < n; ++i) {
+      const Setting& el = (*a)[i];
+      const std::string ep = index_path(p + ".virtual_ips", i);
+      const auto text = string_value(el, ep);
+      if (!text) continue;
+      const PrefixParse parsed = parse_interface_address(*text);
+      if (!parsed.prefix) {
+        fail(el, quote(ep) + " = \"" + *text + "\" " + parsed.problem);
+        continue;
+      }
+      const Ipv4Prefix prefix = *parsed.prefix;
+      const std::string ip = format_ipv4(prefix.addr);
+      const auto own = addresses_.find(prefix.addr);
+      if (own != addresses_.end() && vi.priority != 255) {
+        fail(el, "virtual IP " + ip + " is an address of port '" + own->second.port + "' (line " +
+                     std::to_string(own->second.line) +
+                     "): only the address owner (priority = 255) may use it");
+        continue;
+      }
+      const auto [it, fresh] = vips_.emplace(prefix.addr, Seen{who, line_of(el)});
+      if (!fresh) {
+        if (it->second.port == who) {
+          fail(el, "virtual IP " + ip + " is listed twice in instance '" + who + "'");
+        } else {
+          fail(el, "virtual IP " + ip + " is already used by instance '" + it->second.port +
+                       "' (line " + std::to_string(it->second.line) + ")");
+        }
+        continue;
+      }
+      vi.virtual_ips.push_back(prefix);
+    }
+  }
+
+  if (const Setting* a = sequence(s, p, "unicast_peers", "strings")) {
+    for (int i = 0; i < a->getLength(); ++i) {
+      const Setting& el = (*a)[i];
+      const std::string ep = index_path(p + ".unicast_peers", i);
+      const auto text = string_value(el, ep);
+      if (!text) continue;
+      const auto peer = parse_ipv4(*text);
+      const char* why = peer ? non_unicast_reason(*peer) : nullptr;
+      if (!peer) {
+        fail(el, quote(ep) + " = \"" + *text + "\" is not an IPv4 address (expected A.B.C.D)");
+        continue;
+      }
+      if (why != nullptr) {
+        fail(el, quote(ep) + " = \"" + *text + "\" is " + why);
+        continue;
+      }
+      const std::string ip = format_ipv4(*peer);
+      const auto own = addresses_.find(*peer);
+      if (own != addresses_.end()) {
+        fail(el, "unicast peer " + ip + " is one of our own addresses (port '" + own->second.port +
+                     "')");
+        continue;
+      }
+      if (std::find(vi.unicast_peers.begin(), vi.unicast_peers.end(), *peer) !=
+          vi.unicast_peers.end()) {
+        fail(el, "unicast peer " + ip + " is listed twice in instance '" + who + "'");
+        continue;
+      }
+      vi.unicast_peers.push_back(*peer);
+    }
+  }
+}
+
+void Parser::parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpInstance& vi) {
+  const std::string who = vi.name.empty() ? p : vi.name;
+  if (const Setting* l = group_list(s, p, "track_ports")) {
+    for (int i = 0; i < l->getLength(); ++i) {
+      const Setting& el = (*l)[i];
+      const std::string ep = index_path(p + ".track_ports", i);
+      if (el.getType() != Setting::TypeGroup) {
+        fail(el, quote(ep) + " must be a group { ... }, got " + type_name(el));
+        continue;
+      }
+      VrrpTrackPort t;
+      t.line = line_of(el);
+      check_keys(el, ep, {"port", "weight"});
+      if (!el.exists("port")) fail(el, "missing required key " + quote(ep + ".port"));
+      if (const Setting* ps = read_string(el, ep, "port", t.port)) {
+        if (port_names_.count(t.port) == 0) {
+          std::vector<std::string> known;
+          for (const auto& [name, line] : port_names_) known.push_back(name);
+          fail(*ps, quote(ep + ".port") + " = \"" + t.port + "\" is not a configured port" +
+                        suggest(t.port, known));
+        } else if (std::any_of(vi.track_ports.begin(), vi.track_ports.end(),
+                               [&](const VrrpTrackPort& o) { return o.port == t.port; })) {
+          fail(*ps, "port '" + t.port + "' is tracked twice in instance '" + who + "'");
+        }
+      }
+      read_int(el, ep, "weight", -kMaxVrrpWeight, kMaxVrrpWeight, t.weight);
+      vi.track_ports.push_back(std::move(t));
+    }
+  }
+
+  if (const Setting* l = group_list(s, p, "track_scripts")) {
+    std::vector<std::string> known;
+    for (const auto& [name, line] : script_names_) known.push_back(name);
+    for (int i = 0; i < l->getLength(); ++i) {
+      const Setting& el = (*l)[i];
+      const std::string ep = index_path(p + ".track_scripts", i);
+      if (el.getType() != Setting::TypeGroup) {
+        fail(el, quote(ep) + " must be a group { ... }, got " + type_name(el));
+        continue;
+      }
+      VrrpTrackScript t;
+      t.line = line_of(el);
+      check_keys(el, ep, {"script", "weight"});
+      if (!el.exists("script")) fail(el, "missing required key " + quote(ep + ".script"));
+      if (const Setting* ss = read_string(el, ep, "script", t.script)) {
+        if (script_names_.count(t.script) == 0) {
+          fail(*ss, quote(ep + ".script") + " = \"" + t.script +
+                        "\" is not a script in 'vrrp.scripts'" + suggest(t.script, known));
+        } else if (std::any_of(vi.track_scripts.begin(), vi.track_scripts.end(),
+                               [&](const VrrpTrackScript& o) { return o.script == t.script; })) {
+          fail(*ss, "script '" + t.script + "' is tracked twice in instance '" + who + "'");
+        }
+      }
+      int weight = 0;
+      if (read_int(el, ep, "weight", -kMaxVrrpWeight, kMaxVrrpWeight, weight) != nullptr) {
+        t.weight = weight;
+      }
+      vi.track_scripts.push_back(std::move(t));
+    }
+  }
+}
+
+void Parser::parse_sync_group(const Setting& s, int index, Vrrp& v) {
+  const std::string p = index_path("vrrp.sync_groups", index);
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  VrrpSyncGroup sg;
+  sg.line = line_of(s);
+  check_keys(s, p, {"name", "instances", "notify"});
+  for (const char* key : {"name", "instances"}) {
+    if (!s.exists(key)) fail(s, "missing required key " + quote(join_path(p, key)));
+  }
+  if (const Setting* n = read_name(s, p, "name", sg.name)) {
+    const auto [it, fresh] = group_names_.emplace(sg.name, line_of(*n));
+    if (!fresh) {
+      fail(*n, "duplicate sync group name '" + sg.name + "' (first defined on line " +
+                   std::to_string(it->second) + ")");
+    }
+  }
+  const std::string who = sg.name.empty() ? p : sg.name;
+  if (const Setting* a = sequence(s, p, "instances", "strings")) {
+    if (a->getLength() == 0) fail(*a, quote(p + ".instances") + " must list at least one instance");
+    std::vector<std::string> known;
+    for (const auto& [name, line] : instance_names_) known.push_back(name);
+    for (int i = 0; i < a->getLength(); ++i) {
+      const Setting& el = (*a)[i];
+      const std::string ep = index_path(p + ".instances", i);
+      auto name = string_value(el, ep);
+      if (!name) continue;
+      if (instance_names_.count(*name) == 0) {
+        fail(el, quote(ep) + " = \"" + *name + "\" is not an instance in 'vrrp.instances'" +
+                     suggest(*name, known));
+        continue;
+      }
+      const auto [it, fresh] = grouped_.emplace(*name, Seen{who, line_of(el)});
+      if (!fresh) {
+        if (it->second.port == who) {
+          fail(el, "instance '" + *name + "' is listed twice in sync group '" + who + "'");
+        } else {
+          fail(el, "instance '" + *name + "' is already in sync group '" + it->second.port +
+                       "' (line " + std::to_string(it->second.line) + ")");
+        }
+        continue;
+      }
+      sg.instances.push_back(std::move(*name));
+    }
+  }
+  read_notify(s, p, sg.notify);
+  v.sync_groups.push_back(std::move(sg));
+}
+
 // File order: errors grouped by file in order of first appearance, by line within a file.
 void sort_errors(std::vector<Error>& errors) {
   std::vector<std::string> files;
@@ -1003,6 +1427,61 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   }
   if (running.metrics.listen != next.metrics.listen) {
     conflict(next.metrics.line, "metrics.listen");
+  }
+
+  // VRRP: the virtual routers themselves (which, where, what they announce and how) need a
+  // restart; priority, preemption, tracking, scripts, notify, checksum and GARP do not. Instances
+  // and groups are matched by name, so reordering them is not a change.
+  const Vrrp& rv = running.vrrp;
+  const Vrrp& nv = next.vrrp;
+  bool instance_set_changed = rv.instances.size() != nv.instances.size();
+  int first_added = 0;
+  for (size_t i = 0; i < nv.instances.size(); ++i) {
+    const VrrpInstance& ni = nv.instances[i];
+    const auto ri = std::find_if(rv.instances.begin(), rv.instances.end(),
+                                 [&](const VrrpInstance& x) { return x.name == ni.name; });
+    if (ri == rv.instances.end()) {
+      if (first_added == 0) first_added = ni.line;
+      instance_set_changed = true;
+      continue;
+    }
+    const std::string p = index_path("vrrp.instances", static_cast<int>(i));
+    if (ri->port != ni.port) conflict(ni.line, p + ".port");
+    if (ri->vrid != ni.vrid) conflict(ni.line, p + ".vrid");
+    if (ri->version != ni.version) conflict(ni.line, p + ".version");
+    if (ri->advert_interval_ms != ni.advert_interval_ms) {
+      conflict(ni.line, p + ".advert_interval_ms");
+    }
+    if (ri->virtual_ips != ni.virtual_ips) conflict(ni.line, p + ".virtual_ips");
+    if (ri->virtual_mac != ni.virtual_mac) conflict(ni.line, p + ".virtual_mac");
+    if (ri->auth_pass != ni.auth_pass) conflict(ni.line, p + ".auth_pass");
+    if (ri->unicast_peers != ni.unicast_peers) conflict(ni.line, p + ".unicast_peers");
+  }
+  if (instance_set_changed) {
+    // At the first added instance, or at the vrrp group when instances were only removed.
+    conflict(first_added != 0 ? first_added : nv.line, "vrrp.instances");
+  }
+  bool group_set_changed = rv.sync_groups.size() != nv.sync_groups.size();
+  int first_added_group = 0;
+  for (size_t i = 0; i < nv.sync_groups.size(); ++i) {
+    const VrrpSyncGroup& ng = nv.sync_groups[i];
+    const auto rg = std::find_if(rv.sync_groups.begin(), rv.sync_groups.end(),
+                                 [&](const VrrpSyncGroup& x) { return x.name == ng.name; });
+    if (rg == rv.sync_groups.end()) {
+      if (first_added_group == 0) first_added_group = ng.line;
+      group_set_changed = true;
+      continue;
+    }
+    auto sorted = [](std::vector<std::string> v) {
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    if (sorted(rg->instances) != sorted(ng.instances)) {
+      conflict(ng.line, index_path("vrrp.sync_groups", static_cast<int>(i)) + ".instances");
+    }
+  }
+  if (group_set_changed) {
+    conflict(first_added_group != 0 ? first_added_group : nv.line, "vrrp.sync_groups");
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const Error& a, const Error& b) { return a.line < b.line; });

@@ -111,9 +111,34 @@ int Daemon::run(const std::string& prog) {
   params.mbufs = cfg_.dataplane.mbufs;
   params.mbuf_cache = cfg_.dataplane.mbuf_cache;
   std::string err = dp_->init(params);
+  // Ports must accept the VRRP virtual MACs they may answer with.
+  for (const auto& in : cfg_.vrrp.instances) {
+    if (!err.empty() || !in.virtual_mac) continue;
+    for (uint32_t i = 0; i < cfg_.ports.size(); ++i)
+      if (cfg_.ports[i].name == in.port)
+        err = dp_->accept_mac(i, vrrp::virtual_mac(static_cast<uint8_t>(in.vrid)));
+  }
   if (err.empty()) {
     for (uint32_t i = 0; i < dp_->n_ports(); ++i) macs_.push_back(dp_->port(i).mac);
     err = dp_->start(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_)));
+  }
+  if (err.empty()) {
+    VrrpService::Hooks hooks;
+    hooks.send = [this](uint32_t port, const uint8_t* f, uint32_t len) {
+      return dp_->send_frame(port, f, len);
+    };
+    hooks.ownership_changed = [this] { publish_snapshot(); };
+    hooks.announce = [this](uint32_t port, uint32_t ip, const dp::Mac& mac, uint32_t count,
+                            uint32_t interval_ms) {
+      announce(port, ip, mac, count, interval_ms, now_ns());
+    };
+    hooks.resolve = [this](uint32_t port, uint32_t ip) -> std::optional<dp::Mac> {
+      const dp::NeighEntry* e = neigh_.find(static_cast<uint16_t>(port), ip);
+      if (e && e->state != dp::NeighState::kIncomplete) return e->mac;
+      neigh_.request(static_cast<uint16_t>(port), ip, now_ns());
+      return std::nullopt;
+    };
+    vrrp_ = std::make_unique<VrrpService>(cfg_, macs_, std::move(hooks));
   }
   if (!err.empty()) {
     log_error(err);
@@ -122,7 +147,7 @@ int Daemon::run(const std::string& prog) {
 
   if (rc == 0 && cfg_.metrics.enabled) {
     try {
-      collector_ = std::make_shared<MetricsCollector>(*dp_, stats_, cfg_.node);
+      collector_ = std::make_shared<MetricsCollector>(*dp_, stats_, vrrp_->stats(), cfg_.node);
       exposer_ = std::make_unique<prometheus::Exposer>(cfg_.metrics.listen);
       exposer_->RegisterCollectable(collector_);
     } catch (const std::exception& e) {
@@ -141,8 +166,10 @@ int Daemon::run(const std::string& prog) {
                cfg::format_mac(ps.mac) + " link " + (ps.link_up ? "up" : "down") + ", " +
                std::to_string(ps.rx_queues) + " RX / " + std::to_string(ps.tx_queues) +
                " TX queues");
-      for (const auto& a : cfg_.ports[i].addresses) announce(i, a.addr, started_ns_);
+      announce_port(i, started_ns_);
+      vrrp_->on_link(i, ps.link_up, started_ns_);
     }
+    vrrp_->start(started_ns_);
     log_info("ready: " + std::to_string(dp_->n_workers()) + " worker(s), control socket " +
              cfg_.control.socket + (exposer_ ? ", metrics on " + cfg_.metrics.listen : ""));
   }
@@ -152,7 +179,13 @@ int Daemon::run(const std::string& prog) {
     fds.clear();
     fds.push_back({sfd, POLLIN, 0});
     api_->append_pollfds(fds);
-    int n = poll(fds.data(), fds.size(), kTickMs);
+    // Sleep until the next VRRP deadline (sub-millisecond) or one tick, whichever is first.
+    uint64_t wait_ns = uint64_t{kTickMs} * 1'000'000;
+    if (const uint64_t d = vrrp_->next_deadline(), t = now_ns(); d != UINT64_MAX)
+      wait_ns = d <= t ? 0 : std::min(wait_ns, d - t);
+    timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000),
+                static_cast<long>(wait_ns % 1'000'000'000)};
+    int n = ppoll(fds.data(), fds.size(), &ts, nullptr);
     if (n < 0 && errno != EINTR) {
       log_error(std::string("poll: ") + std::strerror(errno));
       rc = 1;
@@ -175,10 +208,13 @@ int Daemon::run(const std::string& prog) {
     on_timer(now_ns());
   }
 
+  // Masters hand over at once (priority 0) while the ports still run.
+  if (vrrp_) vrrp_->stop(now_ns());
   // Order matters: nothing may read port stats once ports are closed.
   exposer_.reset();
   collector_.reset();
   if (dp_) dp_->stop();
+  vrrp_.reset();
   dp_.reset();
   api_->close();
   close(sfd);
@@ -201,11 +237,16 @@ void Daemon::load_statics() {
   }
 }
 
-void Daemon::announce(uint32_t port, uint32_t ip, uint64_t now) {
-  if (cfg_.arp.garp_count == 0) return;
+void Daemon::announce(uint32_t port, uint32_t ip, const dp::Mac& mac, uint32_t count,
+                      uint32_t interval_ms, uint64_t now) {
   std::erase_if(announcements_,
                 [&](const Announcement& a) { return a.port == port && a.ip == ip; });
-  announcements_.push_back({port, ip, cfg_.arp.garp_count, now});
+  if (count != 0) announcements_.push_back({port, ip, mac, count, interval_ms, now});
+}
+
+void Daemon::announce_port(uint32_t port, uint64_t now) {
+  for (const auto& a : cfg_.ports[port].addresses)
+    announce(port, a.addr, macs_[port], cfg_.arp.garp_count, cfg_.arp.garp_interval_ms, now);
 }
 
 uint32_t Daemon::source_ip_for(uint32_t port, uint32_t target) const {
@@ -249,11 +290,11 @@ void Daemon::on_timer(uint64_t now) {
   for (auto& a : announcements_) {
     if (a.remaining == 0 || now < a.next_ns) continue;
     uint8_t frame[dp::kMinFrameLen];
-    size_t len = dp::write_arp_frame(frame, dp::arp::kOpRequest, dp::kBroadcastMac, macs_[a.port],
-                                     a.ip, dp::Mac{}, a.ip);
+    size_t len = dp::write_arp_frame(frame, dp::arp::kOpRequest, dp::kBroadcastMac, a.mac, a.ip,
+                                     dp::Mac{}, a.ip);
     if (dp_->send_frame(a.port, frame, static_cast<uint32_t>(len))) stats_.garp_sent.add();
     --a.remaining;
-    a.next_ns = now + uint64_t{cfg_.arp.garp_interval_ms} * 1'000'000;
+    a.next_ns = now + uint64_t{a.interval_ms} * 1'000'000;
   }
   std::erase_if(announcements_, [](const Announcement& a) { return a.remaining == 0; });
 
@@ -263,14 +304,23 @@ void Daemon::on_timer(uint64_t now) {
       const auto& ps = dp_->port(i);
       stats_.link_changes.add();
       log_info("port " + ps.name + " link " + (ps.link_up ? "up" : "down"));
-      if (ps.link_up)
-        for (const auto& a : cfg_.ports[i].addresses) announce(i, a.addr, now);
+      if (ps.link_up) announce_port(i, now);
+      vrrp_->on_link(i, ps.link_up, now);
     }
   }
+
+  // VRRP adverts punted by the workers, then VRRP timers.
+  static dp::PuntedFrame punted[32];
+  while ((n = dp_->poll_punted(punted, 32)) != 0)
+    for (uint32_t i = 0; i < n; ++i)
+      vrrp_->on_frame(punted[i].port, punted[i].data, punted[i].len, now);
+  vrrp_->tick(now);
 }
 
 void Daemon::publish_snapshot() {
-  dp_->publish(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_)));
+  std::vector<ExtraAddress> vips;
+  if (vrrp_) vrrp_->owned(vips);
+  dp_->publish(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_, vips)));
 }
 
 std::string Daemon::reload() {
@@ -303,10 +353,12 @@ void Daemon::apply_runtime(const cfg::Config& next) {
     for (const auto& a : next.ports[i].addresses) {
       bool had = false;
       for (const auto& old : cfg_.ports[i].addresses) had |= old.addr == a.addr;
-      if (!had) announce(i, a.addr, now);
+      if (!had)
+        announce(i, a.addr, macs_[i], next.arp.garp_count, next.arp.garp_interval_ms, now);
     }
   }
   cfg_ = next;
+  vrrp_->reload(cfg_, now);
   neigh_.set_params(neigh_params(cfg_));
   load_statics();
   publish_snapshot();
@@ -330,12 +382,16 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
     want(1);
     return neighbors_json();
   }
+  if (cmd == "vrrp") {
+    want(1);
+    return vrrp_->status(now_ns());
+  }
   if (cmd == "config" && argv.size() == 2 && argv[1] == "reload") {
     if (std::string err = reload(); !err.empty()) throw ApiError(err);
     return {{"reloaded", true}, {"file", cfg_.file}, {"generation", generation_}};
   }
   throw ApiError("unknown command '" + cmd + "' (try: status, ports, neighbors, " +
-                 "neighbors resolve IP [PORT], config reload)");
+                 "neighbors resolve IP [PORT], vrrp, config reload)");
 }
 
 nlohmann::json Daemon::status_json() const {

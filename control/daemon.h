@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/model.h"
+#include "control/vrrp_service.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/neighbor.h"
 #include "dataplane/stats.h"
@@ -53,7 +54,10 @@ class Daemon {
   std::string reload();
   void apply_runtime(const cfg::Config& next);
   void load_statics();
-  void announce(uint32_t port, uint32_t ip, uint64_t now);
+  // Starts `count` gratuitous ARPs for `ip` on `port`, `interval_ms` apart, sent from `mac`.
+  void announce(uint32_t port, uint32_t ip, const dp::Mac& mac, uint32_t count,
+                uint32_t interval_ms, uint64_t now);
+  void announce_port(uint32_t port, uint64_t now);  // every interface address, arp.* settings
   void on_timer(uint64_t now);
   void send_arp_probe(const dp::NeighProbe& p);
   uint32_t source_ip_for(uint32_t port, uint32_t target) const;
@@ -62,7 +66,9 @@ class Daemon {
   struct Announcement {
     uint32_t port;
     uint32_t ip;
+    dp::Mac mac;
     uint32_t remaining;
+    uint32_t interval_ms;
     uint64_t next_ns;
   };
 
@@ -72,6 +78,7 @@ class Daemon {
   std::unique_ptr<ApiServer> api_;
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<VrrpService> vrrp_;
   ControlStats stats_;
   std::vector<Announcement> announcements_;
   std::vector<dp::Mac> macs_;

@@ -2,6 +2,8 @@
 
 #include <rte_ethdev.h>
 
+#include <limits>
+
 #include "tandem_version.h"
 
 namespace ctl {
@@ -148,6 +150,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   f.counter("tandem_icmp_echo_replies_total", "ICMP echo replies sent.", {}, d(echo_out));
   f.counter("tandem_neighbor_events_total",
             "ARP senders handed from workers to the control thread.", {}, d(events));
+  uint64_t punted = 0;
+  for (uint32_t w = 0; w < dp_.n_workers(); ++w) punted += dp_.worker_stats(w).punted.get();
+  f.counter("tandem_punted_total", "Frames handed from workers to the control thread (VRRP).", {},
+            d(punted));
   static constexpr const char* kStates[] = {"incomplete", "reachable", "probe", "static"};
   for (size_t i = 0; i < 4; ++i)
     f.gauge("tandem_neighbors", "Neighbour table entries by state.", {{"state", kStates[i]}},
@@ -163,6 +169,54 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             d(dp_.control_tx_dropped().get()));
   f.counter("tandem_port_link_changes_total", "Link state changes seen on all ports.", {},
             d(cs_.link_changes.get()));
+  // VRRP
+  static constexpr const char* kVrrpStates[] = {"INIT", "BACKUP", "MASTER", "FAULT"};
+  for (const auto& in : vs_.instances) {
+    Labels l{{"instance", in->name}};
+    const int st = in->state.load();
+    for (int s = 0; s < 4; ++s) {
+      Labels ls = l;
+      ls.push_back({"state", kVrrpStates[s]});
+      f.gauge("tandem_vrrp_state", "1 for the state a VRRP instance is in.", ls, st == s ? 1 : 0);
+    }
+    f.gauge("tandem_vrrp_priority", "Configured priority.", l, in->priority.load());
+    f.gauge("tandem_vrrp_effective_priority", "Priority after tracking.", l,
+            in->effective_priority.load());
+    f.counter("tandem_vrrp_transitions_total", "State transitions.", l, d(in->transitions.get()));
+    f.counter("tandem_vrrp_became_master_total", "Transitions to MASTER.", l,
+              d(in->became_master.get()));
+    f.counter("tandem_vrrp_adverts_sent_total", "Adverts sent.", l, d(in->adverts_sent.get()));
+    f.counter("tandem_vrrp_adverts_received_total", "Valid adverts received.", l,
+              d(in->adverts_received.get()));
+  }
+  for (size_t r = 0; r < vs_.invalid.size(); ++r)
+    f.counter("tandem_vrrp_adverts_invalid_total", "Adverts refused, by reason.",
+              {{"reason", vrrp::kInvalidNames[r]}}, d(vs_.invalid[r].get()));
+  {
+    ClientMetric m;
+    uint64_t cum = 0;
+    for (size_t b = 0; b < vs_.jitter_buckets.size(); ++b) {
+      cum += vs_.jitter_buckets[b].get();
+      ClientMetric::Bucket bk;
+      bk.cumulative_count = cum;
+      bk.upper_bound = b < VrrpStats::kJitterBounds.size() ? VrrpStats::kJitterBounds[b]
+                                                           : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back(bk);
+    }
+    m.histogram.sample_count = vs_.jitter_count.get();
+    m.histogram.sample_sum = static_cast<double>(vs_.jitter_sum_ns.load()) / 1e9;
+    f.family("tandem_vrrp_advert_jitter_seconds",
+             "How late a master's adverts left relative to their schedule.", MetricType::Histogram)
+        .metric.push_back(std::move(m));
+  }
+  f.counter("tandem_vrrp_notify_total", "Notify scripts started.", {},
+            d(vs_.notify_spawned.get()));
+  f.counter("tandem_vrrp_notify_failures_total", "Notify scripts that failed or could not start.",
+            {}, d(vs_.notify_failed.get()));
+  f.counter("tandem_vrrp_script_runs_total", "Track script runs.", {}, d(vs_.script_runs.get()));
+  f.counter("tandem_vrrp_script_failures_total", "Track script runs that failed or timed out.", {},
+            d(vs_.script_failures.get()));
+
   f.counter("tandem_config_reloads_total", "Configuration reloads by result.", {{"result", "ok"}},
             d(cs_.reloads_ok.get()));
   f.counter("tandem_config_reloads_total", "Configuration reloads by result.",

@@ -16,13 +16,15 @@ namespace ctl {
 
 class MetricsCollector : public prometheus::Collectable {
  public:
-  MetricsCollector(const dp::Dataplane& dp, const ControlStats& cs, std::string node)
-      : dp_(dp), cs_(cs), node_(std::move(node)) {}
+  MetricsCollector(const dp::Dataplane& dp, const ControlStats& cs, const VrrpStats& vs,
+                   std::string node)
+      : dp_(dp), cs_(cs), vs_(vs), node_(std::move(node)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const dp::Dataplane& dp_;
   const ControlStats& cs_;
+  const VrrpStats& vs_;
   std::string node_;
 };
 

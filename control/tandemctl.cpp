@@ -30,6 +30,7 @@ void usage(FILE* out) {
                "  ports                        ports with link, MAC, addresses and counters\n"
                "  neighbors                    the neighbour (ARP) table\n"
                "  neighbors resolve IP [PORT]  start ARP resolution of IP\n"
+               "  vrrp                         VRRP instances: state, priority, master, timers\n"
                "  config reload                re-read the configuration file (like SIGHUP)\n"
                "options:\n"
                "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
@@ -41,7 +42,7 @@ void usage(FILE* out) {
 // daemon runs. Returns "" or what is wrong.
 std::string check_usage(const std::vector<std::string>& c) {
   const size_t n = c.size();
-  if (c[0] == "status" || c[0] == "ports") {
+  if (c[0] == "status" || c[0] == "ports" || c[0] == "vrrp") {
     return n == 1 ? "" : "'" + c[0] + "' takes no arguments";
   }
   if (c[0] == "neighbors") {
@@ -144,6 +145,22 @@ void print_ports(const json& r) {
   }
 }
 
+void print_vrrp(const json& r) {
+  std::printf("%-12s %-8s %-5s %-7s %-9s %-16s %-9s %-6s %s\n", "INSTANCE", "PORT", "VRID",
+              "STATE", "PRIO", "MASTER", "ADVERT", "TRANS", "VIPS");
+  for (const auto& v : r) {
+    std::string vips;
+    for (const auto& a : v["virtual_ips"]) vips += (vips.empty() ? "" : ",") + a.get<std::string>();
+    std::string prio = v["priority"].dump() + "/" + v["effective_priority"].dump();
+    std::printf("%-12s %-8s %-5s %-7s %-9s %-16s %-9s %-6s %s\n",
+                v["name"].get<std::string>().c_str(), v["port"].get<std::string>().c_str(),
+                v["vrid"].dump().c_str(), v["state"].get<std::string>().c_str(), prio.c_str(),
+                v["master"].get<std::string>().c_str(),
+                (v["advert_interval_ms"].dump() + "ms").c_str(), v["transitions"].dump().c_str(),
+                vips.c_str());
+  }
+}
+
 void print_neighbors(const json& r) {
   std::printf("%-10s %-16s %-17s %-11s %s\n", "PORT", "IP", "MAC", "STATE", "AGE");
   for (const auto& n : r)
@@ -199,6 +216,8 @@ int main(int argc, char** argv) {
     print_status(r);
   } else if (c == "ports") {
     print_ports(r);
+  } else if (c == "vrrp") {
+    print_vrrp(r);
   } else if (c == "neighbors" && cmd.size() == 1) {
     print_neighbors(r);
   } else if (c == "neighbors") {

@@ -46,7 +46,7 @@ std::vector<std::string> eal_args(const cfg::Config& c, const std::string& prog)
 }
 
 dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& macs,
-                           uint64_t generation) {
+                           uint64_t generation, const std::vector<ExtraAddress>& extra) {
   dp::Snapshot s;
   s.generation = generation;
   s.idle = c.dataplane.idle == cfg::IdleMode::kBusy ? dp::IdleMode::kBusy : dp::IdleMode::kAdaptive;
@@ -63,6 +63,19 @@ dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& mac
       v.prefix_len[k] = addrs[k].len;
     }
   }
+  for (const ExtraAddress& e : extra) {
+    if (e.port >= s.n_ports) continue;
+    dp::PortView& v = s.ports[e.port];
+    if (v.n_addrs >= dp::kMaxPortAddrs || v.owns(e.addr.addr)) continue;
+    const uint32_t k = v.n_addrs++;
+    v.addrs[k] = e.addr.addr;
+    v.prefix_len[k] = e.addr.len;
+    if (!e.mac) continue;
+    uint32_t m = 0;
+    while (m < v.n_vmacs && v.vmacs[m] != *e.mac) ++m;
+    if (m == v.n_vmacs) v.vmacs[v.n_vmacs++] = *e.mac;
+    v.addr_mac[k] = static_cast<uint8_t>(m + 1);
+  }
   return s;
 }
 
@@ -71,6 +84,18 @@ std::string validate_limits(const cfg::Config& c) {
     return cfg::Error{c.file, c.ports[dp::kMaxPorts].line,
                       "at most " + std::to_string(dp::kMaxPorts) + " ports are supported"}
         .str();
+  for (const cfg::Port& p : c.ports) {
+    size_t vips = 0;
+    for (const auto& in : c.vrrp.instances)
+      if (in.port == p.name) vips += in.virtual_ips.size();
+    if (p.addresses.size() + vips > dp::kMaxPortAddrs)
+      return cfg::Error{c.file, p.line,
+                        "port '" + p.name + "' has " + std::to_string(p.addresses.size()) +
+                            " addresses and " + std::to_string(vips) +
+                            " virtual IPs; at most " + std::to_string(dp::kMaxPortAddrs) +
+                            " in all are supported"}
+          .str();
+  }
   for (const cfg::Port& p : c.ports)
     if (p.addresses.size() > dp::kMaxPortAddrs)
       return cfg::Error{c.file, p.line,

@@ -2,6 +2,7 @@
 // Translation of the validated configuration into what DPDK and the data plane take: EAL
 // arguments, port/lcore parameters and the worker snapshot. Pure (no EAL): unit-tested.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,19 @@ std::string dpdk_name(const cfg::Port& p);
 // qpairs = workers + 1 when not set), in-memory / file-prefix / no-huge, log level, extra args.
 std::vector<std::string> eal_args(const cfg::Config& c, const std::string& prog);
 
-// The parts of the snapshot that come from configuration; `macs` are the ports' MACs as read
-// from DPDK (indexed like c.ports). Addresses beyond dp::kMaxPortAddrs are refused by validate().
+// An address owned beyond the configured interface addresses (a VRRP virtual IP while master),
+// answered with `mac` when set (a virtual MAC), else with the port's MAC.
+struct ExtraAddress {
+  uint32_t port = 0;
+  cfg::Ipv4Prefix addr;
+  std::optional<dp::Mac> mac;
+};
+
+// The snapshot workers read: `macs` are the ports' MACs as read from DPDK (indexed like
+// c.ports), `extra` the VIPs owned now. Addresses beyond dp::kMaxPortAddrs per port are refused
+// by validate_limits().
 dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& macs,
-                           uint64_t generation);
+                           uint64_t generation, const std::vector<ExtraAddress>& extra = {});
 
 // Data-plane limits the config parser does not know about. Returns "" or "FILE:LINE: message".
 std::string validate_limits(const cfg::Config& c);

@@ -72,6 +72,9 @@ std::string Dataplane::init(const Params& p) {
                                  static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
   if (!events_) return "cannot create event ring: " + dpdk_err(rte_errno);
 
+  punt_ = rte_ring_create("tdm_punt", 1024, static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
+  if (!punt_) return "cannot create punt ring: " + dpdk_err(rte_errno);
+
   size_t qsz = rte_rcu_qsbr_get_memsize(n_workers);
   qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("tdm_qsbr", qsz, RTE_CACHE_LINE_SIZE));
   if (!qsbr_) return "cannot allocate QSBR variable";
@@ -142,6 +145,9 @@ std::string Dataplane::init(const Params& p) {
     if (int rc = rte_eth_macaddr_get(st.port_id, &mac); rc != 0)
       return "port " + pp.name + ": cannot read MAC: " + dpdk_err(rc);
     std::memcpy(st.mac.data(), mac.addr_bytes, 6);
+    // VRRP adverts go to 224.0.0.18: take multicast (drivers without the knob pass it anyway).
+    if (int rc = rte_eth_allmulticast_enable(st.port_id); rc != 0 && rc != -ENOTSUP)
+      return "port " + pp.name + ": cannot enable multicast reception: " + dpdk_err(rc);
     ports_.push_back(std::move(st));
   }
 
@@ -209,6 +215,12 @@ void Dataplane::stop() {
   ctl_pool_ = nullptr;
   rte_ring_free(events_);
   events_ = nullptr;
+  if (punt_) {
+    void* m;
+    while (rte_ring_dequeue(punt_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(punt_);
+    punt_ = nullptr;
+  }
   rte_free(qsbr_);
   qsbr_ = nullptr;
 }
@@ -251,6 +263,32 @@ bool Dataplane::send_frame(uint32_t port_index, const uint8_t* data, uint32_t le
 uint32_t Dataplane::poll_events(NeighborEvent* out, uint32_t max) {
   if (!events_) return 0;
   return rte_ring_sc_dequeue_burst_elem(events_, out, sizeof(NeighborEvent), max, nullptr);
+}
+
+uint32_t Dataplane::poll_punted(PuntedFrame* out, uint32_t max) {
+  if (!punt_) return 0;
+  rte_mbuf* ms[64];
+  uint32_t n = rte_ring_sc_dequeue_burst(punt_, reinterpret_cast<void**>(ms),
+                                         max < 64 ? max : 64, nullptr);
+  for (uint32_t i = 0; i < n; ++i) {
+    out[i].port = ms[i]->hash.usr;
+    out[i].len = rte_pktmbuf_data_len(ms[i]) < PuntedFrame::kMaxLen ? rte_pktmbuf_data_len(ms[i])
+                                                                    : PuntedFrame::kMaxLen;
+    std::memcpy(out[i].data, rte_pktmbuf_mtod(ms[i], const uint8_t*), out[i].len);
+    rte_pktmbuf_free(ms[i]);
+  }
+  return n;
+}
+
+std::string Dataplane::accept_mac(uint32_t port_index, const Mac& mac) {
+  if (port_index >= ports_.size()) return "no such port";
+  const PortStatus& st = ports_[port_index];
+  rte_ether_addr a;
+  std::memcpy(a.addr_bytes, mac.data(), 6);
+  if (rte_eth_dev_mac_addr_add(st.port_id, &a, 0) == 0) return "";
+  if (int rc = rte_eth_promiscuous_enable(st.port_id); rc != 0)
+    return "port " + st.name + ": no MAC filter left and promiscuous mode failed: " + dpdk_err(rc);
+  return "";
 }
 
 std::vector<uint32_t> Dataplane::poll_links() {
@@ -331,8 +369,9 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   const PortView& pv = s.ports[port_index];
   // Frees and control events are batched per burst: one bulk free, one ring enqueue.
   rte_mbuf* to_free[kMaxBurst];
+  rte_mbuf* to_punt[kMaxBurst];
   NeighborEvent events[kMaxBurst];
-  uint16_t n_free = 0, n_events = 0;
+  uint16_t n_free = 0, n_events = 0, n_punt = 0;
   uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetch < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetch], void*));
@@ -359,6 +398,19 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
       case Verdict::kConsumed:
         to_free[n_free++] = m;
         break;
+      case Verdict::kPunt:
+        m->hash.usr = port_index;
+        to_punt[n_punt++] = m;
+        break;
+    }
+  }
+  if (n_punt) {
+    unsigned sent = rte_ring_mp_enqueue_burst(punt_, reinterpret_cast<void**>(to_punt), n_punt,
+                                              nullptr);
+    w.stats.punted.add(sent);
+    if (sent < n_punt) {
+      w.stats.drop(Drop::kPuntRingFull, n_punt - sent);
+      rte_pktmbuf_free_bulk(to_punt + sent, n_punt - sent);
     }
   }
   if (n_free) rte_pktmbuf_free_bulk(to_free, n_free);

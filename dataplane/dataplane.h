@@ -53,6 +53,15 @@ struct NeighborEvent {
 };
 static_assert(sizeof(NeighborEvent) == 16);
 
+// Worker → control: a frame for the control thread (VRRP), copied out of its mbuf by
+// poll_punted() on the control thread.
+struct PuntedFrame {
+  static constexpr uint32_t kMaxLen = 512;  // VRRP adverts are < 200 bytes; longer ones are cut
+  uint32_t port = 0;                        // our port index
+  uint32_t len = 0;                         // bytes in data (≤ kMaxLen)
+  uint8_t data[kMaxLen];
+};
+
 struct PortStatus {
   std::string name;
   std::string dpdk_name;
@@ -113,6 +122,12 @@ class Dataplane {
 
   // Control thread: drains up to `max` neighbour events.
   uint32_t poll_events(NeighborEvent* out, uint32_t max);
+  // Control thread: drains up to `max` punted frames (copied, mbufs freed).
+  uint32_t poll_punted(PuntedFrame* out, uint32_t max);
+
+  // Control thread, before start(): makes the port accept frames to `mac` (a VRRP virtual MAC):
+  // a MAC filter where the NIC has one, promiscuous mode otherwise. Returns "" or why not.
+  std::string accept_mac(uint32_t port_index, const Mac& mac);
 
   // Control thread: refreshes link state; returns indexes of ports whose state changed.
   std::vector<uint32_t> poll_links();
@@ -149,6 +164,7 @@ class Dataplane {
   std::vector<rte_mempool*> pools_;
   rte_mempool* ctl_pool_ = nullptr;
   rte_ring* events_ = nullptr;
+  rte_ring* punt_ = nullptr;  // rte_mbuf*, workers (MP) → control (SC)
   rte_rcu_qsbr* qsbr_ = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<LaunchArg> launch_args_;

@@ -20,6 +20,13 @@ bool martian_source(uint32_t src) noexcept {
   return top == 0 || top == 127 || top >= 224;
 }
 
+bool is_vmac(const PortView& p, const Mac& m) noexcept {
+  const uint32_t n = p.n_vmacs < kMaxPortAddrs ? p.n_vmacs : kMaxPortAddrs;
+  for (uint32_t i = 0; i < n; ++i)
+    if (p.vmacs[i] == m) return true;
+  return false;
+}
+
 LocalResult drop(Drop reason) noexcept {
   LocalResult r;
   r.verdict = Verdict::kDrop;
@@ -48,7 +55,8 @@ LocalResult handle_arp(uint8_t* f, uint32_t len, const PortView& port,
   if (is_multicast(sha)) return drop(Drop::kArpMalformed);
   const uint32_t spa = load_be32(a + arp::kOffSpa);
   const uint32_t tpa = load_be32(a + arp::kOffTpa);
-  const bool for_us = port.owns(tpa);
+  const int idx = port.find(tpa);
+  const bool for_us = idx >= 0;
 
   LocalResult r;
   // spa == 0 is an RFC 5227 probe: the sender has no address yet, so there is nothing to learn.
@@ -75,11 +83,12 @@ LocalResult handle_arp(uint8_t* f, uint32_t len, const PortView& port,
   }
 
   // Turn the request around in place; the frame keeps its length (and any padding).
-  write_eth(f, sha, port.mac, kEtherTypeArp);
+  const Mac& me = port.mac_of(idx);
+  write_eth(f, sha, me, kEtherTypeArp);
   store_be16(a + arp::kOffOp, arp::kOpReply);
   store_mac(a + arp::kOffTha, sha);
   store_be32(a + arp::kOffTpa, spa);
-  store_mac(a + arp::kOffSha, port.mac);
+  store_mac(a + arp::kOffSha, me);
   store_be32(a + arp::kOffSpa, tpa);
   stats.arp_replies_out.add();
   r.verdict = Verdict::kTransmit;
@@ -87,7 +96,7 @@ LocalResult handle_arp(uint8_t* f, uint32_t len, const PortView& port,
 }
 
 LocalResult handle_icmp(uint8_t* f, uint8_t* ip, uint32_t ihl_bytes, uint32_t tot_len,
-                        const PortView& port, WorkerStats& stats) noexcept {
+                        const Mac& me, WorkerStats& stats) noexcept {
   const uint32_t icmp_len = tot_len - ihl_bytes;
   if (icmp_len < kIcmpHdrLen) return drop(Drop::kIcmpMalformed);
   uint8_t* ic = ip + ihl_bytes;
@@ -113,7 +122,7 @@ LocalResult handle_icmp(uint8_t* f, uint8_t* ip, uint32_t ihl_bytes, uint32_t to
   store_be16(ip + ipv4::kOffCsum, 0);
   store_be16(ip + ipv4::kOffCsum, csum(ip, ihl_bytes));
 
-  write_eth(f, EthView::src(f), port.mac, kEtherTypeIpv4);
+  write_eth(f, EthView::src(f), me, kEtherTypeIpv4);
   stats.icmp_echo_out.add();
   LocalResult r;
   r.verdict = Verdict::kTransmit;
@@ -133,8 +142,16 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
   // Bytes past tot_len are Ethernet padding: ignored, and left untouched in a reply.
   if (kEthHdrLen + tot_len > len) return drop(Drop::kTooShort);
   if (csum(ip, ihl_bytes) != 0) return drop(Drop::kIpv4Checksum);
+  const uint32_t dst = load_be32(ip + ipv4::kOffDst);
+  const int idx = port.find(dst);
+  // VRRP to the group or to us (unicast peers): the control thread validates and counts it.
+  if (ip[ipv4::kOffProto] == kIpProtoVrrp && (idx >= 0 || dst == kVrrpGroup)) {
+    LocalResult r;
+    r.verdict = Verdict::kPunt;
+    return r;
+  }
   // Before fragments and options, so traffic that is not ours is counted as such.
-  if (!port.owns(load_be32(ip + ipv4::kOffDst))) return drop(Drop::kIpv4NotLocal);
+  if (idx < 0) return drop(Drop::kIpv4NotLocal);
   if ((load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0) return drop(Drop::kIpv4Fragment);
   if (ihl_bytes != kIpv4MinHdrLen) return drop(Drop::kIpv4Options);
   // RFC 1122 3.2.1.7: a datagram addressed to us is accepted whatever its TTL. Its source must be
@@ -144,7 +161,7 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
 
   switch (ip[ipv4::kOffProto]) {
     case kIpProtoIcmp:
-      return handle_icmp(f, ip, ihl_bytes, tot_len, port, stats);
+      return handle_icmp(f, ip, ihl_bytes, tot_len, port.mac_of(idx), stats);
     default:
       return drop(Drop::kL4Unhandled);
   }
@@ -152,13 +169,15 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
 
 }  // namespace
 
-bool PortView::owns(uint32_t ip) const noexcept {
+int PortView::find(uint32_t ip) const noexcept {
   const uint32_t n = addr_count(*this);
   for (uint32_t i = 0; i < n; ++i) {
-    if (addrs[i] == ip) return true;
+    if (addrs[i] == ip) return static_cast<int>(i);
   }
-  return false;
+  return -1;
 }
+
+bool PortView::owns(uint32_t ip) const noexcept { return find(ip) >= 0; }
 
 bool PortView::on_link(uint32_t ip) const noexcept {
   if (ip == 0 || ip == 0xffffffffu) return false;
@@ -181,13 +200,18 @@ LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
   if (type != kEtherTypeArp && type != kEtherTypeIpv4) return drop(Drop::kEtherType);
 
   const Mac dst = EthView::dst(frame);
-  if (dst == port.mac) {
+  if (dst == port.mac || is_vmac(port, dst)) {
     return type == kEtherTypeArp ? handle_arp(frame, len, port, stats)
                                  : handle_ipv4(frame, len, port, stats);
   }
   // Broadcast is accepted for ARP only: RFC 1122 3.3.6 has hosts discard unicast IP datagrams
-  // that arrive as link-layer broadcast. Other multicast groups are not joined (yet).
+  // that arrive as link-layer broadcast. The only multicast group joined is VRRP's.
   if (dst == kBroadcastMac && type == kEtherTypeArp) return handle_arp(frame, len, port, stats);
+  if (dst == kVrrpGroupMac && type == kEtherTypeIpv4) {
+    LocalResult r = handle_ipv4(frame, len, port, stats);
+    // Anything but VRRP sent to the VRRP group MAC is not for us.
+    return r.verdict == Verdict::kPunt || r.verdict == Verdict::kDrop ? r : drop(Drop::kNotOurMac);
+  }
   return drop(Drop::kNotOurMac);
 }
 

@@ -15,8 +15,20 @@ inline constexpr uint32_t kMaxPortAddrs = 16;
 struct PortView {
   Mac mac{};
   uint32_t n_addrs = 0;
-  uint32_t addrs[kMaxPortAddrs] = {};      // host order
+  uint32_t addrs[kMaxPortAddrs] = {};      // host order: interface addresses, then owned VIPs
   uint8_t prefix_len[kMaxPortAddrs] = {};  // connected prefix of each address
+  // The MAC each address is answered with: 0 = the port's MAC, k = vmacs[k - 1] (a VRRP virtual
+  // MAC). Frames to any of vmacs[] are ours too.
+  uint8_t addr_mac[kMaxPortAddrs] = {};
+  uint32_t n_vmacs = 0;
+  Mac vmacs[kMaxPortAddrs] = {};
+
+  // Index of `ip` in addrs[], or -1. Worker, per packet: at most kMaxPortAddrs compares.
+  int find(uint32_t ip) const noexcept;
+  const Mac& mac_of(int i) const noexcept {
+    const uint32_t k = addr_mac[i];
+    return k != 0 && k <= kMaxPortAddrs ? vmacs[k - 1] : mac;
+  }
 
   // Worker, per packet: linear scan of at most kMaxPortAddrs entries.
   bool owns(uint32_t ip) const noexcept;
@@ -35,6 +47,7 @@ enum class Verdict : uint8_t {
   kDrop,      // free it and count `reason`
   kTransmit,  // rewritten in place into a reply of the same length: send on the receiving port
   kConsumed,  // fully handled (e.g. an ARP reply that only taught us a neighbour): free, no drop
+  kPunt,      // for the control thread (VRRP): hand the frame over the punt ring
 };
 
 struct LocalResult {
@@ -53,6 +66,9 @@ struct LocalResult {
 //    `learned` (targeted = whether it named one of our addresses). Gratuitous ARP (spa == tpa)
 //    is learned untargeted. Non-owned requests: kArpNotOurs.
 //  - ARP with a group (multicast/broadcast) sender MAC is malformed: it is never answered.
+//  - VRRP (IP protocol 112) to 224.0.0.18 (MAC 01:00:5e:00:00:12) or to one of our addresses is
+//    kPunt: the control thread validates it (TTL, checksum, ...) and counts what it refuses.
+//  - Replies leave with the MAC of the address they answer for (a VRRP virtual MAC when set).
 //  - IPv4: header validated (version, IHL ≥ 5, total length within the frame, checksum); packets
 //    not for us, fragments, options and martian sources are dropped with their reason; any TTL
 //    is accepted for local delivery (RFC 1122 3.2.1.7); ICMP echo request to an owned address

@@ -20,6 +20,9 @@ inline constexpr uint16_t kEtherTypeVlan = 0x8100;
 inline constexpr uint8_t kIpProtoIcmp = 1;
 inline constexpr uint8_t kIpProtoTcp = 6;
 inline constexpr uint8_t kIpProtoUdp = 17;
+inline constexpr uint8_t kIpProtoVrrp = 112;
+inline constexpr uint32_t kVrrpGroup = 0xe0000012;  // 224.0.0.18
+inline constexpr Mac kVrrpGroupMac{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12};
 
 inline constexpr size_t kEthHdrLen = 14;
 inline constexpr size_t kArpLen = 28;

@@ -59,6 +59,7 @@ struct alignas(64) WorkerStats {
   Counter arp_requests_in, arp_replies_out, arp_replies_in, arp_other_in;
   Counter icmp_echo_in, icmp_echo_out;
   Counter neighbor_events;  // sender addresses handed to the control thread
+  Counter punted;           // frames handed to the control thread (VRRP)
   std::array<Counter, static_cast<size_t>(Drop::kCount)> drops;
 
   void drop(Drop d, uint64_t n = 1) noexcept { drops[static_cast<size_t>(d)].add(n); }
