@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -1077,6 +1078,688 @@ TEST(ConfigReload, WorkerCoresExampleFromTheDocs) {
   EXPECT_EQ(conflicts(a, b),
             (Strings{"b.conf:2: 'dataplane.worker_cores' cannot change on reload (restart "
                      "tandemd to apply)"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// VRRP
+
+constexpr const char* kVrrpFull = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; }
+);
+vrrp = {
+  checksum = "rfc9568";
+  garp_count = 0;
+  garp_interval_ms = 50;
+  garp_refresh_s = 60;
+  notify = "/etc/tandem/notify.sh";
+  scripts = (
+    { name = "chk_nginx"; command = "pidof nginx"; interval_ms = 2000; timeout_ms = 1500;
+      weight = -20; rise = 2; fall = 3; },
+    { name = "chk_disk"; command = "test -w /var"; }
+  );
+  instances = (
+    {
+      name = "VI_1";
+      port = "front0";
+      vrid = 51;
+      version = 3;
+      priority = 150;
+      advert_interval_ms = 100;
+      preempt = true;
+      preempt_delay_ms = 5000;
+      virtual_ips = [ "192.0.2.100/24", "192.0.2.101" ];
+      virtual_mac = true;
+      auth_pass = "";
+      unicast_peers = [ "192.0.2.3", "192.0.2.4" ];
+      track_ports = ( { port = "back0"; weight = -50; } );
+      track_scripts = ( { script = "chk_nginx"; weight = -30; }, { script = "chk_disk"; } );
+      notify = "/etc/tandem/vi1.sh";
+    },
+    { name = "VI_2"; port = "back0"; vrid = 51; version = 2; priority = 255;
+      advert_interval_ms = 3000; preempt = true; auth_pass = "12345678";
+      virtual_ips = [ "198.51.100.2/24" ]; },
+    { name = "VI_3"; port = "back0"; vrid = 52; virtual_ips = [ "198.51.100.100/24" ]; }
+  );
+  sync_groups = ( { name = "VG_1"; instances = [ "VI_1", "VI_2" ]; notify = "/etc/tandem/vg.sh"; } );
+};
+)";
+
+TEST(ConfigVrrp, FullSectionReadsEveryField) {
+  const Config c = load_ok(kVrrpFull);
+  const Vrrp& v = c.vrrp;
+  EXPECT_EQ(v.line, 5);
+  EXPECT_EQ(v.checksum, VrrpChecksum::kRfc9568);
+  EXPECT_EQ(v.garp_count, 0u);
+  EXPECT_EQ(v.garp_interval_ms, 50u);
+  EXPECT_EQ(v.garp_refresh_s, 60u);
+  EXPECT_EQ(v.notify, "/etc/tandem/notify.sh");
+
+  ASSERT_EQ(v.scripts.size(), 2u);
+  const VrrpScript& s0 = v.scripts[0];
+  EXPECT_EQ(s0.line, 12);
+  EXPECT_EQ(s0.name, "chk_nginx");
+  EXPECT_EQ(s0.command, "pidof nginx");
+  EXPECT_EQ(s0.interval_ms, 2000u);
+  EXPECT_EQ(s0.timeout_ms, 1500u);
+  EXPECT_EQ(s0.weight, -20);
+  EXPECT_EQ(s0.rise, 2u);
+  EXPECT_EQ(s0.fall, 3u);
+  EXPECT_EQ(v.scripts[1].line, 14);
+  EXPECT_EQ(v.scripts[1].name, "chk_disk");
+
+  ASSERT_EQ(v.instances.size(), 3u);
+  const VrrpInstance& i0 = v.instances[0];
+  EXPECT_EQ(i0.line, 17);
+  EXPECT_EQ(i0.name, "VI_1");
+  EXPECT_EQ(i0.port, "front0");
+  EXPECT_EQ(i0.vrid, 51u);
+  EXPECT_EQ(i0.version, 3u);
+  EXPECT_EQ(i0.priority, 150u);
+  EXPECT_EQ(i0.advert_interval_ms, 100u);
+  EXPECT_TRUE(i0.preempt);
+  EXPECT_EQ(i0.preempt_delay_ms, 5000u);
+  EXPECT_EQ(i0.virtual_ips,
+            (std::vector<Ipv4Prefix>{{ip("192.0.2.100"), 24}, {ip("192.0.2.101"), 32}}));
+  EXPECT_TRUE(i0.virtual_mac);
+  EXPECT_EQ(i0.auth_pass, "");
+  EXPECT_EQ(i0.unicast_peers, (std::vector<uint32_t>{ip("192.0.2.3"), ip("192.0.2.4")}));
+  ASSERT_EQ(i0.track_ports.size(), 1u);
+  EXPECT_EQ(i0.track_ports[0].port, "back0");
+  EXPECT_EQ(i0.track_ports[0].weight, -50);
+  EXPECT_EQ(i0.track_ports[0].line, 30);
+  ASSERT_EQ(i0.track_scripts.size(), 2u);
+  EXPECT_EQ(i0.track_scripts[0].script, "chk_nginx");
+  EXPECT_EQ(i0.track_scripts[0].weight, std::optional<int>(-30));
+  EXPECT_EQ(i0.track_scripts[0].line, 31);
+  EXPECT_EQ(i0.track_scripts[1].script, "chk_disk");
+  EXPECT_FALSE(i0.track_scripts[1].weight.has_value());
+  EXPECT_EQ(i0.notify, "/etc/tandem/vi1.sh");
+
+  const VrrpInstance& i1 = v.instances[1];
+  EXPECT_EQ(i1.line, 34);
+  EXPECT_EQ(i1.port, "back0");
+  EXPECT_EQ(i1.vrid, 51u);  // the same VRID on another port
+  EXPECT_EQ(i1.version, 2u);
+  EXPECT_EQ(i1.priority, 255u);
+  EXPECT_EQ(i1.advert_interval_ms, 3000u);
+  EXPECT_EQ(i1.auth_pass, "12345678");
+  // The owner's virtual IP is its own interface address.
+  EXPECT_EQ(i1.virtual_ips, (std::vector<Ipv4Prefix>{{ip("198.51.100.2"), 24}}));
+  EXPECT_EQ(v.instances[2].vrid, 52u);
+
+  ASSERT_EQ(v.sync_groups.size(), 1u);
+  EXPECT_EQ(v.sync_groups[0].line, 39);
+  EXPECT_EQ(v.sync_groups[0].name, "VG_1");
+  EXPECT_EQ(v.sync_groups[0].instances, (Strings{"VI_1", "VI_2"}));
+  EXPECT_EQ(v.sync_groups[0].notify, "/etc/tandem/vg.sh");
+}
+
+TEST(ConfigVrrp, Defaults) {
+  const Config none = load_ok(kOnePort);
+  EXPECT_EQ(none.vrrp.line, 0);
+  EXPECT_EQ(none.vrrp.checksum, VrrpChecksum::kKeepalived);
+  EXPECT_EQ(none.vrrp.garp_count, 5u);
+  EXPECT_EQ(none.vrrp.garp_interval_ms, 100u);
+  EXPECT_EQ(none.vrrp.garp_refresh_s, 0u);
+  EXPECT_EQ(none.vrrp.notify, "");
+  EXPECT_TRUE(none.vrrp.scripts.empty());
+  EXPECT_TRUE(none.vrrp.instances.empty());
+  EXPECT_TRUE(none.vrrp.sync_groups.empty());
+
+  const Config c = load_ok(std::string(kOnePort) + R"(vrrp = {
+  scripts = ( { name = "s"; command = "true"; } );
+  instances = ( { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.100/24" ]; } );
+};
+)");
+  EXPECT_EQ(c.vrrp.line, 2);
+  EXPECT_EQ(c.vrrp.checksum, VrrpChecksum::kKeepalived);
+  EXPECT_EQ(c.vrrp.garp_count, 5u);
+  ASSERT_EQ(c.vrrp.scripts.size(), 1u);
+  const VrrpScript& s = c.vrrp.scripts[0];
+  EXPECT_EQ(s.interval_ms, 1000u);
+  EXPECT_EQ(s.timeout_ms, 500u);  // 1000 would not be less than the interval
+  EXPECT_EQ(s.weight, 0);
+  EXPECT_EQ(s.rise, 1u);
+  EXPECT_EQ(s.fall, 1u);
+  ASSERT_EQ(c.vrrp.instances.size(), 1u);
+  const VrrpInstance& i = c.vrrp.instances[0];
+  EXPECT_EQ(i.line, 4);
+  EXPECT_EQ(i.version, 3u);
+  EXPECT_EQ(i.priority, 100u);
+  EXPECT_EQ(i.advert_interval_ms, 1000u);
+  EXPECT_TRUE(i.preempt);
+  EXPECT_EQ(i.preempt_delay_ms, 0u);
+  EXPECT_FALSE(i.virtual_mac);
+  EXPECT_EQ(i.auth_pass, "");
+  EXPECT_TRUE(i.unicast_peers.empty());
+  EXPECT_TRUE(i.track_ports.empty());
+  EXPECT_TRUE(i.track_scripts.empty());
+  EXPECT_EQ(i.notify, "");
+  EXPECT_TRUE(c.vrrp.sync_groups.empty());
+}
+
+TEST(ConfigVrrp, ScriptTimeoutDefaultFollowsTheInterval) {
+  auto timeout = [](const char* script) {
+    const Config c = load_ok(std::string(kOnePort) + "vrrp = { scripts = ( " + script + " ); };\n");
+    return c.vrrp.scripts.empty() ? 0u : c.vrrp.scripts[0].timeout_ms;
+  };
+  EXPECT_EQ(timeout("{ name = \"s\"; command = \"x\"; interval_ms = 5000; }"), 1000u);
+  EXPECT_EQ(timeout("{ name = \"s\"; command = \"x\"; interval_ms = 1001; }"), 1000u);
+  EXPECT_EQ(timeout("{ name = \"s\"; command = \"x\"; interval_ms = 200; }"), 100u);
+  EXPECT_EQ(timeout("{ name = \"s\"; command = \"x\"; interval_ms = 200; timeout_ms = 199; }"),
+            199u);
+}
+
+TEST(ConfigVrrp, UnknownKeysAndTypes) {
+  EXPECT_EQ(errors_after_port(R"(vrrp = {
+  instance = ();
+  garp_cont = 1;
+  scripts = ( { name = "s"; command = "x"; intervall_ms = 100; } );
+  instances = (
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.100/24" ]; vird = 2;
+      track_ports = ( { port = "p0"; wieght = 1; } );
+      track_scripts = ( { script = "s"; weigth = 1; } ); },
+    "VI_2"
+  );
+  sync_groups = ( { name = "G"; instances = [ "VI_1" ]; members = [ "VI_1" ]; } );
+};
+)"),
+            (Strings{
+                "t.conf:3: unknown key 'vrrp.instance' (did you mean 'instances'?)",
+                "t.conf:4: unknown key 'vrrp.garp_cont' (did you mean 'garp_count'?)",
+                "t.conf:5: unknown key 'vrrp.scripts[0].intervall_ms' (did you mean "
+                "'interval_ms'?)",
+                "t.conf:7: unknown key 'vrrp.instances[0].vird' (did you mean 'vrid'?)",
+                "t.conf:8: unknown key 'vrrp.instances[0].track_ports[0].wieght' (did you mean "
+                "'weight'?)",
+                "t.conf:9: unknown key 'vrrp.instances[0].track_scripts[0].weigth' (did you mean "
+                "'weight'?)",
+                "t.conf:10: 'vrrp.instances[1]' must be a group { ... }, got a string",
+                "t.conf:12: unknown key 'vrrp.sync_groups[0].members'",
+            }));
+  EXPECT_EQ(errors_after_port(R"(vrrp = {
+  checksum = 1;
+  scripts = { name = "s"; };
+  instances = [ "VI_1" ];
+  sync_groups = ( 1 );
+};
+vrrp2 = 1;
+)"),
+            (Strings{
+                "t.conf:3: 'vrrp.checksum' must be a string, got an integer",
+                "t.conf:4: 'vrrp.scripts' must be a list of groups ( { ... }, ... ), got a group",
+                "t.conf:5: 'vrrp.instances' must be a list of groups ( { ... }, ... ), got an "
+                "array",
+                "t.conf:6: 'vrrp.sync_groups[0]' must be a group { ... }, got an integer",
+                "t.conf:8: unknown key 'vrrp2' (did you mean 'vrrp'?)",
+            }));
+  EXPECT_EQ(errors_after_port(R"(vrrp = { instances = ( {
+  name = "VI_1"; port = "p0"; vrid = "1"; virtual_ips = "10.0.0.100/24"; preempt = 1;
+  track_ports = [ "p0" ]; track_scripts = ( "s" ); unicast_peers = [ 1 ];
+} ); };
+)"),
+            (Strings{
+                "t.conf:3: 'vrrp.instances[0].vrid' must be an integer, got a string",
+                "t.conf:3: 'vrrp.instances[0].preempt' must be a boolean (true or false), got an "
+                "integer",
+                "t.conf:3: 'vrrp.instances[0].virtual_ips' must be an array [ ... ] of strings, "
+                "got a string",
+                "t.conf:4: 'vrrp.instances[0].unicast_peers[0]' must be a string, got an integer",
+                "t.conf:4: 'vrrp.instances[0].track_ports' must be a list of groups ( { ... }, "
+                "... ), got an array",
+                "t.conf:4: 'vrrp.instances[0].track_scripts[0]' must be a group { ... }, got a "
+                "string",
+            }));
+}
+
+TEST(ConfigVrrp, RequiredKeys) {
+  EXPECT_EQ(errors_after_port(R"(vrrp = {
+  scripts = ( { interval_ms = 1000; } );
+  instances = (
+    { priority = 100; },
+    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.100/24" ];
+      track_ports = ( { weight = 1; } );
+      track_scripts = ( { weight = 1; } ); }
+  );
+  sync_groups = ( {
+    notify = "";
+  } );
+};
+)"),
+            (Strings{
+                "t.conf:3: missing required key 'vrrp.scripts[0].name'",
+                "t.conf:3: missing required key 'vrrp.scripts[0].command'",
+                "t.conf:5: missing required key 'vrrp.instances[0].name'",
+                "t.conf:5: missing required key 'vrrp.instances[0].port'",
+                "t.conf:5: missing required key 'vrrp.instances[0].vrid'",
+                "t.conf:5: missing required key 'vrrp.instances[0].virtual_ips'",
+                "t.conf:7: missing required key 'vrrp.instances[1].track_ports[0].port'",
+                "t.conf:8: missing required key 'vrrp.instances[1].track_scripts[0].script'",
+                "t.conf:10: missing required key 'vrrp.sync_groups[0].name'",
+                "t.conf:10: missing required key 'vrrp.sync_groups[0].instances'",
+            }));
+}
+
+// Every integer key of the vrrp section, one below and one above its range, both ends accepted.
+TEST(ConfigVrrp, EveryIntegerKeyIsRangeChecked) {
+  struct Case {
+    const char* where;  // "vrrp", "script", "instance", "track_port", "track_script"
+    const char* key;
+    int64_t lo;
+    int64_t hi;
+  };
+  const Case cases[] = {
+      {"vrrp", "garp_count", 0, 100},       {"vrrp", "garp_interval_ms", 10, 60000},
+      {"vrrp", "garp_refresh_s", 0, 86400}, {"script", "interval_ms", 100, 3600000},
+      {"script", "weight", -254, 254},      {"script", "rise", 1, 100},
+      {"script", "fall", 1, 100},           {"instance", "vrid", 1, 255},
+      {"instance", "priority", 1, 255},     {"instance", "preempt_delay_ms", 0, 3600000},
+      {"track_port", "weight", -254, 254},  {"track_script", "weight", -254, 254},
+  };
+  // Line 2: vrrp = {; line 3: the key (or the entry holding it).
+  auto text = [](const Case& k, int64_t v) {
+    const std::string kv = std::string(k.key) + " = " + std::to_string(v) + ";";
+    const std::string where = k.where;
+    std::string script = "{ name = \"s\"; command = \"x\"; interval_ms = 3600000; }";
+    std::string instance =
+        "{ name = \"VI_1\"; port = \"p0\"; vrid = 1; virtual_ips = [ \"10.0.0.9\" ]; }";
+    std::string top;
+    if (where == "vrrp") top = kv;
+    if (where == "script")
+      script = "{ name = \"s\"; command = \"x\"; timeout_ms = 10; " + kv + " }";
+    if (where == "instance") {
+      instance = "{ name = \"VI_1\"; port = \"p0\"; virtual_ips = [ \"10.0.0.9\" ]; " +
+                 (std::string(k.key) == "vrid" ? "" : std::string("vrid = 1; ")) + kv + " }";
+    }
+    if (where == "track_port") {
+      instance =
+          "{ name = \"VI_1\"; port = \"p0\"; vrid = 1; virtual_ips = [ \"10.0.0.9\" ]; "
+          "track_ports = ( { port = \"p0\"; " +
+          kv + " } ); }";
+    }
+    if (where == "track_script") {
+      instance =
+          "{ name = \"VI_1\"; port = \"p0\"; vrid = 1; virtual_ips = [ \"10.0.0.9\" ]; "
+          "track_scripts = ( { script = \"s\"; " +
+          kv + " } ); }";
+    }
+    const std::string line3 = where == "vrrp"     ? top
+                              : where == "script" ? "scripts = ( " + script + " );"
+                                                  : "instances = ( " + instance + " );";
+    std::string out = std::string(kOnePort) + "vrrp = {\n  " + line3 + "\n";
+    if (where != "script") out += "  scripts = ( " + script + " );\n";
+    return out + "};\n";
+  };
+  for (const Case& k : cases) {
+    const std::string where = k.where;
+    const std::string path = where == "vrrp"       ? std::string("vrrp.") + k.key
+                             : where == "script"   ? std::string("vrrp.scripts[0].") + k.key
+                             : where == "instance" ? std::string("vrrp.instances[0].") + k.key
+                             : where == "track_port"
+                                 ? std::string("vrrp.instances[0].track_ports[0].") + k.key
+                                 : std::string("vrrp.instances[0].track_scripts[0].") + k.key;
+    const std::string range = std::to_string(k.lo) + ".." + std::to_string(k.hi);
+    for (int64_t bad : {k.lo - 1, k.hi + 1}) {
+      EXPECT_EQ(errors(text(k, bad)), (Strings{"t.conf:3: '" + path + "' = " + std::to_string(bad) +
+                                               " is out of range " + range}));
+    }
+    for (int64_t good : {k.lo, k.hi}) {
+      EXPECT_EQ(errors(text(k, good)), Strings{}) << path << " = " << good;
+    }
+  }
+}
+
+TEST(ConfigVrrp, VersionAndAdvertInterval) {
+  EXPECT_EQ(errors_after_port(R"(vrrp = { instances = (
+  { name = "A"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; version = 4; advert_interval_ms = 1; },
+  { name = "B"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; advert_interval_ms = 5; },
+  { name = "C"; port = "p0"; vrid = 3; virtual_ips = [ "10.0.0.103" ]; advert_interval_ms = 40960; },
+  { name = "D"; port = "p0"; vrid = 4; virtual_ips = [ "10.0.0.104" ]; advert_interval_ms = 1005; },
+  { name = "E"; port = "p0"; vrid = 5; virtual_ips = [ "10.0.0.105" ]; version = 2; advert_interval_ms = 100; },
+  { name = "F"; port = "p0"; vrid = 6; virtual_ips = [ "10.0.0.106" ]; version = 2; advert_interval_ms = 256000; },
+  { name = "G"; port = "p0"; vrid = 7; virtual_ips = [ "10.0.0.107" ]; version = 2; advert_interval_ms = 1500; },
+  { name = "H"; port = "p0"; vrid = 8; virtual_ips = [ "10.0.0.108" ]; version = 3; advert_interval_ms = 40950; },
+  { name = "I"; port = "p0"; vrid = 9; virtual_ips = [ "10.0.0.109" ]; version = 2; advert_interval_ms = 255000; }
+); };
+)"),
+            (Strings{
+                "t.conf:3: 'vrrp.instances[0].version' = 4 is not one of: 2, 3",
+                "t.conf:4: 'vrrp.instances[1].advert_interval_ms' = 5 is out of range 10..40950 "
+                "for version 3",
+                "t.conf:5: 'vrrp.instances[2].advert_interval_ms' = 40960 is out of range "
+                "10..40950 for version 3",
+                "t.conf:6: 'vrrp.instances[3].advert_interval_ms' = 1005 must be a multiple of 10 "
+                "for version 3 (adverts carry centiseconds)",
+                "t.conf:7: 'vrrp.instances[4].advert_interval_ms' = 100 is out of range "
+                "1000..255000 for version 2",
+                "t.conf:8: 'vrrp.instances[5].advert_interval_ms' = 256000 is out of range "
+                "1000..255000 for version 2",
+                "t.conf:9: 'vrrp.instances[6].advert_interval_ms' = 1500 must be a multiple of "
+                "1000 for version 2 (adverts carry seconds)",
+            }));
+}
+
+TEST(ConfigVrrp, AuthPassAndOwnerPreemption) {
+  EXPECT_EQ(errors_after_port(R"(vrrp = { instances = (
+  { name = "A"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ];
+    auth_pass = "1111"; },
+  { name = "B"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; version = 2;
+    auth_pass = "123456789"; },
+  { name = "C"; port = "p0"; vrid = 3; virtual_ips = [ "10.0.0.103" ]; priority = 255;
+    preempt = false; },
+  { name = "D"; port = "p0"; vrid = 4; virtual_ips = [ "10.0.0.104" ]; priority = 254;
+    preempt = false; version = 2; auth_pass = "12345678"; }
+); };
+)"),
+            (Strings{
+                "t.conf:4: 'vrrp.instances[0].auth_pass' needs version = 2: VRRPv3 has no "
+                "authentication (RFC 5798)",
+                "t.conf:6: 'vrrp.instances[1].auth_pass' is 9 characters long, more than VRRPv2 "
+                "allows (8)",
+                "t.conf:8: 'vrrp.instances[2].preempt' = false is not allowed with priority = "
+                "255: the address owner always preempts (RFC 5798)",
+            }));
+}
+
+TEST(ConfigVrrp, InstanceNamesPortsAndVrids) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; }
+);
+vrrp = { instances = (
+  { name = "VI_1"; port = "front0"; vrid = 51; virtual_ips = [ "10.0.0.101" ]; },
+  { name = "VI_1"; port = "back0"; vrid = 51; virtual_ips = [ "10.0.0.102" ]; },
+  { name = "VI_3"; port = "fron0"; vrid = 52; virtual_ips = [ "10.0.0.103" ]; },
+  { name = "VI_4"; port = "front0";
+    vrid = 51; virtual_ips = [ "10.0.0.104" ]; },
+  { name = "VI 5"; port = "front0"; vrid = 53; virtual_ips = [ "10.0.0.105" ]; }
+); };
+)"),
+            (Strings{
+                "t.conf:7: duplicate VRRP instance name 'VI_1' (first defined on line 6)",
+                "t.conf:8: 'vrrp.instances[2].port' = \"fron0\" is not a configured port (did you "
+                "mean 'front0'?)",
+                "t.conf:10: VRID 51 is already used on port 'front0' by instance 'VI_1' (line 6)",
+                "t.conf:11: 'vrrp.instances[4].name' = \"VI 5\" may only contain A-Z a-z 0-9 . _ -",
+            }));
+}
+
+TEST(ConfigVrrp, VirtualIps) {
+  std::string many = "[ ";
+  for (int i = 1; i <= 33; ++i)
+    many += (i > 1 ? ", \"10.0.1." : "\"10.0.1.") + std::to_string(i) + "\"";
+  many += " ]";
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; }
+);
+vrrp = { instances = (
+  { name = "A"; port = "front0"; vrid = 1; virtual_ips = [ ]; },
+  { name = "B"; port = "front0"; vrid = 2; virtual_ips = )" +
+                   many + R"(; },
+  { name = "C"; port = "front0"; vrid = 3; virtual_ips = [
+      "192.0.2.300/24",
+      "127.0.0.1",
+      "192.0.2.255/24",
+      "192.0.2.2/24",
+      "192.0.2.100/24",
+      "192.0.2.100/25" ]; },
+  { name = "D"; port = "front0"; vrid = 4; virtual_ips = [ "192.0.2.100" ]; },
+  { name = "E"; port = "front0"; vrid = 5; priority = 255;
+    virtual_ips = [ "192.0.2.2/24" ]; }
+); };
+)"),
+            (Strings{
+                "t.conf:5: 'vrrp.instances[0].virtual_ips' must have 1..32 entries, got 0",
+                "t.conf:6: 'vrrp.instances[1].virtual_ips' must have 1..32 entries, got 33",
+                "t.conf:8: 'vrrp.instances[2].virtual_ips[0]' = \"192.0.2.300/24\" is not an IPv4 "
+                "address (expected A.B.C.D/LEN)",
+                "t.conf:9: 'vrrp.instances[2].virtual_ips[1]' = \"127.0.0.1\" is a loopback "
+                "address, not usable on a port",
+                "t.conf:10: 'vrrp.instances[2].virtual_ips[2]' = \"192.0.2.255/24\" is the "
+                "broadcast address of 192.0.2.0/24",
+                "t.conf:11: virtual IP 192.0.2.2 is an address of port 'front0' (line 2): only the "
+                "address owner (priority = 255) may use it",
+                "t.conf:13: virtual IP 192.0.2.100 is listed twice in instance 'C'",
+                "t.conf:14: virtual IP 192.0.2.100 is already used by instance 'C' (line 12)",
+            }));
+}
+
+TEST(ConfigVrrp, UnicastPeers) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; }
+);
+vrrp = { instances = ( { name = "VI_1"; port = "front0"; vrid = 1;
+  virtual_ips = [ "192.0.2.100/24" ];
+  unicast_peers = [
+    "192.0.2.3",
+    "192.0.2.3/24",
+    "224.0.0.18",
+    "192.0.2.2",
+    "192.0.2.4",
+    "192.0.2.4"
+  ]; } ); };
+)"),
+            (Strings{
+                "t.conf:8: 'vrrp.instances[0].unicast_peers[1]' = \"192.0.2.3/24\" is not an IPv4 "
+                "address (expected A.B.C.D)",
+                "t.conf:9: 'vrrp.instances[0].unicast_peers[2]' = \"224.0.0.18\" is a multicast "
+                "address",
+                "t.conf:10: unicast peer 192.0.2.2 is one of our own addresses (port 'front0')",
+                "t.conf:12: unicast peer 192.0.2.4 is listed twice in instance 'VI_1'",
+            }));
+}
+
+TEST(ConfigVrrp, Tracking) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; }
+);
+vrrp = {
+  scripts = ( { name = "chk_nginx"; command = "pidof nginx"; } );
+  instances = ( { name = "VI_1"; port = "front0"; vrid = 1; virtual_ips = [ "10.0.0.100" ];
+    track_ports = (
+      { port = "bak0"; },
+      { port = "back0"; weight = -10; },
+      { port = "back0"; weight = -20; }
+    );
+    track_scripts = (
+      { script = "chk_ngix"; },
+      { script = "chk_nginx"; },
+      { script = "chk_nginx"; weight = 5; }
+    ); } );
+};
+)"),
+            (Strings{
+                "t.conf:9: 'vrrp.instances[0].track_ports[0].port' = \"bak0\" is not a configured "
+                "port (did you mean 'back0'?)",
+                "t.conf:11: port 'back0' is tracked twice in instance 'VI_1'",
+                "t.conf:14: 'vrrp.instances[0].track_scripts[0].script' = \"chk_ngix\" is not a "
+                "script in 'vrrp.scripts' (did you mean 'chk_nginx'?)",
+                "t.conf:16: script 'chk_nginx' is tracked twice in instance 'VI_1'",
+            }));
+}
+
+TEST(ConfigVrrp, ScriptsAreCheckedWhereverTheyAppear) {
+  // scripts after instances in the file: still known to track_scripts.
+  EXPECT_EQ(errors_after_port(R"(vrrp = {
+  instances = ( { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.100" ];
+                  track_scripts = ( { script = "chk"; } ); } );
+  scripts = ( { name = "chk"; command = "true"; } );
+};
+)"),
+            Strings{});
+  EXPECT_EQ(errors_after_port(R"(vrrp = { scripts = (
+  { name = "chk"; command = "true"; },
+  { name = "chk"; command = "false"; },
+  { name = "empty"; command = "  "; },
+  { name = "slow"; command = "x"; interval_ms = 1000;
+    timeout_ms = 1000; },
+  { name = "fast"; command = "x"; interval_ms = 100; timeout_ms = 99; }
+); };
+)"),
+            (Strings{
+                "t.conf:4: duplicate VRRP script name 'chk' (first defined on line 3)",
+                "t.conf:5: 'vrrp.scripts[2].command' must not be empty",
+                "t.conf:7: 'vrrp.scripts[3].timeout_ms' = 1000 must be less than "
+                "'vrrp.scripts[3].interval_ms' = 1000",
+            }));
+}
+
+TEST(ConfigVrrp, SyncGroups) {
+  EXPECT_EQ(errors_after_port(R"(vrrp = {
+  instances = (
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; },
+    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; },
+    { name = "VI_3"; port = "p0"; vrid = 3; virtual_ips = [ "10.0.0.103" ]; }
+  );
+  sync_groups = (
+    { name = "G1"; instances = [ "VI_1", "VI_4" ]; },
+    { name = "G1"; instances = [ "VI_2",
+                                 "VI_2" ]; },
+    { name = "G3"; instances = [ "VI_1" ]; },
+    { name = "G4"; instances = [ ]; },
+    { name = "G5"; instances = [ "VI_3" ]; }
+  );
+};
+)"),
+            (Strings{
+                "t.conf:9: 'vrrp.sync_groups[0].instances[1]' = \"VI_4\" is not an instance in "
+                "'vrrp.instances' (did you mean 'VI_1'?)",
+                "t.conf:10: duplicate sync group name 'G1' (first defined on line 9)",
+                "t.conf:11: instance 'VI_2' is listed twice in sync group 'G1'",
+                "t.conf:12: instance 'VI_1' is already in sync group 'G1' (line 9)",
+                "t.conf:13: 'vrrp.sync_groups[3].instances' must list at least one instance",
+            }));
+}
+
+TEST(ConfigVrrp, NotifyPathsAndChecksum) {
+  EXPECT_EQ(errors_after_port(R"(vrrp = {
+  checksum = "rfc5798";
+  notify = "notify.sh";
+  instances = ( { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ];
+                  notify = "./vi1.sh"; } );
+  sync_groups = ( { name = "G"; instances = [ "VI_1" ];
+                    notify = "~/g.sh"; } );
+};
+)"),
+            (Strings{
+                "t.conf:3: 'vrrp.checksum' = \"rfc5798\" is not one of: keepalived, rfc9568",
+                "t.conf:4: 'vrrp.notify' = \"notify.sh\" must be an absolute path",
+                "t.conf:6: 'vrrp.instances[0].notify' = \"./vi1.sh\" must be an absolute path",
+                "t.conf:8: 'vrrp.sync_groups[0].notify' = \"~/g.sh\" must be an absolute path",
+            }));
+  // Empty means unset.
+  EXPECT_EQ(errors_after_port("vrrp = { notify = \"\"; checksum = \"keepalived\"; };\n"),
+            Strings{});
+}
+
+TEST(ConfigVrrp, ReloadMayChangePriorityTrackingScriptsNotifyChecksumAndGarp) {
+  std::string next = kVrrpFull;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = next.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    next.replace(at, from.size(), to);
+  };
+  replace("checksum = \"rfc9568\"", "checksum = \"keepalived\"");
+  replace("garp_count = 0", "garp_count = 9");
+  replace("garp_interval_ms = 50", "garp_interval_ms = 500");
+  replace("garp_refresh_s = 60", "garp_refresh_s = 0");
+  replace("notify = \"/etc/tandem/notify.sh\"", "notify = \"\"");
+  replace("weight = -20; rise = 2; fall = 3;", "weight = -10; rise = 1; fall = 1;");
+  replace("command = \"test -w /var\"", "command = \"test -w /srv\"");
+  replace("priority = 150", "priority = 50");
+  replace("preempt = true;\n      preempt_delay_ms = 5000",
+          "preempt = false;\n      preempt_delay_ms = 0");
+  replace("weight = -50", "weight = 0");
+  replace("{ script = \"chk_nginx\"; weight = -30; }, ", "");
+  replace("notify = \"/etc/tandem/vi1.sh\"", "notify = \"/x.sh\"");
+  replace("notify = \"/etc/tandem/vg.sh\"", "notify = \"\"");
+  EXPECT_EQ(conflicts(kVrrpFull, next), Strings{});
+  EXPECT_EQ(conflicts(next, kVrrpFull), Strings{});
+}
+
+TEST(ConfigVrrp, ReloadRefusesChangesToTheVirtualRouters) {
+  const std::string running = R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; }
+);
+vrrp = {
+  instances = (
+    { name = "VI_1"; port = "front0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; },
+    { name = "VI_2"; port = "front0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; version = 2;
+      advert_interval_ms = 1000; }
+  );
+  sync_groups = ( { name = "G"; instances = [ "VI_1", "VI_2" ]; } );
+};
+)";
+  const std::string next = R"(ports = (
+  { name = "front0"; device = "net_ring0"; },
+  { name = "back0"; device = "net_ring1"; }
+);
+vrrp = {
+  instances = (
+    { name = "VI_1"; port = "back0"; vrid = 3; virtual_ips = [ "10.0.0.111" ]; version = 2;
+      advert_interval_ms = 2000; virtual_mac = true; auth_pass = "x";
+      unicast_peers = [ "10.0.0.3" ]; },
+    { name = "VI_2"; port = "front0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; version = 2;
+      advert_interval_ms = 1000; }
+  );
+  sync_groups = ( { name = "G"; instances = [ "VI_1" ]; } );
+};
+)";
+  const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
+  const Strings expected = {
+      "b.conf:7: 'vrrp.instances[0].port" + suffix,
+      "b.conf:7: 'vrrp.instances[0].vrid" + suffix,
+      "b.conf:7: 'vrrp.instances[0].version" + suffix,
+      "b.conf:7: 'vrrp.instances[0].advert_interval_ms" + suffix,
+      "b.conf:7: 'vrrp.instances[0].virtual_ips" + suffix,
+      "b.conf:7: 'vrrp.instances[0].virtual_mac" + suffix,
+      "b.conf:7: 'vrrp.instances[0].auth_pass" + suffix,
+      "b.conf:7: 'vrrp.instances[0].unicast_peers" + suffix,
+      "b.conf:13: 'vrrp.sync_groups[0].instances" + suffix,
+  };
+  EXPECT_EQ(conflicts(running, next), expected);
+}
+
+TEST(ConfigVrrp, ReloadRefusesAddingRemovingOrRenamingInstancesAndGroups) {
+  const std::string one = std::string(kOnePort) + R"(vrrp = {
+  instances = (
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; }
+  );
+};
+)";
+  const std::string two = std::string(kOnePort) + R"(vrrp = {
+  instances = (
+    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; },
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; }
+  );
+  sync_groups = ( { name = "G"; instances = [ "VI_1" ]; } );
+};
+)";
+  const std::string swapped = std::string(kOnePort) + R"(vrrp = {
+  instances = (
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; },
+    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; }
+  );
+  sync_groups = ( { name = "G"; instances = [ "VI_1" ]; } );
+};
+)";
+  const std::string renamed = std::string(kOnePort) + R"(vrrp = {
+  instances = (
+    { name = "VI_9"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; }
+  );
+};
+)";
+  const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
+  EXPECT_EQ(conflicts(one, two), (Strings{"b.conf:4: 'vrrp.instances" + suffix,
+                                          "b.conf:7: 'vrrp.sync_groups" + suffix}));
+  EXPECT_EQ(conflicts(two, one), (Strings{"b.conf:2: 'vrrp.instances" + suffix,
+                                          "b.conf:2: 'vrrp.sync_groups" + suffix}));
+  EXPECT_EQ(conflicts(two, swapped), Strings{}) << "order is not a change";
+  EXPECT_EQ(conflicts(one, renamed), (Strings{"b.conf:4: 'vrrp.instances" + suffix}));
+  EXPECT_EQ(conflicts(one, kOnePort), (Strings{"b.conf: 'vrrp.instances" + suffix}));
 }
 
 // ---------------------------------------------------------------------------------------------
