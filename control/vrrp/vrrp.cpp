@@ -81,7 +81,9 @@ std::optional<Decoded> decode(const uint8_t* ip, size_t len, Invalid& why) {
   if ((load_be16(ip + 6) & 0x3fff) != 0) return fail(Invalid::kLength);
   if (ip[9] != kIpProto) return fail(Invalid::kType);
   // RFC 5798 §7.1: TTL 255 proves the sender is on the link.
-  if (ip[8] != kIpTtl) return fail(Invalid::kTtl);
+  // TTL 255 proves the advert was not routed (RFC 5798 §7.1). Unicast adverts (unicast_peers)
+  // may cross routers: like keepalived, only the multicast ones are held to it.
+  if (ip[8] != kIpTtl && load_be32(ip + 16) == kMulticastGroup) return fail(Invalid::kTtl);
 
   const uint8_t* v = ip + ihl;
   const size_t vlen = total - ihl;
@@ -210,8 +212,10 @@ Instance::Instance(Config c)
     : cfg_(std::move(c)), prio_(cfg_.priority), master_cs_(cfg_.interval_cs), deadline_(kNever) {}
 
 uint64_t Instance::skew_ns() const {
-  // In ns rather than cs: (256 − 100) × 100 cs / 256 is 60.9375 cs, and keepalived keeps the
-  // fraction too (it computes in µs).
+  // RFC 3768 §6.1 (v2): Skew_Time = (256 − Priority) / 256 seconds, whatever the interval.
+  if (cfg_.version == 2) return static_cast<uint64_t>(256 - prio_) * 100 * kNsPerCs / 256;
+  // RFC 5798 §6.1 (v3): scaled by the interval. In ns rather than cs: (256 − 100) × 100 cs / 256
+  // is 60.9375 cs, and keepalived keeps the fraction too (it computes in µs).
   return static_cast<uint64_t>(256 - prio_) * master_cs_ * kNsPerCs / 256;
 }
 

@@ -268,6 +268,98 @@ TEST_F(DataplaneTest, PublishedSnapshotTakesEffectNextLoop) {
   dp_->poll_events(ev, 8);
 }
 
+
+TEST_F(DataplaneTest, VrrpAdvertsArePuntedIntact) {
+  // A VRRPv3 advert to 224.0.0.18 (TTL 255, VRID 51, one address): the worker does not judge it,
+  // it hands the whole frame to the control thread.
+  std::vector<uint8_t> f(14 + 20 + 12, 0);
+  dp::write_eth(f.data(), dp::kVrrpGroupMac, dp::Mac{0, 0, 0x5e, 0, 1, 51}, dp::kEtherTypeIpv4);
+  uint8_t* ip = f.data() + 14;
+  ip[0] = 0x45;
+  dp::store_be16(ip + 2, 32);
+  ip[8] = 255;
+  ip[9] = dp::kIpProtoVrrp;
+  dp::store_be32(ip + 12, (192u << 24) | (2u << 8) | 3u);
+  dp::store_be32(ip + 16, dp::kVrrpGroup);
+  dp::store_be16(ip + 10, dp::csum(ip, 20));
+  uint8_t* v = ip + 20;
+  v[0] = 0x31;
+  v[1] = 51;
+  v[2] = 100;
+  v[3] = 1;
+  dp::store_be16(v + 4, 100);
+  dp::store_be32(v + 8, (192u << 24) | (2u << 8) | 100u);
+  inject(f);
+  dp_->poll_once(dp_->worker(0));
+  EXPECT_TRUE(drain(0).empty());
+  static dp::PuntedFrame out[4];
+  ASSERT_EQ(dp_->poll_punted(out, 4), 1u);
+  EXPECT_EQ(out[0].port, 0u);
+  ASSERT_EQ(out[0].len, f.size());
+  EXPECT_EQ(std::vector<uint8_t>(out[0].data, out[0].data + out[0].len), f);
+  EXPECT_GE(dp_->worker_stats(0).punted.get(), 1u);
+  // Not VRRP to the group MAC: not ours.
+  ip[9] = dp::kIpProtoUdp;
+  dp::store_be16(ip + 10, 0);
+  dp::store_be16(ip + 10, dp::csum(ip, 20));
+  uint64_t before = drops(dp::Drop::kNotOurMac) + drops(dp::Drop::kIpv4NotLocal);
+  inject(f);
+  dp_->poll_once(dp_->worker(0));
+  EXPECT_EQ(dp_->poll_punted(out, 4), 0u);
+  EXPECT_EQ(drops(dp::Drop::kNotOurMac) + drops(dp::Drop::kIpv4NotLocal), before + 1);
+}
+
+TEST_F(DataplaneTest, VipWithVirtualMacIsAnsweredFromThatMac) {
+  auto cases = load_golden();
+  const Golden* req = nullptr;
+  for (const auto& c : cases)
+    if (c.name == "arp_request_for_us") req = &c;
+  ASSERT_NE(req, nullptr);
+  const dp::Mac vmac{0x00, 0x00, 0x5e, 0x00, 0x01, 51};
+  const uint32_t vip = (192u << 24) | (2u << 8) | 100u;
+  auto snap = std::make_unique<dp::Snapshot>(dp_->snapshot());
+  dp::PortView& pv = snap->ports[0];
+  pv.addrs[pv.n_addrs] = vip;
+  pv.prefix_len[pv.n_addrs] = 24;
+  pv.vmacs[0] = vmac;
+  pv.n_vmacs = 1;
+  pv.addr_mac[pv.n_addrs] = 1;
+  pv.n_addrs++;
+  dp_->publish(std::move(snap));
+  // The golden ARP request, retargeted at the VIP.
+  std::vector<uint8_t> f = req->in;
+  dp::store_be32(f.data() + 14 + dp::arp::kOffTpa, vip);
+  inject(f);
+  dp_->poll_once(dp_->worker(0));
+  auto sent = drain(0);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(dp::EthView::src(sent[0].data()), vmac);
+  EXPECT_EQ(dp::load_mac(sent[0].data() + 14 + dp::arp::kOffSha), vmac);
+  EXPECT_EQ(dp::load_be32(sent[0].data() + 14 + dp::arp::kOffSpa), vip);
+  // Frames to the virtual MAC are ours: an echo to the VIP, sent to the VMAC, is answered.
+  for (const auto& c : cases)
+    if (c.name == "icmp_echo_request") {
+      std::vector<uint8_t> e = c.in;
+      dp::store_mac(e.data(), vmac);
+      uint8_t* ip = e.data() + 14;
+      dp::store_be32(ip + 16, vip);
+      dp::store_be16(ip + 10, 0);
+      dp::store_be16(ip + 10, dp::csum(ip, 20));
+      inject(e);
+      dp_->poll_once(dp_->worker(0));
+      auto r = drain(0);
+      ASSERT_EQ(r.size(), 1u);
+      EXPECT_EQ(dp::EthView::src(r[0].data()), vmac);
+    }
+  // Back to the plain snapshot for the other tests.
+  auto back = std::make_unique<dp::Snapshot>(dp_->snapshot());
+  back->ports[0].n_addrs--;
+  back->ports[0].n_vmacs = 0;
+  back->ports[0].addr_mac[back->ports[0].n_addrs] = 0;
+  dp_->publish(std::move(back));
+  dp::NeighborEvent ev[8];
+  dp_->poll_events(ev, 8);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
