@@ -101,7 +101,7 @@ struct VrrpScript {  // vrrp.scripts: a command run at an interval; exit 0 = up
   std::string name;
   std::string command;           // run with /bin/sh -c
   uint32_t interval_ms = 1000;   // 100..3600000
-  uint32_t timeout_ms = 1000;    // 10..3600000, and < interval_ms
+  uint32_t timeout_ms = 1000;    // 10..3600000, < interval_ms; default: 1000, or interval/2 if less
   int weight = 0;                // -254..254; 0: FAULT while down
   uint32_t rise = 1;             // 1..100 consecutive successes to go up
   uint32_t fall = 1;             // 1..100 consecutive failures to go down
@@ -150,7 +150,7 @@ struct Vrrp {
   VrrpChecksum checksum = VrrpChecksum::kKeepalived;  // v3 checksum we send
   uint32_t garp_count = 5;          // gratuitous ARPs per VIP on becoming master; 0..100
   uint32_t garp_interval_ms = 100;  // 10..60000
-  uint32_t garp_refresh_s = 0;      // re-announce every N s while master; 0 = never
+  uint32_t garp_refresh_s = 0;      // re-announce every N s while master; 0 = never; 0..86400
   std::string notify;               // run on every instance transition (like keepalived's notify)
   std::vector<VrrpScript> scripts;
   std::vector<VrrpInstance> instances;

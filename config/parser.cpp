@@ -1429,59 +1429,55 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
     conflict(next.metrics.line, "metrics.listen");
   }
 
-  // VRRP: the virtual routers themselves (which, where, what they announce and how) need a
-  // restart; priority, preemption, tracking, scripts, notify, checksum and GARP do not. Instances
-  // and groups are matched by name, so reordering them is not a change.
+  // VRRP: the virtual routers themselves (which, where, what they announce and how) and the sync
+  // groups need a restart; priority, preemption, tracking, scripts, notify, checksum and GARP do
+  // not. Entries are compared by position, as ports are: the running daemon applies a reload to
+  // its instances in order, so reordering them is a change too.
   const Vrrp& rv = running.vrrp;
   const Vrrp& nv = next.vrrp;
-  bool instance_set_changed = rv.instances.size() != nv.instances.size();
-  int first_added = 0;
-  for (size_t i = 0; i < nv.instances.size(); ++i) {
+  const size_t common_instances = std::min(rv.instances.size(), nv.instances.size());
+  for (size_t i = 0; i < common_instances; ++i) {
+    const VrrpInstance& ri = rv.instances[i];
     const VrrpInstance& ni = nv.instances[i];
-    const auto ri = std::find_if(rv.instances.begin(), rv.instances.end(),
-                                 [&](const VrrpInstance& x) { return x.name == ni.name; });
-    if (ri == rv.instances.end()) {
-      if (first_added == 0) first_added = ni.line;
-      instance_set_changed = true;
-      continue;
-    }
     const std::string p = index_path("vrrp.instances", static_cast<int>(i));
-    if (ri->port != ni.port) conflict(ni.line, p + ".port");
-    if (ri->vrid != ni.vrid) conflict(ni.line, p + ".vrid");
-    if (ri->version != ni.version) conflict(ni.line, p + ".version");
-    if (ri->advert_interval_ms != ni.advert_interval_ms) {
+    if (ri.name != ni.name) conflict(ni.line, p + ".name");
+    if (ri.port != ni.port) conflict(ni.line, p + ".port");
+    if (ri.vrid != ni.vrid) conflict(ni.line, p + ".vrid");
+    if (ri.version != ni.version) conflict(ni.line, p + ".version");
+    if (ri.advert_interval_ms != ni.advert_interval_ms) {
       conflict(ni.line, p + ".advert_interval_ms");
     }
-    if (ri->virtual_ips != ni.virtual_ips) conflict(ni.line, p + ".virtual_ips");
-    if (ri->virtual_mac != ni.virtual_mac) conflict(ni.line, p + ".virtual_mac");
-    if (ri->auth_pass != ni.auth_pass) conflict(ni.line, p + ".auth_pass");
-    if (ri->unicast_peers != ni.unicast_peers) conflict(ni.line, p + ".unicast_peers");
+    if (ri.virtual_ips != ni.virtual_ips) conflict(ni.line, p + ".virtual_ips");
+    if (ri.virtual_mac != ni.virtual_mac) conflict(ni.line, p + ".virtual_mac");
+    if (ri.auth_pass != ni.auth_pass) conflict(ni.line, p + ".auth_pass");
+    if (ri.unicast_peers != ni.unicast_peers) conflict(ni.line, p + ".unicast_peers");
   }
-  if (instance_set_changed) {
-    // At the first added instance, or at the vrrp group when instances were only removed.
-    conflict(first_added != 0 ? first_added : nv.line, "vrrp.instances");
+  if (rv.instances.size() != nv.instances.size()) {
+    // At the first added instance, or the last remaining one, or the vrrp group.
+    int line = nv.line;
+    if (nv.instances.size() > rv.instances.size()) {
+      line = nv.instances[rv.instances.size()].line;
+    } else if (!nv.instances.empty()) {
+      line = nv.instances.back().line;
+    }
+    conflict(line, "vrrp.instances");
   }
-  bool group_set_changed = rv.sync_groups.size() != nv.sync_groups.size();
-  int first_added_group = 0;
-  for (size_t i = 0; i < nv.sync_groups.size(); ++i) {
+  const size_t common_groups = std::min(rv.sync_groups.size(), nv.sync_groups.size());
+  for (size_t i = 0; i < common_groups; ++i) {
+    const VrrpSyncGroup& rg = rv.sync_groups[i];
     const VrrpSyncGroup& ng = nv.sync_groups[i];
-    const auto rg = std::find_if(rv.sync_groups.begin(), rv.sync_groups.end(),
-                                 [&](const VrrpSyncGroup& x) { return x.name == ng.name; });
-    if (rg == rv.sync_groups.end()) {
-      if (first_added_group == 0) first_added_group = ng.line;
-      group_set_changed = true;
-      continue;
-    }
-    auto sorted = [](std::vector<std::string> v) {
-      std::sort(v.begin(), v.end());
-      return v;
-    };
-    if (sorted(rg->instances) != sorted(ng.instances)) {
-      conflict(ng.line, index_path("vrrp.sync_groups", static_cast<int>(i)) + ".instances");
-    }
+    const std::string p = index_path("vrrp.sync_groups", static_cast<int>(i));
+    if (rg.name != ng.name) conflict(ng.line, p + ".name");
+    if (rg.instances != ng.instances) conflict(ng.line, p + ".instances");
   }
-  if (group_set_changed) {
-    conflict(first_added_group != 0 ? first_added_group : nv.line, "vrrp.sync_groups");
+  if (rv.sync_groups.size() != nv.sync_groups.size()) {
+    int line = nv.line;
+    if (nv.sync_groups.size() > rv.sync_groups.size()) {
+      line = nv.sync_groups[rv.sync_groups.size()].line;
+    } else if (!nv.sync_groups.empty()) {
+      line = nv.sync_groups.back().line;
+    }
+    conflict(line, "vrrp.sync_groups");
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const Error& a, const Error& b) { return a.line < b.line; });

@@ -353,8 +353,7 @@ void Daemon::apply_runtime(const cfg::Config& next) {
     for (const auto& a : next.ports[i].addresses) {
       bool had = false;
       for (const auto& old : cfg_.ports[i].addresses) had |= old.addr == a.addr;
-      if (!had)
-        announce(i, a.addr, macs_[i], next.arp.garp_count, next.arp.garp_interval_ms, now);
+      if (!had) announce(i, a.addr, macs_[i], next.arp.garp_count, next.arp.garp_interval_ms, now);
     }
   }
   cfg_ = next;

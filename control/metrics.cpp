@@ -199,8 +199,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
       cum += vs_.jitter_buckets[b].get();
       ClientMetric::Bucket bk;
       bk.cumulative_count = cum;
-      bk.upper_bound = b < VrrpStats::kJitterBounds.size() ? VrrpStats::kJitterBounds[b]
-                                                           : std::numeric_limits<double>::infinity();
+      bk.upper_bound = b < VrrpStats::kJitterBounds.size()
+                           ? VrrpStats::kJitterBounds[b]
+                           : std::numeric_limits<double>::infinity();
       m.histogram.bucket.push_back(bk);
     }
     m.histogram.sample_count = vs_.jitter_count.get();
@@ -209,8 +210,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
              "How late a master's adverts left relative to their schedule.", MetricType::Histogram)
         .metric.push_back(std::move(m));
   }
-  f.counter("tandem_vrrp_notify_total", "Notify scripts started.", {},
-            d(vs_.notify_spawned.get()));
+  f.counter("tandem_vrrp_notify_total", "Notify scripts started.", {}, d(vs_.notify_spawned.get()));
   f.counter("tandem_vrrp_notify_failures_total", "Notify scripts that failed or could not start.",
             {}, d(vs_.notify_failed.get()));
   f.counter("tandem_vrrp_script_runs_total", "Track script runs.", {}, d(vs_.script_runs.get()));

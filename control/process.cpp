@@ -39,8 +39,8 @@ std::string ProcessRunner::spawn(const std::vector<std::string>& argv, uint64_t 
   sigemptyset(&dfl);
   sigaddset(&dfl, SIGPIPE);
   posix_spawnattr_setsigdefault(&attr, &dfl);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attr, 0);  // own process group: a timeout kills the whole script
   pid_t pid = 0;
   int rc = argv[0].find('/') == std::string::npos

@@ -11,10 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include "control/keepalived_import.h"
 
 using nlohmann::json;
 
@@ -31,6 +35,7 @@ void usage(FILE* out) {
                "  neighbors                    the neighbour (ARP) table\n"
                "  neighbors resolve IP [PORT]  start ARP resolution of IP\n"
                "  vrrp                         VRRP instances: state, priority, master, timers\n"
+               "  import keepalived FILE       translate a keepalived.conf (local, no daemon)\n"
                "  config reload                re-read the configuration file (like SIGHUP)\n"
                "options:\n"
                "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
@@ -52,6 +57,9 @@ std::string check_usage(const std::vector<std::string>& c) {
     in_addr a{};
     if (inet_pton(AF_INET, c[2].c_str(), &a) != 1) return "not an IPv4 address: '" + c[2] + "'";
     return "";
+  }
+  if (c[0] == "import") {
+    return n == 3 && c[1] == "keepalived" ? "" : "usage: import keepalived FILE";
   }
   if (c[0] == "config") {
     return n == 2 && c[1] == "reload" ? "" : "usage: config reload";
@@ -146,8 +154,8 @@ void print_ports(const json& r) {
 }
 
 void print_vrrp(const json& r) {
-  std::printf("%-12s %-8s %-5s %-7s %-9s %-16s %-9s %-6s %s\n", "INSTANCE", "PORT", "VRID",
-              "STATE", "PRIO", "MASTER", "ADVERT", "TRANS", "VIPS");
+  std::printf("%-12s %-8s %-5s %-7s %-9s %-16s %-9s %-6s %s\n", "INSTANCE", "PORT", "VRID", "STATE",
+              "PRIO", "MASTER", "ADVERT", "TRANS", "VIPS");
   for (const auto& v : r) {
     std::string vips;
     for (const auto& a : v["virtual_ips"]) vips += (vips.empty() ? "" : ",") + a.get<std::string>();
@@ -167,6 +175,23 @@ void print_neighbors(const json& r) {
     std::printf("%-10s %-16s %-17s %-11s %.1fs\n", n["port"].get<std::string>().c_str(),
                 n["ip"].get<std::string>().c_str(), n["mac"].get<std::string>().c_str(),
                 n["state"].get<std::string>().c_str(), n["age_ms"].get<double>() / 1000.0);
+}
+
+// The converted configuration on stdout; what was not translated, and errors, on stderr too.
+// Exit 1 when the input has errors (the output then leaves the affected parts out).
+int import_keepalived_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) {
+    std::fprintf(stderr, "tandemctl: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  ctl::ImportResult r = ctl::import_keepalived(ss.str(), path);
+  std::fwrite(r.config.data(), 1, r.config.size(), stdout);
+  for (const auto& u : r.untranslated) std::fprintf(stderr, "not translated: %s\n", u.c_str());
+  for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  return r.errors.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -201,6 +226,7 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
+  if (cmd[0] == "import") return import_keepalived_file(cmd[2]);
   json reply = call(sock, cmd);
   if (!reply.value("ok", false)) {
     std::fprintf(stderr, "%s\n", reply.value("error", std::string("unknown error")).c_str());

@@ -39,7 +39,9 @@ vrrp::Config fsm_config(const cfg::VrrpInstance& in, uint32_t primary) {
   return c;
 }
 
-int64_t unix_now() { return static_cast<int64_t>(time(nullptr)); }
+int64_t unix_now() {
+  return static_cast<int64_t>(time(nullptr));
+}
 
 }  // namespace
 
@@ -57,7 +59,8 @@ VrrpService::VrrpService(const cfg::Config& cfg, std::vector<dp::Mac> port_macs,
     in.cfg = ic;
     for (uint32_t p = 0; p < cfg.ports.size(); ++p)
       if (cfg.ports[p].name == ic.port) in.port = p;
-    in.fsm = std::make_unique<vrrp::Instance>(fsm_config(ic, primary_ip_for(port_addrs_[in.port], ic)));
+    in.fsm =
+        std::make_unique<vrrp::Instance>(fsm_config(ic, primary_ip_for(port_addrs_[in.port], ic)));
     instances_.push_back(std::move(in));
     auto st = std::make_unique<VrrpInstanceStats>();
     st->name = ic.name;
@@ -78,7 +81,9 @@ VrrpService::VrrpService(const cfg::Config& cfg, std::vector<dp::Mac> port_macs,
         }
     groups_.push_back(std::move(grp));
   }
-  Group rest{"default", "", {}, vrrp::State::kInit};
+  // Named "(all)": unlike "default", not a name an operator gives a group, and it reads well in
+  // `tandemctl vrrp` and in notify calls.
+  Group rest{"(all)", "", {}, vrrp::State::kInit};
   for (size_t i = 0; i < instances_.size(); ++i)
     if (!grouped[i]) rest.members.push_back(i);
   if (!rest.members.empty()) groups_.push_back(std::move(rest));
@@ -172,8 +177,8 @@ void VrrpService::apply(size_t i, const std::vector<vrrp::Action>& acts, uint64_
         st.transitions.add();
         const uint8_t prio = in.fsm->effective_priority();
         log_info("vrrp " + in.cfg.name + " (vrid " + std::to_string(in.cfg.vrid) + " on " +
-                 in.cfg.port + "): " + vrrp::to_string(prev) + " -> " +
-                 vrrp::to_string(a.state) + ", priority " + std::to_string(prio));
+                 in.cfg.port + "): " + vrrp::to_string(prev) + " -> " + vrrp::to_string(a.state) +
+                 ", priority " + std::to_string(prio));
         // The data plane answers for the VIPs before the first gratuitous ARP leaves.
         if (a.state == vrrp::State::kMaster || prev == vrrp::State::kMaster)
           hooks_.ownership_changed();
@@ -208,20 +213,24 @@ void VrrpService::sync_group(size_t g, vrrp::State s, size_t origin, uint64_t no
 }
 
 void VrrpService::retrack(uint64_t now) {
-  std::vector<std::optional<uint8_t>> eff(instances_.size());
-  for (size_t i = 0; i < instances_.size(); ++i) {
-    const Inst& in = instances_[i];
-    std::vector<vrrp::Tracked> tr;
+  // A sync group moves as one, so it is tracked as one: every member's priority counts the
+  // tracked objects of the whole group (otherwise a node could lose one member's election and
+  // win the other's, and the group would fight itself). A member with weight 0 down faults it.
+  std::vector<std::vector<vrrp::Tracked>> tracked(groups_.size());
+  for (const Inst& in : instances_) {
+    auto& tr = tracked[in.group];
     for (const auto& tp : in.cfg.track_ports) tr.push_back({link_of(tp.port), tp.weight});
     for (const auto& ts : in.cfg.track_scripts)
       for (const auto& s : scripts_)
         if (s.cfg.name == ts.script) tr.push_back({s.state.up(), ts.weight.value_or(s.cfg.weight)});
-    eff[i] = vrrp::effective_priority(static_cast<uint8_t>(in.cfg.priority), tr);
   }
-  // A group is in FAULT while any member is: its VIPs move together.
+  std::vector<std::optional<uint8_t>> eff(instances_.size());
   std::vector<bool> group_fault(groups_.size(), false);
-  for (size_t i = 0; i < instances_.size(); ++i)
-    if (!eff[i]) group_fault[instances_[i].group] = true;
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    const Inst& in = instances_[i];
+    eff[i] = vrrp::effective_priority(static_cast<uint8_t>(in.cfg.priority), tracked[in.group]);
+    if (!eff[i]) group_fault[in.group] = true;
+  }
   for (size_t i = 0; i < instances_.size(); ++i) {
     Inst& in = instances_[i];
     VrrpInstanceStats& st = *stats_.instances[i];
@@ -302,8 +311,8 @@ void VrrpService::tick(uint64_t now) {
     Script& s = scripts_[k];
     if (now < s.next_run_ns || procs_.busy(k)) continue;
     s.next_run_ns = now + uint64_t{s.cfg.interval_ms} * kMs;
-    std::string err = procs_.spawn({"/bin/sh", "-c", s.cfg.command}, k,
-                                   uint64_t{s.cfg.timeout_ms} * kMs, now);
+    std::string err =
+        procs_.spawn({"/bin/sh", "-c", s.cfg.command}, k, uint64_t{s.cfg.timeout_ms} * kMs, now);
     if (!err.empty()) {
       stats_.script_failures.add();
       if (s.state.report(false)) retrack(now);
@@ -370,8 +379,14 @@ void VrrpService::reload(const cfg::Config& c, uint64_t now) {
     in.cfg.track_ports = nc.track_ports;
     in.cfg.track_scripts = nc.track_scripts;
     in.cfg.notify = nc.notify;
+    in.cfg.preempt = nc.preempt;
+    in.cfg.preempt_delay_ms = nc.preempt_delay_ms;
+    in.fsm->set_preempt(nc.preempt, uint64_t{nc.preempt_delay_ms} * kMs);
     stats_.instances[i]->priority.store(static_cast<int>(nc.priority));
   }
+  for (auto& g : groups_)
+    for (const auto& ng : c.vrrp.sync_groups)
+      if (ng.name == g.name) g.notify = ng.notify;
   retrack(now);
 }
 
@@ -416,10 +431,9 @@ nlohmann::json VrrpService::status(uint64_t now) const {
          f.last_transition_ns() ? wall - static_cast<int64_t>(since_ns / 1'000'000'000) : 0},
         {"adverts_sent", st.adverts_sent.get()},
         {"adverts_received", st.adverts_received.get()},
-        {"peer_checksum", !in.peer_checksum ? ""
-                          : *in.peer_checksum == vrrp::Checksum::kWithPseudoHeader
-                              ? "keepalived"
-                              : "rfc9568"},
+        {"peer_checksum", !in.peer_checksum                                        ? ""
+                          : *in.peer_checksum == vrrp::Checksum::kWithPseudoHeader ? "keepalived"
+                                                                                   : "rfc9568"},
     };
     out.push_back(std::move(j));
   }

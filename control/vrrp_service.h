@@ -42,7 +42,6 @@ struct VrrpStats {
   dp::Counter notify_spawned, notify_failed, script_runs, script_failures;
 };
 
-
 class VrrpService {
  public:
   struct Hooks {
@@ -103,8 +102,8 @@ class VrrpService {
   void send_advert(Inst& in, uint8_t priority, uint64_t now);
   void retrack(uint64_t now);
   void announce_vips(const Inst& in);
-  void notify(const std::string& script, const char* kind, const std::string& name,
-              vrrp::State s, uint8_t prio, uint64_t now);
+  void notify(const std::string& script, const char* kind, const std::string& name, vrrp::State s,
+              uint8_t prio, uint64_t now);
   void sync_group(size_t group, vrrp::State s, size_t origin, uint64_t now);
   bool link_of(const std::string& port) const;
 

@@ -25,11 +25,11 @@ inline constexpr size_t kMaxAddrs = 32;
 enum class Checksum : uint8_t { kWithPseudoHeader, kWithoutPseudoHeader };
 
 struct Advert {
-  uint8_t version = 3;   // 2 or 3
-  uint8_t vrid = 0;      // 1..255
-  uint8_t priority = 0;  // 0 = master leaving, 255 = address owner
+  uint8_t version = 3;         // 2 or 3
+  uint8_t vrid = 0;            // 1..255
+  uint8_t priority = 0;        // 0 = master leaving, 255 = address owner
   uint16_t interval_cs = 100;  // v3: max advert interval in centiseconds (12 bits); v2: seconds×100
-  std::vector<uint32_t> addrs;  // host order
+  std::vector<uint32_t> addrs;    // host order
   std::array<uint8_t, 8> auth{};  // v2 auth data (PASS); zero when unused
   uint8_t auth_type = 0;          // v2: 0 none, 1 simple text password
 };
@@ -92,13 +92,13 @@ struct Config {
   std::string name;
   uint8_t vrid = 1;
   uint8_t version = 3;
-  uint8_t priority = 100;          // configured base priority, 1..255
-  uint16_t interval_cs = 100;      // our advert interval (v2: multiple of 100)
+  uint8_t priority = 100;      // configured base priority, 1..255
+  uint16_t interval_cs = 100;  // our advert interval (v2: multiple of 100)
   bool preempt = true;
-  uint64_t preempt_delay_ns = 0;   // after start, a backup does not preempt for this long
-  uint32_t primary_ip = 0;         // our address on the port: advert source, tie-break
-  std::vector<uint32_t> addrs;     // the virtual IPs (sorted as configured)
-  std::array<uint8_t, 8> auth{};   // v2 PASS password, zero-padded
+  uint64_t preempt_delay_ns = 0;  // after start, a backup does not preempt for this long
+  uint32_t primary_ip = 0;        // our address on the port: advert source, tie-break
+  std::vector<uint32_t> addrs;    // the virtual IPs (sorted as configured)
+  std::array<uint8_t, 8> auth{};  // v2 PASS password, zero-padded
   uint8_t auth_type = 0;
   bool accept_addr_mismatch = false;  // (reserved)
 };
@@ -122,7 +122,7 @@ class Instance {
   const Config& config() const { return cfg_; }
   State state() const { return state_; }
   uint8_t effective_priority() const { return prio_; }
-  uint32_t master_ip() const { return master_ip_; }        // 0 when unknown; ours when master
+  uint32_t master_ip() const { return master_ip_; }           // 0 when unknown; ours when master
   uint16_t master_interval_cs() const { return master_cs_; }  // the interval in use
   uint64_t transitions() const { return transitions_; }
   uint64_t last_transition_ns() const { return last_transition_ns_; }
@@ -153,6 +153,12 @@ class Instance {
   void set_fault(bool fault, uint64_t now, std::vector<Action>& out);
   // Sync group: force this instance to follow its group (MASTER or BACKUP), as keepalived does.
   void force(State s, uint64_t now, std::vector<Action>& out);
+  // Reload: new preemption settings apply from the next advert; the delay still counts from
+  // start().
+  void set_preempt(bool preempt, uint64_t delay_ns) {
+    cfg_.preempt = preempt;
+    cfg_.preempt_delay_ns = delay_ns;
+  }
 
  private:
   void become(State s, uint64_t now, std::vector<Action>& out);

@@ -924,6 +924,15 @@ TEST(ConfigExamples, ProductionExample) {
   EXPECT_TRUE(c.ports[0].is_pci);
   EXPECT_EQ(c.ports[0].device, "0000:03:00.0");
   EXPECT_FALSE(c.neighbors.statics.empty());
+  EXPECT_EQ(c.vrrp.checksum, VrrpChecksum::kKeepalived);
+  EXPECT_EQ(c.vrrp.notify, "/etc/tandem/notify.sh");
+  ASSERT_EQ(c.vrrp.scripts.size(), 1u);
+  ASSERT_EQ(c.vrrp.instances.size(), 2u);
+  EXPECT_EQ(c.vrrp.instances[0].port, "front0");
+  EXPECT_EQ(c.vrrp.instances[0].advert_interval_ms, 100u);
+  EXPECT_EQ(c.vrrp.instances[1].port, "back0");
+  ASSERT_EQ(c.vrrp.sync_groups.size(), 1u);
+  EXPECT_EQ(c.vrrp.sync_groups[0].instances.size(), 2u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1723,7 +1732,7 @@ vrrp = {
   EXPECT_EQ(conflicts(running, next), expected);
 }
 
-TEST(ConfigVrrp, ReloadRefusesAddingRemovingOrRenamingInstancesAndGroups) {
+TEST(ConfigVrrp, ReloadRefusesAddingRemovingRenamingOrReorderingInstancesAndGroups) {
   const std::string one = std::string(kOnePort) + R"(vrrp = {
   instances = (
     { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; }
@@ -1732,18 +1741,18 @@ TEST(ConfigVrrp, ReloadRefusesAddingRemovingOrRenamingInstancesAndGroups) {
 )";
   const std::string two = std::string(kOnePort) + R"(vrrp = {
   instances = (
-    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; },
-    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; }
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; },
+    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; }
   );
   sync_groups = ( { name = "G"; instances = [ "VI_1" ]; } );
 };
 )";
   const std::string swapped = std::string(kOnePort) + R"(vrrp = {
   instances = (
-    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; },
-    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; }
+    { name = "VI_2"; port = "p0"; vrid = 2; virtual_ips = [ "10.0.0.102" ]; },
+    { name = "VI_1"; port = "p0"; vrid = 1; virtual_ips = [ "10.0.0.101" ]; }
   );
-  sync_groups = ( { name = "G"; instances = [ "VI_1" ]; } );
+  sync_groups = ( { name = "H"; instances = [ "VI_1" ]; } );
 };
 )";
   const std::string renamed = std::string(kOnePort) + R"(vrrp = {
@@ -1753,12 +1762,20 @@ TEST(ConfigVrrp, ReloadRefusesAddingRemovingOrRenamingInstancesAndGroups) {
 };
 )";
   const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
-  EXPECT_EQ(conflicts(one, two), (Strings{"b.conf:4: 'vrrp.instances" + suffix,
+  EXPECT_EQ(conflicts(one, two), (Strings{"b.conf:5: 'vrrp.instances" + suffix,
                                           "b.conf:7: 'vrrp.sync_groups" + suffix}));
-  EXPECT_EQ(conflicts(two, one), (Strings{"b.conf:2: 'vrrp.instances" + suffix,
-                                          "b.conf:2: 'vrrp.sync_groups" + suffix}));
-  EXPECT_EQ(conflicts(two, swapped), Strings{}) << "order is not a change";
-  EXPECT_EQ(conflicts(one, renamed), (Strings{"b.conf:4: 'vrrp.instances" + suffix}));
+  EXPECT_EQ(conflicts(two, one), (Strings{"b.conf:2: 'vrrp.sync_groups" + suffix,
+                                          "b.conf:4: 'vrrp.instances" + suffix}));
+  EXPECT_EQ(conflicts(two, swapped), (Strings{
+                                         "b.conf:4: 'vrrp.instances[0].name" + suffix,
+                                         "b.conf:4: 'vrrp.instances[0].vrid" + suffix,
+                                         "b.conf:4: 'vrrp.instances[0].virtual_ips" + suffix,
+                                         "b.conf:5: 'vrrp.instances[1].name" + suffix,
+                                         "b.conf:5: 'vrrp.instances[1].vrid" + suffix,
+                                         "b.conf:5: 'vrrp.instances[1].virtual_ips" + suffix,
+                                         "b.conf:7: 'vrrp.sync_groups[0].name" + suffix,
+                                     }));
+  EXPECT_EQ(conflicts(one, renamed), (Strings{"b.conf:4: 'vrrp.instances[0].name" + suffix}));
   EXPECT_EQ(conflicts(one, kOnePort), (Strings{"b.conf: 'vrrp.instances" + suffix}));
 }
 
