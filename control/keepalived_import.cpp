@@ -4,6 +4,8 @@
 // tandem has (global_defs, vrrp_script, vrrp_instance, vrrp_sync_group) and list the rest.
 #include "control/keepalived_import.h"
 
+#include "config/model.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -216,29 +218,8 @@ std::optional<int64_t> parse_seconds_ms(const std::string& s) {
   return ms;
 }
 
-std::optional<uint32_t> parse_ipv4(const std::string& s) {
-  uint32_t out = 0;
-  size_t i = 0;
-  for (int part = 0; part < 4; ++part) {
-    if (part != 0) {
-      if (i >= s.size() || s[i] != '.') return std::nullopt;
-      ++i;
-    }
-    const size_t start = i;
-    uint32_t v = 0;
-    while (i < s.size() && is_digit(s[i]) && i - start < 3) v = v * 10 + (s[i++] - '0');
-    const size_t digits = i - start;
-    if (digits == 0 || v > 255 || (digits > 1 && s[start] == '0')) return std::nullopt;
-    out = (out << 8) | v;
-  }
-  if (i != s.size()) return std::nullopt;
-  return out;
-}
-
-std::string format_ipv4(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
-         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-}
+using cfg::format_ipv4;
+using cfg::parse_ipv4;
 
 struct Prefix {
   uint32_t addr = 0;
