@@ -105,7 +105,7 @@ int Daemon::run(const std::string& prog) {
   dp_ = std::make_unique<dp::Dataplane>();
   dp::Params params;
   for (const cfg::Port& p : cfg_.ports)
-    params.ports.push_back({p.name, dpdk_name(p), p.mtu, p.rx_desc, p.tx_desc});
+    params.ports.push_back({p.name, dpdk_name(p), p.mtu, p.rx_desc, p.tx_desc, kernel_iface(p)});
   params.worker_lcores.assign(cfg_.dataplane.worker_cores.begin(),
                               cfg_.dataplane.worker_cores.end());
   params.mbufs = cfg_.dataplane.mbufs;
@@ -181,8 +181,10 @@ int Daemon::run(const std::string& prog) {
     api_->append_pollfds(fds);
     // Sleep until the next VRRP deadline (sub-millisecond) or one tick, whichever is first.
     uint64_t wait_ns = uint64_t{kTickMs} * 1'000'000;
-    if (const uint64_t d = vrrp_->next_deadline(), t = now_ns(); d != UINT64_MAX)
-      wait_ns = d <= t ? 0 : std::min(wait_ns, d - t);
+    uint64_t due = vrrp_->next_deadline();
+    for (const auto& a : announcements_) due = std::min(due, a.next_ns);
+    if (const uint64_t t = now_ns(); due != UINT64_MAX)
+      wait_ns = due <= t ? 0 : std::min(wait_ns, due - t);
     timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000),
                 static_cast<long>(wait_ns % 1'000'000'000)};
     int n = ppoll(fds.data(), fds.size(), &ts, nullptr);
@@ -286,6 +288,13 @@ void Daemon::on_timer(uint64_t now) {
   neigh_.for_each([&](const dp::NeighEntry& e) { ++by_state[static_cast<size_t>(e.state)]; });
   for (size_t i = 0; i < by_state.size(); ++i) stats_.neighbors_by_state[i].store(by_state[i]);
 
+  // VRRP before the announcements: a takeover's first gratuitous ARPs leave in this same pass.
+  static dp::PuntedFrame punted[32];
+  while ((n = dp_->poll_punted(punted, 32)) != 0)
+    for (uint32_t i = 0; i < n; ++i)
+      vrrp_->on_frame(punted[i].port, punted[i].data, punted[i].len, now);
+  vrrp_->tick(now);
+
   // Gratuitous ARP (an ARP request with sender = target = our address, RFC 5227 announcement).
   for (auto& a : announcements_) {
     if (a.remaining == 0 || now < a.next_ns) continue;
@@ -308,13 +317,6 @@ void Daemon::on_timer(uint64_t now) {
       vrrp_->on_link(i, ps.link_up, now);
     }
   }
-
-  // VRRP adverts punted by the workers, then VRRP timers.
-  static dp::PuntedFrame punted[32];
-  while ((n = dp_->poll_punted(punted, 32)) != 0)
-    for (uint32_t i = 0; i < n; ++i)
-      vrrp_->on_frame(punted[i].port, punted[i].data, punted[i].len, now);
-  vrrp_->tick(now);
 }
 
 void Daemon::publish_snapshot() {

@@ -12,6 +12,15 @@ std::string dpdk_name(const cfg::Port& p) {
   return p.device.substr(0, p.device.find(','));
 }
 
+std::string kernel_iface(const cfg::Port& p) {
+  if (p.is_pci || (p.device.rfind("net_af_packet", 0) != 0 && p.device.rfind("net_af_xdp", 0) != 0))
+    return "";
+  size_t at = p.device.find(",iface=");
+  if (at == std::string::npos) return "";
+  at += 7;
+  return p.device.substr(at, p.device.find(',', at) - at);
+}
+
 std::vector<std::string> eal_args(const cfg::Config& c, const std::string& prog) {
   std::vector<std::string> a{prog};
   std::string lcores = std::to_string(c.dataplane.control_core);
@@ -91,9 +100,8 @@ std::string validate_limits(const cfg::Config& c) {
     if (p.addresses.size() + vips > dp::kMaxPortAddrs)
       return cfg::Error{c.file, p.line,
                         "port '" + p.name + "' has " + std::to_string(p.addresses.size()) +
-                            " addresses and " + std::to_string(vips) +
-                            " virtual IPs; at most " + std::to_string(dp::kMaxPortAddrs) +
-                            " in all are supported"}
+                            " addresses and " + std::to_string(vips) + " virtual IPs; at most " +
+                            std::to_string(dp::kMaxPortAddrs) + " in all are supported"}
           .str();
   }
   for (const cfg::Port& p : c.ports)

@@ -16,6 +16,8 @@ namespace ctl {
 // ("net_af_packet0,iface=front0" → "net_af_packet0"), or the PCI address in full
 // "DDDD:BB:DD.F" form.
 std::string dpdk_name(const cfg::Port& p);
+// The kernel interface behind a net_af_packet / net_af_xdp port (its `iface=` argument), or "".
+std::string kernel_iface(const cfg::Port& p);
 
 // Control thread, at start. argv for rte_eal_init: lcores, main lcore, memory, --no-pci unless a
 // port names a PCI device (then -a for each), --vdev per virtual port (net_af_packet gets

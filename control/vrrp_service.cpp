@@ -216,13 +216,22 @@ void VrrpService::retrack(uint64_t now) {
   // A sync group moves as one, so it is tracked as one: every member's priority counts the
   // tracked objects of the whole group (otherwise a node could lose one member's election and
   // win the other's, and the group would fight itself). A member with weight 0 down faults it.
+  // An object tracked by several members counts once (with the first member's weight), as
+  // keepalived users put the same track_script on every instance of a group.
   std::vector<std::vector<vrrp::Tracked>> tracked(groups_.size());
+  std::vector<std::vector<std::string>> seen(groups_.size());
+  auto track = [&](size_t g, const std::string& key, bool up, int weight) {
+    if (std::find(seen[g].begin(), seen[g].end(), key) != seen[g].end()) return;
+    seen[g].push_back(key);
+    tracked[g].push_back({up, weight});
+  };
   for (const Inst& in : instances_) {
-    auto& tr = tracked[in.group];
-    for (const auto& tp : in.cfg.track_ports) tr.push_back({link_of(tp.port), tp.weight});
+    for (const auto& tp : in.cfg.track_ports)
+      track(in.group, "port:" + tp.port, link_of(tp.port), tp.weight);
     for (const auto& ts : in.cfg.track_scripts)
       for (const auto& s : scripts_)
-        if (s.cfg.name == ts.script) tr.push_back({s.state.up(), ts.weight.value_or(s.cfg.weight)});
+        if (s.cfg.name == ts.script)
+          track(in.group, "script:" + ts.script, s.state.up(), ts.weight.value_or(s.cfg.weight));
   }
   std::vector<std::optional<uint8_t>> eff(instances_.size());
   std::vector<bool> group_fault(groups_.size(), false);

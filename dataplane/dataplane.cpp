@@ -11,6 +11,13 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <optional>
+
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <string_view>
 
@@ -26,6 +33,18 @@ bool paired_queues(const char* driver) {
 
 std::string dpdk_err(int rc) {
   return std::string(rte_strerror(rc < 0 ? -rc : rc));
+}
+
+// Control thread: a kernel interface's carrier (up and running), or nullopt if unreadable.
+std::optional<bool> kernel_carrier(const std::string& iface) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, iface.c_str(), IFNAMSIZ - 1);
+  const int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  close(fd);
+  if (rc != 0) return std::nullopt;
+  return (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
 }
 
 // TX-buffer error callback: the queue refused part of a flush.
@@ -89,6 +108,7 @@ std::string Dataplane::init(const Params& p) {
     const PortParams& pp = p.ports[i];
     PortStatus st;
     st.name = pp.name;
+    st.kernel_iface = pp.kernel_iface;
     st.dpdk_name = pp.dpdk_name;
     if (rte_eth_dev_get_port_by_name(pp.dpdk_name.c_str(), &st.port_id) != 0)
       return "port " + pp.name + ": no DPDK device named '" + pp.dpdk_name +
@@ -268,8 +288,8 @@ uint32_t Dataplane::poll_events(NeighborEvent* out, uint32_t max) {
 uint32_t Dataplane::poll_punted(PuntedFrame* out, uint32_t max) {
   if (!punt_) return 0;
   rte_mbuf* ms[64];
-  uint32_t n = rte_ring_sc_dequeue_burst(punt_, reinterpret_cast<void**>(ms),
-                                         max < 64 ? max : 64, nullptr);
+  uint32_t n =
+      rte_ring_sc_dequeue_burst(punt_, reinterpret_cast<void**>(ms), max < 64 ? max : 64, nullptr);
   for (uint32_t i = 0; i < n; ++i) {
     out[i].port = ms[i]->hash.usr;
     out[i].len = rte_pktmbuf_data_len(ms[i]) < PuntedFrame::kMaxLen ? rte_pktmbuf_data_len(ms[i])
@@ -297,6 +317,8 @@ std::vector<uint32_t> Dataplane::poll_links() {
     rte_eth_link link{};
     if (rte_eth_link_get_nowait(ports_[i].port_id, &link) != 0) continue;
     bool up = link.link_status == RTE_ETH_LINK_UP;
+    if (!ports_[i].kernel_iface.empty())
+      if (auto carrier = kernel_carrier(ports_[i].kernel_iface)) up = up && *carrier;
     ports_[i].speed_mbps = link.link_speed;
     if (up != ports_[i].link_up) {
       ports_[i].link_up = up;
@@ -405,8 +427,8 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
     }
   }
   if (n_punt) {
-    unsigned sent = rte_ring_mp_enqueue_burst(punt_, reinterpret_cast<void**>(to_punt), n_punt,
-                                              nullptr);
+    unsigned sent =
+        rte_ring_mp_enqueue_burst(punt_, reinterpret_cast<void**>(to_punt), n_punt, nullptr);
     w.stats.punted.add(sent);
     if (sent < n_punt) {
       w.stats.drop(Drop::kPuntRingFull, n_punt - sent);

@@ -32,6 +32,9 @@ struct PortParams {
   uint16_t mtu = 1500;
   uint16_t rx_desc = 1024;
   uint16_t tx_desc = 1024;
+  // For ports backed by a kernel interface (net_af_packet, net_af_xdp): its name. Their PMDs
+  // report the link up whatever the carrier, so link state is read from the kernel instead.
+  std::string kernel_iface;
 };
 
 struct Params {
@@ -64,6 +67,7 @@ struct PuntedFrame {
 
 struct PortStatus {
   std::string name;
+  std::string kernel_iface;
   std::string dpdk_name;
   uint16_t port_id = 0;
   Mac mac{};

@@ -64,6 +64,15 @@ TEST(EalArgs, PciDevicesAreAllowListed) {
   EXPECT_EQ(ctl::dpdk_name(c.ports[0]), "net_af_packet0");
 }
 
+TEST(EalArgs, KernelInterfaceOfKernelBackedPorts) {
+  auto c = base();
+  EXPECT_EQ(ctl::kernel_iface(c.ports[0]), "front0");
+  c.ports[0].device = "net_af_packet1,iface=back0,qpairs=3";
+  EXPECT_EQ(ctl::kernel_iface(c.ports[0]), "back0");
+  c.ports[0].device = "net_ring0";
+  EXPECT_EQ(ctl::kernel_iface(c.ports[0]), "");
+}
+
 TEST(EalArgs, MemoryModes) {
   auto c = base();
   c.eal.in_memory = false;

@@ -207,6 +207,20 @@ TEST(VrrpService, TrackedPortMovesTheWholeGroup) {
   EXPECT_EQ(b.states(), kBackups);
 }
 
+TEST(VrrpService, AnObjectTrackedByTwoMembersCountsOnce) {
+  Wire w;
+  cfg::Config ca = node_config(2, 150);
+  for (auto& in : ca.vrrp.instances) in.track_ports = {{"back0", -60, 0}};
+  Node a(w, ca, "a");
+  w.nodes = {&a};
+  uint64_t now = 1000 * kMs;
+  a.svc->start(now);
+  a.svc->on_link(1, false, now);
+  const auto st = a.svc->status(now);
+  EXPECT_EQ(st[0]["effective_priority"], 90);
+  EXPECT_EQ(st[1]["effective_priority"], 90);
+}
+
 TEST(VrrpService, UnweightedTrackFaultsTheGroup) {
   Wire w;
   cfg::Config ca = node_config(2, 150);
