@@ -160,6 +160,124 @@ struct Vrrp {
   int line = 0;
 };
 
+// dhcp { ... }: the DHCPv4 server the workers run (RFC 2131/2132). Vocabulary from ISC dhcpd and
+// Kea: subnets with pools (ranges), host reservations, client classes, options at every level.
+// Values that an inner level may override (lease times, authoritative, min_secs, renew/rebind)
+// are stored resolved: each subnet and pool holds what applies to it.
+
+// An option as it goes on the wire: the parser encodes the typed value (addresses, strings,
+// integers, RFC 3442 routes, RFC 1035 domain lists, hex) into `data`.
+struct DhcpOption {
+  uint8_t code = 0;           // 1..254, none of those the server sets itself (see the parser)
+  std::vector<uint8_t> data;  // value bytes, without code and length; 0..1024 bytes (values over
+                              // 255 bytes go out as several instances, RFC 3396)
+  int line = 0;
+  bool operator==(const DhcpOption& o) const { return code == o.code && data == o.data; }
+};
+
+// Lease times in seconds, each 10..31536000, min_s <= default_s <= max_s.
+struct DhcpLeaseTime {
+  uint32_t default_s = 3600;  // default_lease_s: granted when the client asks for no time
+  uint32_t min_s = 60;        // min_lease_s: a client's request (option 51) is raised to this
+  uint32_t max_s = 86400;     // max_lease_s: ... and lowered to this
+  bool operator==(const DhcpLeaseTime&) const = default;
+};
+
+// One test of a client class: option 60 (vendor class) or an option-82 sub-option.
+struct DhcpMatch {
+  enum class Field : uint8_t { kVendorClass, kCircuitId, kRemoteId };  // 60, 82.1, 82.2
+  Field field = Field::kVendorClass;
+  bool prefix = false;         // the client's value starts with `value` (else: equals it)
+  std::vector<uint8_t> value;  // 1..255 bytes
+  bool operator==(const DhcpMatch&) const = default;
+};
+
+struct DhcpClass {  // dhcp.classes: a client belongs when every match holds
+  std::string name;
+  std::vector<DhcpMatch> match;  // at least one, at most one per field
+  int line = 0;
+};
+
+// How a reservation recognises its client.
+enum class DhcpHostKey : uint8_t { kMac, kClientId, kCircuitId, kRemoteId };
+
+struct DhcpHost {  // subnets[].hosts: a reservation (ISC host, Kea reservation)
+  std::string name;                // optional; unique among all hosts when set
+  DhcpHostKey key = DhcpHostKey::kMac;
+  std::vector<uint8_t> id;         // 6 bytes (chaddr) or the value of option 61 / 82.1 / 82.2
+  uint32_t ip = 0;                 // inside the subnet; may lie in a pool (withheld from others)
+  std::vector<DhcpOption> options;
+  int line = 0;
+};
+
+struct DhcpPool {  // subnets[].pools
+  uint32_t first = 0;                // range, inclusive, host order; inside the subnet, never
+  uint32_t last = 0;                 // its network or broadcast address; no overlaps anywhere
+  std::vector<std::string> classes;  // empty: any client; else members of one of these only
+  DhcpLeaseTime lease;               // resolved (pool, else subnet, else global)
+  std::vector<DhcpOption> options;
+  int line = 0;
+};
+
+struct DhcpSubnet {
+  Ipv4Prefix subnet;                 // network address (host bits zero), length 1..30
+  std::string port;                  // clients on this port, unrelayed; "": any port with an
+                                     // address inside `subnet`
+  std::vector<uint32_t> relays;      // giaddr values that select this subnet (may be shared)
+  uint32_t server_id = 0;            // option 54; 0: the receiving port's address
+  bool authoritative = true;         // resolved
+  uint32_t min_secs = 0;             // resolved
+  uint32_t renew_permille = 500;     // resolved; T1 = lease * renew_permille / 1000
+  uint32_t rebind_permille = 875;    // resolved; T2
+  DhcpLeaseTime lease;               // resolved
+  std::vector<DhcpOption> options;
+  std::vector<DhcpPool> pools;
+  std::vector<DhcpHost> hosts;
+  int line = 0;
+};
+
+enum class DhcpDurability : uint8_t {
+  kStrict,   // a reply waits until its lease change is on disk (group commit: one fsync a batch)
+  kBatched,  // reply at once; fsync every fsync_interval_ms (a power cut loses that much)
+  kNone,     // no journal, no snapshots: leases live in memory only
+};
+
+struct DhcpLeaseStore {  // dhcp.leases
+  std::string journal = "/var/lib/tandem/dhcp4.journal";    // append-only; absolute path
+  std::string snapshot = "/var/lib/tandem/dhcp4.snapshot";  // absolute, not the journal
+  DhcpDurability durability = DhcpDurability::kStrict;
+  uint32_t fsync_interval_ms = 10;     // batched: 1..10000
+  uint32_t snapshot_interval_s = 3600; // write a snapshot and restart the journal; 60..86400
+  uint32_t journal_max_mb = 64;        // ... or as soon as the journal is this big; 1..65536
+  int line = 0;
+};
+
+struct DhcpLimits {  // dhcp.limits: against starvation and floods; 0 = no limit
+  uint32_t window_ms = 10000;          // counting window of the request limits; 100..3600000
+  uint32_t requests_per_mac = 0;       // DISCOVER+REQUEST per chaddr per window; 0..1000000
+  uint32_t requests_per_circuit = 0;   // ... per option-82 circuit-id (with giaddr); 0..1000000
+  uint32_t leases_per_circuit = 0;     // addresses offered or bound per circuit-id; 0..1000000
+  int line = 0;
+};
+
+struct Dhcp {
+  bool enabled = false;              // true when the dhcp group is present, unless set false
+  bool authoritative = true;         // NAK requests for addresses we do not know
+  DhcpLeaseTime lease;
+  uint32_t renew_permille = 500;     // T1 (option 58) = lease * renew_permille / 1000; 1..999
+  uint32_t rebind_permille = 875;    // T2 (option 59); 1..999, > renew_permille
+  uint32_t min_secs = 0;             // ignore DISCOVER/REQUEST with a lower secs; 0..65535
+  uint32_t offer_hold_ms = 30000;    // an offered address waits this long for its REQUEST;
+                                     // 1000..600000
+  uint32_t decline_hold_s = 86400;   // quarantine of a DECLINEd address; 1..31536000
+  DhcpLimits limits;
+  DhcpLeaseStore leases;
+  std::vector<DhcpOption> options;   // global level
+  std::vector<DhcpClass> classes;
+  std::vector<DhcpSubnet> subnets;   // prefixes do not overlap
+  int line = 0;
+};
+
 struct Config {
   std::string file;             // path it was loaded from
   std::string node = "tandem";  // node name, shown by status and metrics
@@ -171,6 +289,7 @@ struct Config {
   Control control;
   Metrics metrics;
   Vrrp vrrp;
+  Dhcp dhcp;
 };
 
 struct Error {
@@ -192,7 +311,7 @@ LoadResult load_file(const std::string& path);
 LoadResult load_string(const std::string& text, const std::string& name);
 
 // Keys that cannot change without a restart (EAL, lcores, the set of ports and their devices,
-// control socket, metrics listener): one error per changed key, located in `next`'s file.
+// control socket, metrics listener, the VRRP routers, dhcp.enabled and the lease files): one error per changed key, located in `next`'s file.
 // Empty when `next` can be applied to a running daemon.
 std::vector<Error> reload_conflicts(const Config& running, const Config& next);
 

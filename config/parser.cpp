@@ -334,6 +334,56 @@ class Parser {
   void parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpInstance& vi);
   void parse_sync_group(const Setting& s, int index, Vrrp& v);
 
+  // Where a resolved value came from: the path of the setting that set it (or the default).
+  struct LeaseSources {
+    std::string default_s = "dhcp.default_lease_s";
+    std::string min_s = "dhcp.min_lease_s";
+    std::string max_s = "dhcp.max_lease_s";
+  };
+  struct TimerSources {
+    std::string renew = "dhcp.renew_permille";
+    std::string rebind = "dhcp.rebind_permille";
+  };
+  // An address a range or a reservation must not hand out, and whose it is.
+  struct Taken {
+    std::string what;  // "an address of port 'front0'"
+  };
+  // A range or reservation whose addresses are checked once every subnet is known.
+  struct Deferred {
+    std::string file;
+    int line = 0;
+    std::string who;  // "range 192.0.2.150 - 192.0.2.250", "reserved address 192.0.2.5"
+    uint32_t first = 0;
+    uint32_t last = 0;
+    bool single = false;  // a reservation (one address), not a range
+  };
+
+  void parse_dhcp(const Setting& g, Config& c);
+  void parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l);
+  void parse_dhcp_limits(const Setting& g, DhcpLimits& l);
+  void parse_dhcp_class(const Setting& s, int index, Dhcp& d);
+  void parse_dhcp_subnet(const Setting& s, int index, const LeaseSources& lease_src,
+                         const TimerSources& timer_src, Config& c);
+  // `subnet_ok`: sn.subnet is valid, so containment can be checked.
+  void parse_dhcp_pool(const Setting& s, const std::string& p, const LeaseSources& lease_src,
+                       bool subnet_ok, DhcpSubnet& sn);
+  void parse_dhcp_host(const Setting& s, const std::string& p, bool subnet_ok, DhcpSubnet& sn,
+                       std::map<std::pair<DhcpHostKey, std::vector<uint8_t>>, int>& ids);
+  // A byte string written as text or, with `hex`, as hex bytes: 1..255 bytes (`min` at least).
+  std::optional<std::vector<uint8_t>> read_bytes(const Setting& s, const std::string& path,
+                                                 bool hex, size_t min = 1);
+  void parse_dhcp_options(const Setting& parent, const std::string& parent_path,
+                          std::vector<DhcpOption>& out);
+  std::optional<DhcpOption> parse_dhcp_option(const Setting& s, const std::string& p);
+  bool encode_option_value(const Setting& v, const std::string& vpath, int type,
+                           const std::string& which, uint8_t code, std::vector<uint8_t>& out);
+  void read_lease_times(const Setting& g, const std::string& p, DhcpLeaseTime& lt,
+                        LeaseSources& src);
+  void read_timers(const Setting& g, const std::string& p, uint32_t& renew, uint32_t& rebind,
+                   TimerSources& src);
+  std::optional<uint32_t> read_dhcp_address(const Setting& s, const std::string& path);
+  void check_dhcp_addresses(const Config& c);
+
   const Source& src_;
   std::vector<Error> errors_;
 
@@ -353,6 +403,19 @@ class Parser {
   std::map<std::pair<std::string, uint32_t>, Seen> vrids_;  // (port, vrid) -> instance
   std::map<uint32_t, Seen> vips_;                           // virtual IP -> instance
   std::map<std::string, Seen> grouped_;                     // instance -> its sync group
+  // DHCP.
+  std::map<std::string, int> dhcp_class_names_;  // name -> line
+  std::map<std::string, int> dhcp_host_names_;   // name -> line
+  struct SeenRange {
+    uint32_t first = 0;
+    uint32_t last = 0;
+    int line = 0;
+  };
+  std::vector<SeenRange> dhcp_ranges_;           // every range so far, all subnets
+  std::vector<std::pair<Ipv4Prefix, int>> dhcp_subnets_;  // prefix -> line
+  uint64_t dhcp_addresses_ = 0;                  // addresses in all ranges so far
+  std::map<uint32_t, Taken> dhcp_taken_;         // server ids and relays (ports, VIPs: above)
+  std::vector<Deferred> dhcp_deferred_;
 };
 
 int Parser::line_of(const Setting& s) const {
@@ -503,7 +566,8 @@ const Setting* Parser::read_name(const Setting& g, const std::string& gpath, con
 void Parser::run(const Setting& root, Config& c) {
   check_keys(
       root, "",
-      {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp"});
+      {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp",
+       "dhcp"});
   read_name(root, "", "node", c.node);
   if (const Setting* g = group(root, "", "eal")) parse_eal(*g, c.eal);
   if (const Setting* g = group(root, "", "dataplane")) parse_dataplane(*g, c.dataplane);
@@ -513,6 +577,8 @@ void Parser::run(const Setting& root, Config& c) {
   if (const Setting* g = group(root, "", "control")) parse_control(*g, c.control);
   if (const Setting* g = group(root, "", "metrics")) parse_metrics(*g, c.metrics);
   if (const Setting* g = group(root, "", "vrrp")) parse_vrrp(*g, c);
+  // After ports and vrrp: ranges and reservations must avoid their addresses.
+  if (const Setting* g = group(root, "", "dhcp")) parse_dhcp(*g, c);
 }
 
 void Parser::parse_eal(const Setting& g, Eal& e) {
@@ -1280,6 +1346,1062 @@ void Parser::parse_sync_group(const Setting& s, int index, Vrrp& v) {
   }
   read_notify(s, p, sg.notify);
   v.sync_groups.push_back(std::move(sg));
+}
+
+// ---------------------------------------------------------------------------------------------
+// dhcp
+
+// Lease times (and the DECLINE quarantine): from 10 s to a year. 0xffffffff would mean
+// "infinite" on the wire (RFC 2132 §9.2), which tandem does not hand out.
+constexpr int64_t kMinLeaseS = 10;
+constexpr int64_t kMaxLeaseS = 31536000;
+// Longest encoded option value. The writer splits values over 255 bytes into several instances
+// (RFC 3396); 1024 bytes leave room for the rest of a 1472-byte reply.
+constexpr size_t kMaxOptionLen = 1024;
+// Addresses in all ranges together: what one node's lease stores are sized for (a /8).
+constexpr uint64_t kMaxDhcpAddresses = uint64_t{1} << 24;
+constexpr int64_t kMaxLimit = 1000000;
+
+// How an option's value is written in the file and encoded on the wire.
+enum OptionType : int {
+  kOptIp,       // "A.B.C.D" -> 4 bytes
+  kOptIps,      // [ "A.B.C.D", ... ] -> 4 bytes each
+  kOptString,   // "text" -> its bytes, not empty
+  kOptU8,       // integers, network byte order
+  kOptU16,
+  kOptU32,
+  kOptI32,
+  kOptBool,     // true/false -> 1/0
+  kOptHex,      // "01:02:0a" or "01020a" -> those bytes
+  kOptRoutes,   // [ "DEST/LEN via ROUTER", ... ] -> RFC 3442
+  kOptDomains,  // [ "example.net", ... ] -> RFC 1035 names, uncompressed (RFC 3397)
+  kOptServer,   // set by the server itself: not configurable as an option
+};
+constexpr const char* kOptionTypeNames[] = {"ip",  "ips",  "string", "u8",     "u16",    "u32",
+                                            "i32", "bool", "hex",    "routes", "domains"};
+constexpr const char* kOptionTypeList =
+    "ip, ips, string, u8, u16, u32, i32, bool, hex, routes, domains";
+
+struct OptionDef {
+  uint8_t code;
+  const char* name;  // ISC dhcpd / Kea name
+  OptionType type;
+  const char* hint = nullptr;  // kOptServer: what to use instead
+};
+
+// The options known by name. Any other code 1..254 (except the server's) is accepted with an
+// explicit `type`.
+constexpr OptionDef kOptionDefs[] = {
+    {1, "subnet-mask", kOptIp},
+    {2, "time-offset", kOptI32},
+    {3, "routers", kOptIps},
+    {4, "time-servers", kOptIps},
+    {6, "domain-name-servers", kOptIps},
+    {7, "log-servers", kOptIps},
+    {12, "host-name", kOptString},
+    {15, "domain-name", kOptString},
+    {19, "ip-forwarding", kOptBool},
+    {23, "default-ip-ttl", kOptU8},
+    {26, "interface-mtu", kOptU16},
+    {28, "broadcast-address", kOptIp},
+    {35, "arp-cache-timeout", kOptU32},
+    {40, "nis-domain", kOptString},
+    {41, "nis-servers", kOptIps},
+    {42, "ntp-servers", kOptIps},
+    {43, "vendor-encapsulated-options", kOptHex},
+    {44, "netbios-name-servers", kOptIps},
+    {46, "netbios-node-type", kOptU8},
+    {47, "netbios-scope", kOptString},
+    {50, "dhcp-requested-address", kOptServer, "a client sends it"},
+    {51, "dhcp-lease-time", kOptServer, "use 'default_lease_s', 'min_lease_s' and 'max_lease_s'"},
+    {52, "dhcp-option-overload", kOptServer, "the server decides"},
+    {53, "dhcp-message-type", kOptServer, "the server decides"},
+    {54, "dhcp-server-identifier", kOptServer, "use the subnet's 'server_id'"},
+    {55, "dhcp-parameter-request-list", kOptServer, "a client sends it"},
+    {56, "dhcp-message", kOptServer, "the server writes it in NAKs"},
+    {57, "dhcp-max-message-size", kOptServer, "a client sends it"},
+    {58, "dhcp-renewal-time", kOptServer, "use 'renew_permille'"},
+    {59, "dhcp-rebinding-time", kOptServer, "use 'rebind_permille'"},
+    {60, "vendor-class-identifier", kOptString},
+    {61, "dhcp-client-identifier", kOptServer,
+     "replies echo the client's (RFC 6842); reserve by it with a host's 'client_id'"},
+    {66, "tftp-server-name", kOptString},
+    {67, "bootfile-name", kOptString},
+    {69, "smtp-server", kOptIps},
+    {72, "www-server", kOptIps},
+    {82, "relay-agent-information", kOptServer,
+     "replies echo the relay's (RFC 3046); match it with classes and hosts"},
+    {114, "v4-captive-portal", kOptString},
+    {119, "domain-search", kOptDomains},
+    {121, "classless-static-routes", kOptRoutes},
+};
+
+const OptionDef* option_by_code(int64_t code) {
+  for (const auto& d : kOptionDefs) {
+    if (d.code == code) return &d;
+  }
+  return nullptr;
+}
+
+const OptionDef* option_by_name(const std::string& name) {
+  for (const auto& d : kOptionDefs) {
+    if (name == d.name) return &d;
+  }
+  return nullptr;
+}
+
+// "option 3 (routers)", or "option 250" for a code without a name.
+std::string option_label(int64_t code) {
+  const OptionDef* d = option_by_code(code);
+  return "option " + std::to_string(code) + (d != nullptr ? " (" + std::string(d->name) + ")" : "");
+}
+
+bool is_sequence(const Setting& s) {
+  return s.getType() == Setting::TypeArray || s.getType() == Setting::TypeList;
+}
+
+// Hex bytes: "01:02:0a" (one or two digits between colons) or "01020a" (pairs). "" is no bytes.
+std::optional<std::vector<uint8_t>> parse_hex(const std::string& s) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::vector<uint8_t> out;
+  if (s.empty()) return out;
+  if (s.find(':') != std::string::npos) {
+    size_t i = 0;
+    while (true) {
+      const size_t j = s.find(':', i);
+      const std::string part = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
+      if (part.empty() || part.size() > 2) return std::nullopt;
+      int v = 0;
+      for (char c : part) {
+        const int n = nibble(c);
+        if (n < 0) return std::nullopt;
+        v = v * 16 + n;
+      }
+      out.push_back(static_cast<uint8_t>(v));
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+    return out;
+  }
+  if (s.size() % 2 != 0) return std::nullopt;
+  for (size_t i = 0; i < s.size(); i += 2) {
+    const int hi = nibble(s[i]);
+    const int lo = nibble(s[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<uint8_t>(hi * 16 + lo));
+  }
+  return out;
+}
+
+std::string format_hex(const std::vector<uint8_t>& bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i != 0) out.push_back(':');
+    out.push_back(kHex[bytes[i] >> 4]);
+    out.push_back(kHex[bytes[i] & 0xf]);
+  }
+  return out;
+}
+
+std::string format_prefix(const Ipv4Prefix& p) {
+  return format_ipv4(p.addr) + "/" + std::to_string(p.len);
+}
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
+}
+
+// RFC 1035 wire form of a domain name (a trailing dot is allowed), or empty when it is not one.
+std::vector<uint8_t> encode_domain(const std::string& name) {
+  std::string n = name;
+  if (!n.empty() && n.back() == '.') n.pop_back();
+  std::vector<uint8_t> out;
+  if (n.empty()) return out;
+  size_t i = 0;
+  while (true) {
+    const size_t dot = n.find('.', i);
+    const std::string label = n.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
+    const bool ok = !label.empty() && label.size() <= 63 &&
+                    std::all_of(label.begin(), label.end(), [](char c) {
+                      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                             (c >= '0' && c <= '9') || c == '-' || c == '_';
+                    });
+    if (!ok) return {};
+    out.push_back(static_cast<uint8_t>(label.size()));
+    out.insert(out.end(), label.begin(), label.end());
+    if (dot == std::string::npos) break;
+    i = dot + 1;
+  }
+  out.push_back(0);
+  if (out.size() > 255) return {};
+  return out;
+}
+
+std::optional<uint32_t> Parser::read_dhcp_address(const Setting& s, const std::string& path) {
+  const auto text = string_value(s, path);
+  if (!text) return std::nullopt;
+  const auto a = parse_ipv4(*text);
+  if (!a) {
+    fail(s, quote(path) + " = \"" + *text + "\" is not an IPv4 address (expected A.B.C.D)");
+    return std::nullopt;
+  }
+  if (const char* why = non_unicast_reason(*a)) {
+    fail(s, quote(path) + " = \"" + *text + "\" is " + why);
+    return std::nullopt;
+  }
+  return a;
+}
+
+std::optional<std::vector<uint8_t>> Parser::read_bytes(const Setting& s, const std::string& path,
+                                                       bool hex, size_t min) {
+  const auto text = string_value(s, path);
+  if (!text) return std::nullopt;
+  std::vector<uint8_t> bytes;
+  if (hex) {
+    auto parsed = parse_hex(*text);
+    if (!parsed) {
+      fail(s, quote(path) + " = \"" + *text + "\" is not hex bytes (e.g. \"01:02:0a\" or \"01020a\")");
+      return std::nullopt;
+    }
+    bytes = std::move(*parsed);
+  } else {
+    bytes.assign(text->begin(), text->end());
+  }
+  if (bytes.empty()) {
+    fail(s, quote(path) + " must not be empty");
+    return std::nullopt;
+  }
+  if (bytes.size() < min || bytes.size() > 255) {
+    fail(s, quote(path) + " is " + std::to_string(bytes.size()) + " bytes long, out of range " +
+                std::to_string(min) + "..255");
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+void Parser::read_lease_times(const Setting& g, const std::string& p, DhcpLeaseTime& lt,
+                              LeaseSources& src) {
+  const Setting* d = read_int(g, p, "default_lease_s", kMinLeaseS, kMaxLeaseS, lt.default_s);
+  const Setting* lo = read_int(g, p, "min_lease_s", kMinLeaseS, kMaxLeaseS, lt.min_s);
+  const Setting* hi = read_int(g, p, "max_lease_s", kMinLeaseS, kMaxLeaseS, lt.max_s);
+  if (d != nullptr) src.default_s = join_path(p, "default_lease_s");
+  if (lo != nullptr) src.min_s = join_path(p, "min_lease_s");
+  if (hi != nullptr) src.max_s = join_path(p, "max_lease_s");
+  // Only an order this level breaks is its error; inherited values were checked where set.
+  auto order = [&](uint32_t a, const std::string& a_path, const Setting* a_set, uint32_t b,
+                   const std::string& b_path, const Setting* b_set) {
+    if (a <= b || (a_set == nullptr && b_set == nullptr)) return;
+    const Setting* at = a_set == nullptr                     ? b_set
+                        : b_set == nullptr                   ? a_set
+                        : line_of(*b_set) >= line_of(*a_set) ? b_set
+                                                             : a_set;
+    fail(*at, quote(a_path) + " = " + std::to_string(a) + " is more than " + quote(b_path) +
+                  " = " + std::to_string(b) + " (min_lease_s <= default_lease_s <= max_lease_s)");
+  };
+  order(lt.min_s, src.min_s, lo, lt.default_s, src.default_s, d);
+  order(lt.default_s, src.default_s, d, lt.max_s, src.max_s, hi);
+}
+
+void Parser::read_timers(const Setting& g, const std::string& p, uint32_t& renew,
+                         uint32_t& rebind, TimerSources& src) {
+  const Setting* t1 = read_int(g, p, "renew_permille", 1, 999, renew);
+  const Setting* t2 = read_int(g, p, "rebind_permille", 1, 999, rebind);
+  if (t1 != nullptr) src.renew = join_path(p, "renew_permille");
+  if (t2 != nullptr) src.rebind = join_path(p, "rebind_permille");
+  if (renew < rebind || (t1 == nullptr && t2 == nullptr)) return;
+  const Setting* at = t1 == nullptr                       ? t2
+                      : t2 == nullptr                     ? t1
+                      : line_of(*t2) >= line_of(*t1) ? t2
+                                                          : t1;
+  fail(*at, quote(src.renew) + " = " + std::to_string(renew) + " must be less than " +
+                quote(src.rebind) + " = " + std::to_string(rebind) + " (T1 before T2)");
+}
+
+void Parser::parse_dhcp(const Setting& g, Config& c) {
+  const std::string p = "dhcp";
+  Dhcp& d = c.dhcp;
+  d.line = line_of(g);
+  d.enabled = true;
+  check_keys(g, p,
+             {"enabled", "authoritative", "default_lease_s", "min_lease_s", "max_lease_s",
+              "renew_permille", "rebind_permille", "min_secs", "offer_hold_ms", "decline_hold_s",
+              "limits", "leases", "options", "classes", "subnets"});
+  read_bool(g, p, "enabled", d.enabled);
+  read_bool(g, p, "authoritative", d.authoritative);
+  LeaseSources lease_src;
+  read_lease_times(g, p, d.lease, lease_src);
+  TimerSources timer_src;
+  read_timers(g, p, d.renew_permille, d.rebind_permille, timer_src);
+  read_int(g, p, "min_secs", 0, 65535, d.min_secs);
+  read_int(g, p, "offer_hold_ms", 1000, 600000, d.offer_hold_ms);
+  read_int(g, p, "decline_hold_s", 1, kMaxLeaseS, d.decline_hold_s);
+  if (const Setting* l = group(g, p, "limits")) parse_dhcp_limits(*l, d.limits);
+  if (const Setting* l = group(g, p, "leases")) parse_dhcp_leases(*l, d.leases);
+  parse_dhcp_options(g, p, d.options);
+  // Classes before subnets, whatever the order in the file: pools name classes.
+  if (const Setting* l = group_list(g, p, "classes")) {
+    for (int i = 0; i < l->getLength(); ++i) parse_dhcp_class((*l)[i], i, d);
+  }
+  if (const Setting* l = group_list(g, p, "subnets")) {
+    for (int i = 0; i < l->getLength(); ++i) {
+      parse_dhcp_subnet((*l)[i], i, lease_src, timer_src, c);
+    }
+  }
+  check_dhcp_addresses(c);
+}
+
+void Parser::parse_dhcp_limits(const Setting& g, DhcpLimits& l) {
+  const std::string p = "dhcp.limits";
+  l.line = line_of(g);
+  check_keys(g, p, {"window_ms", "requests_per_mac", "requests_per_circuit", "leases_per_circuit"});
+  read_int(g, p, "window_ms", 100, 3600000, l.window_ms);
+  read_int(g, p, "requests_per_mac", 0, kMaxLimit, l.requests_per_mac);
+  read_int(g, p, "requests_per_circuit", 0, kMaxLimit, l.requests_per_circuit);
+  read_int(g, p, "leases_per_circuit", 0, kMaxLimit, l.leases_per_circuit);
+}
+
+void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
+  const std::string p = "dhcp.leases";
+  l.line = line_of(g);
+  check_keys(g, p,
+             {"journal", "snapshot", "durability", "fsync_interval_ms", "snapshot_interval_s",
+              "journal_max_mb"});
+  const Setting* files[2] = {nullptr, nullptr};
+  int i = 0;
+  for (const char* key : {"journal", "snapshot"}) {
+    std::string path;
+    const Setting* fs = read_string(g, p, key, path);
+    files[i] = fs;
+    if (fs != nullptr) {
+      if (path.empty() || path[0] != '/') {
+        fail(*fs, quote(join_path(p, key)) + " = \"" + path + "\" must be an absolute path");
+      } else if (path.back() == '/') {
+        fail(*fs, quote(join_path(p, key)) + " = \"" + path + "\" must name a file, not a directory");
+      } else {
+        (i == 0 ? l.journal : l.snapshot) = path;
+      }
+    }
+    ++i;
+  }
+  if (l.journal == l.snapshot && (files[0] != nullptr || files[1] != nullptr)) {
+    fail(files[1] != nullptr ? *files[1] : *files[0],
+         "'dhcp.leases.journal' and 'dhcp.leases.snapshot' must be different files");
+  }
+  std::string durability;
+  if (const Setting* ds = read_string(g, p, "durability", durability)) {
+    if (durability == "strict") {
+      l.durability = DhcpDurability::kStrict;
+    } else if (durability == "batched") {
+      l.durability = DhcpDurability::kBatched;
+    } else if (durability == "none") {
+      l.durability = DhcpDurability::kNone;
+    } else {
+      fail(*ds, "'dhcp.leases.durability' = \"" + durability +
+                    "\" is not one of: strict, batched, none");
+    }
+  }
+  read_int(g, p, "fsync_interval_ms", 1, 10000, l.fsync_interval_ms);
+  read_int(g, p, "snapshot_interval_s", 60, 86400, l.snapshot_interval_s);
+  read_int(g, p, "journal_max_mb", 1, 65536, l.journal_max_mb);
+}
+
+void Parser::parse_dhcp_class(const Setting& s, int index, Dhcp& d) {
+  const std::string p = index_path("dhcp.classes", index);
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  DhcpClass k;
+  k.line = line_of(s);
+  check_keys(s, p,
+             {"name", "vendor_class", "vendor_class_prefix", "circuit_id", "circuit_id_prefix",
+              "circuit_id_hex", "remote_id", "remote_id_prefix", "remote_id_hex"});
+  if (!s.exists("name")) fail(s, "missing required key " + quote(p + ".name"));
+  if (const Setting* n = read_name(s, p, "name", k.name)) {
+    const auto [it, fresh] = dhcp_class_names_.emplace(k.name, line_of(*n));
+    if (!fresh) {
+      fail(*n, "duplicate DHCP class name '" + k.name + "' (first defined on line " +
+                   std::to_string(it->second) + ")");
+    }
+  }
+  struct Field {
+    DhcpMatch::Field field;
+    const char* keys[3];  // equal (text), prefix (text), equal (hex)
+  };
+  static const Field kFields[] = {
+      {DhcpMatch::Field::kVendorClass, {"vendor_class", "vendor_class_prefix", nullptr}},
+      {DhcpMatch::Field::kCircuitId, {"circuit_id", "circuit_id_prefix", "circuit_id_hex"}},
+      {DhcpMatch::Field::kRemoteId, {"remote_id", "remote_id_prefix", "remote_id_hex"}},
+  };
+  bool any = false;
+  for (const auto& f : kFields) {
+    std::vector<int> set;
+    for (int j = 0; j < 3; ++j) {
+      if (f.keys[j] != nullptr && s.exists(f.keys[j])) set.push_back(j);
+    }
+    if (set.empty()) continue;
+    any = true;
+    if (set.size() > 1) {
+      fail(s, quote(p) + " sets both '" + f.keys[set[0]] + "' and '" + f.keys[set[1]] +
+                  "': one test per field");
+      continue;
+    }
+    const int j = set[0];
+    const char* key = f.keys[j];
+    if (auto bytes = read_bytes(s[key], join_path(p, key), j == 2)) {
+      k.match.push_back({f.field, j == 1, std::move(*bytes)});
+    }
+  }
+  if (!any) {
+    fail(s, quote(p) +
+                " has nothing to match: set one of vendor_class, vendor_class_prefix, circuit_id, "
+                "circuit_id_prefix, circuit_id_hex, remote_id, remote_id_prefix, remote_id_hex");
+  }
+  d.classes.push_back(std::move(k));
+}
+
+void Parser::parse_dhcp_subnet(const Setting& s, int index, const LeaseSources& lease_src,
+                               const TimerSources& timer_src, Config& c) {
+  const std::string p = index_path("dhcp.subnets", index);
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  const Dhcp& d = c.dhcp;
+  DhcpSubnet sn;
+  sn.line = line_of(s);
+  sn.authoritative = d.authoritative;
+  sn.min_secs = d.min_secs;
+  sn.renew_permille = d.renew_permille;
+  sn.rebind_permille = d.rebind_permille;
+  sn.lease = d.lease;
+  check_keys(s, p,
+             {"subnet", "port", "relays", "server_id", "authoritative", "min_secs",
+              "default_lease_s", "min_lease_s", "max_lease_s", "renew_permille",
+              "rebind_permille", "options", "pools", "hosts"});
+
+  if (!s.exists("subnet")) fail(s, "missing required key " + quote(p + ".subnet"));
+  bool subnet_ok = false;
+  std::string text;
+  if (const Setting* ss = read_string(s, p, "subnet", text)) {
+    const std::string sp = quote(p + ".subnet") + " = \"" + text + "\" ";
+    const size_t slash = text.find('/');
+    const auto addr = parse_ipv4(text.substr(0, slash));
+    const std::string len_text = slash == std::string::npos ? "" : text.substr(slash + 1);
+    if (!addr || len_text.empty() || len_text.size() > 2 ||
+        !std::all_of(len_text.begin(), len_text.end(),
+                     [](char ch) { return ch >= '0' && ch <= '9'; })) {
+      fail(*ss, sp + "is not an IPv4 prefix (expected A.B.C.D/LEN)");
+    } else if (const int len = std::stoi(len_text); len < 1 || len > 30) {
+      fail(*ss, sp + "has prefix length " + len_text + ", out of range 1..30");
+    } else {
+      const Ipv4Prefix pfx{*addr, static_cast<uint8_t>(len)};
+      const char* why = non_unicast_reason(*addr);
+      if ((pfx.addr & ~pfx.mask()) != 0) {
+        fail(*ss, sp + "has host bits set (the subnet is " +
+                      format_prefix({pfx.addr & pfx.mask(), pfx.len}) + ")");
+      } else if (why != nullptr) {
+        fail(*ss, sp + "is " + why);
+      } else {
+        subnet_ok = true;
+        for (const auto& [other, line] : dhcp_subnets_) {
+          if (other.contains(pfx.addr) || pfx.contains(other.addr)) {
+            fail(*ss, "subnet " + format_prefix(pfx) + " overlaps subnet " + format_prefix(other) +
+                          " (line " + std::to_string(line) + ")");
+            subnet_ok = false;
+            break;
+          }
+        }
+        sn.subnet = pfx;
+        if (subnet_ok) dhcp_subnets_.emplace_back(pfx, sn.line);
+      }
+    }
+  }
+  const std::string who = subnet_ok ? "subnet " + format_prefix(sn.subnet) : quote(p);
+
+  const Port* port = nullptr;
+  if (const Setting* ps = read_string(s, p, "port", sn.port)) {
+    for (const auto& candidate : c.ports) {
+      if (candidate.name == sn.port) port = &candidate;
+    }
+    if (port_names_.count(sn.port) == 0) {
+      std::vector<std::string> known;
+      for (const auto& [name, line] : port_names_) known.push_back(name);
+      fail(*ps, quote(p + ".port") + " = \"" + sn.port + "\" is not a configured port" +
+                    suggest(sn.port, known));
+    }
+  }
+
+  if (const Setting* a = sequence(s, p, "relays", "strings")) {
+    for (int i = 0; i < a->getLength(); ++i) {
+      const Setting& el = (*a)[i];
+      const auto relay = read_dhcp_address(el, index_path(p + ".relays", i));
+      if (!relay) continue;
+      const std::string ip = format_ipv4(*relay);
+      const auto own = addresses_.find(*relay);
+      if (own != addresses_.end()) {
+        fail(el, "relay " + ip + " is one of our own addresses (port '" + own->second.port + "')");
+        continue;
+      }
+      if (std::find(sn.relays.begin(), sn.relays.end(), *relay) != sn.relays.end()) {
+        fail(el, "relay " + ip + " is listed twice in " + who);
+        continue;
+      }
+      sn.relays.push_back(*relay);
+      // Several subnets may share a relay: the first one names the address in messages.
+      dhcp_taken_.emplace(*relay, Taken{"a relay address of " + who + " (line " +
+                                        std::to_string(line_of(el)) + ")"});
+    }
+  }
+
+  if (s.exists("server_id")) {
+    const Setting& is = s["server_id"];
+    if (const auto sid = read_dhcp_address(is, p + ".server_id")) {
+      sn.server_id = *sid;
+      dhcp_taken_.emplace(*sid, Taken{"the server_id of " + who + " (line " +
+                                      std::to_string(line_of(is)) + ")"});
+    }
+  } else if (port != nullptr && port->addresses.empty()) {
+    fail(s, quote(p) + " needs 'server_id': port '" + port->name +
+                "' has no address to use as the server identifier");
+  }
+
+  read_bool(s, p, "authoritative", sn.authoritative);
+  read_int(s, p, "min_secs", 0, 65535, sn.min_secs);
+  LeaseSources lsrc = lease_src;
+  read_lease_times(s, p, sn.lease, lsrc);
+  TimerSources tsrc = timer_src;
+  read_timers(s, p, sn.renew_permille, sn.rebind_permille, tsrc);
+  parse_dhcp_options(s, p, sn.options);
+
+  if (const Setting* l = group_list(s, p, "pools")) {
+    for (int i = 0; i < l->getLength(); ++i) {
+      parse_dhcp_pool((*l)[i], index_path(p + ".pools", i), lsrc, subnet_ok, sn);
+    }
+  }
+  if (const Setting* l = group_list(s, p, "hosts")) {
+    std::map<std::pair<DhcpHostKey, std::vector<uint8_t>>, int> ids;
+    for (int i = 0; i < l->getLength(); ++i) {
+      parse_dhcp_host((*l)[i], index_path(p + ".hosts", i), subnet_ok, sn, ids);
+    }
+  }
+  c.dhcp.subnets.push_back(std::move(sn));
+}
+
+void Parser::parse_dhcp_pool(const Setting& s, const std::string& p, const LeaseSources& lease_src,
+                             bool subnet_ok, DhcpSubnet& sn) {
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  DhcpPool pool;
+  pool.line = line_of(s);
+  pool.lease = sn.lease;
+  check_keys(s, p,
+             {"range", "classes", "options", "default_lease_s", "min_lease_s", "max_lease_s"});
+  if (!s.exists("range")) fail(s, "missing required key " + quote(p + ".range"));
+  std::string text;
+  if (const Setting* rs = read_string(s, p, "range", text)) {
+    static const std::regex kRange("^\\s*([0-9.]+)\\s*-\\s*([0-9.]+)\\s*$");
+    std::smatch m;
+    std::optional<uint32_t> first;
+    std::optional<uint32_t> last;
+    if (std::regex_match(text, m, kRange)) {
+      first = parse_ipv4(m[1].str());
+      last = parse_ipv4(m[2].str());
+    }
+    if (!first || !last) {
+      fail(*rs, quote(p + ".range") + " = \"" + text +
+                    "\" is not a range (expected \"FIRST - LAST\", e.g. \"192.0.2.150 - "
+                    "192.0.2.250\")");
+    } else if (*first > *last) {
+      fail(*rs, quote(p + ".range") + " = \"" + text + "\" ends before it starts");
+    } else {
+      const std::string r = "range " + format_ipv4(*first) + " - " + format_ipv4(*last);
+      bool ok = true;
+      if (subnet_ok) {
+        const Ipv4Prefix& net = sn.subnet;
+        const uint32_t network = net.addr & net.mask();
+        const uint32_t broadcast = network | ~net.mask();
+        const std::string where = " of subnet " + format_prefix(net);
+        if (!net.contains(*first) || !net.contains(*last)) {
+          fail(*rs, r + " is not inside subnet " + format_prefix(net));
+          ok = false;
+        } else if (*first == network) {
+          fail(*rs, r + " includes the network address " + format_ipv4(network) + where);
+          ok = false;
+        } else if (*last == broadcast) {
+          fail(*rs, r + " includes the broadcast address " + format_ipv4(broadcast) + where);
+          ok = false;
+        }
+      }
+      for (const auto& o : dhcp_ranges_) {
+        if (!ok) break;
+        if (*first <= o.last && o.first <= *last) {
+          fail(*rs, r + " overlaps range " + format_ipv4(o.first) + " - " + format_ipv4(o.last) +
+                        " (line " + std::to_string(o.line) + ")");
+          ok = false;
+        }
+      }
+      const uint64_t size = uint64_t{*last} - *first + 1;
+      if (ok && dhcp_addresses_ + size > kMaxDhcpAddresses) {
+        fail(*rs, r + " brings the ranges to " + std::to_string(dhcp_addresses_ + size) +
+                      " addresses, more than the lease store holds (" +
+                      std::to_string(kMaxDhcpAddresses) + ")");
+        ok = false;
+      }
+      if (ok) {
+        dhcp_addresses_ += size;
+        dhcp_ranges_.push_back({*first, *last, line_of(*rs)});
+        dhcp_deferred_.push_back({file_of(*rs), line_of(*rs), r, *first, *last, false});
+        pool.first = *first;
+        pool.last = *last;
+      }
+    }
+  }
+
+  if (const Setting* a = sequence(s, p, "classes", "strings")) {
+    std::vector<std::string> known;
+    for (const auto& [name, line] : dhcp_class_names_) known.push_back(name);
+    for (int i = 0; i < a->getLength(); ++i) {
+      const Setting& el = (*a)[i];
+      const std::string ep = index_path(p + ".classes", i);
+      auto name = string_value(el, ep);
+      if (!name) continue;
+      if (dhcp_class_names_.count(*name) == 0) {
+        fail(el, quote(ep) + " = \"" + *name + "\" is not a class in 'dhcp.classes'" +
+                     suggest(*name, known));
+        continue;
+      }
+      if (std::find(pool.classes.begin(), pool.classes.end(), *name) != pool.classes.end()) {
+        fail(el, "class '" + *name + "' is listed twice in " + quote(p + ".classes"));
+        continue;
+      }
+      pool.classes.push_back(std::move(*name));
+    }
+  }
+  LeaseSources lsrc = lease_src;
+  read_lease_times(s, p, pool.lease, lsrc);
+  parse_dhcp_options(s, p, pool.options);
+  sn.pools.push_back(std::move(pool));
+}
+
+void Parser::parse_dhcp_host(const Setting& s, const std::string& p, bool subnet_ok,
+                             DhcpSubnet& sn,
+                             std::map<std::pair<DhcpHostKey, std::vector<uint8_t>>, int>& ids) {
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return;
+  }
+  DhcpHost h;
+  h.line = line_of(s);
+  check_keys(s, p,
+             {"name", "mac", "client_id", "circuit_id", "circuit_id_hex", "remote_id",
+              "remote_id_hex", "ip", "options"});
+  if (const Setting* n = read_name(s, p, "name", h.name)) {
+    const auto [it, fresh] = dhcp_host_names_.emplace(h.name, line_of(*n));
+    if (!fresh) {
+      fail(*n, "duplicate DHCP host name '" + h.name + "' (first defined on line " +
+                   std::to_string(it->second) + ")");
+    }
+  }
+  const std::string who = subnet_ok ? "subnet " + format_prefix(sn.subnet) : quote(p);
+
+  struct Id {
+    const char* key;
+    DhcpHostKey kind;
+    bool hex;
+  };
+  static const Id kIds[] = {
+      {"mac", DhcpHostKey::kMac, false},
+      {"client_id", DhcpHostKey::kClientId, true},
+      {"circuit_id", DhcpHostKey::kCircuitId, false},
+      {"circuit_id_hex", DhcpHostKey::kCircuitId, true},
+      {"remote_id", DhcpHostKey::kRemoteId, false},
+      {"remote_id_hex", DhcpHostKey::kRemoteId, true},
+  };
+  std::vector<const Id*> set;
+  for (const auto& id : kIds) {
+    if (s.exists(id.key)) set.push_back(&id);
+  }
+  if (set.empty()) {
+    fail(s, quote(p) +
+                " needs one of: mac, client_id, circuit_id, circuit_id_hex, remote_id, "
+                "remote_id_hex");
+  } else if (set.size() > 1) {
+    fail(s, quote(p) + " sets both '" + set[0]->key + "' and '" + set[1]->key +
+                "': a reservation has one identifier");
+  } else {
+    const Id& id = *set[0];
+    const Setting& is = s[id.key];
+    const std::string ip_path = join_path(p, id.key);
+    std::optional<std::vector<uint8_t>> bytes;
+    std::string shown;
+    if (id.kind == DhcpHostKey::kMac) {
+      std::string text;
+      if (read_string(s, p, "mac", text) != nullptr) {
+        const auto mac = parse_mac(text);
+        if (!mac) {
+          fail(is, quote(ip_path) + " = \"" + text +
+                       "\" is not a MAC address (expected xx:xx:xx:xx:xx:xx)");
+        } else if (((*mac)[0] & 1) != 0 || *mac == Mac{}) {
+          fail(is, quote(ip_path) + " = \"" + text + "\" is not a unicast MAC address");
+        } else {
+          bytes.emplace(mac->begin(), mac->end());
+          shown = "MAC " + format_mac(*mac);
+        }
+      }
+    } else {
+      // RFC 2132 §9.14: a client identifier is a type byte and at least one more.
+      bytes = read_bytes(is, ip_path, id.hex, id.kind == DhcpHostKey::kClientId ? 2 : 1);
+      if (bytes) {
+        shown = std::string(id.key) + " " +
+                (id.hex ? format_hex(*bytes) : "\"" + std::string(bytes->begin(), bytes->end()) + "\"");
+      }
+    }
+    if (bytes) {
+      h.key = id.kind;
+      h.id = *bytes;
+      const auto [it, fresh] = ids.emplace(std::make_pair(h.key, h.id), line_of(is));
+      if (!fresh) {
+        fail(is, shown + " already has a reservation in " + who + " (line " +
+                     std::to_string(it->second) + ")");
+      }
+    }
+  }
+
+  if (!s.exists("ip")) fail(s, "missing required key " + quote(p + ".ip"));
+  if (s.exists("ip")) {
+    const Setting& is = s["ip"];
+    if (const auto a = read_dhcp_address(is, p + ".ip")) {
+      const std::string ip = format_ipv4(*a);
+      const Ipv4Prefix& net = sn.subnet;
+      const uint32_t network = net.addr & net.mask();
+      const uint32_t broadcast = network | ~net.mask();
+      bool ok = true;
+      if (subnet_ok && !net.contains(*a)) {
+        fail(is, quote(p + ".ip") + " = \"" + ip + "\" is not inside " + who);
+        ok = false;
+      } else if (subnet_ok && (*a == network || *a == broadcast)) {
+        fail(is, quote(p + ".ip") + " = \"" + ip + "\" is the " +
+                     (*a == network ? "network" : "broadcast") + " address of " + who);
+        ok = false;
+      }
+      for (const auto& other : sn.hosts) {
+        if (!ok) break;
+        if (other.ip == *a) {
+          fail(is, "address " + ip + " is already reserved" +
+                       (other.name.empty() ? "" : " for host '" + other.name + "'") + " (line " +
+                       std::to_string(other.line) + ")");
+          ok = false;
+        }
+      }
+      h.ip = *a;
+      if (ok) {
+        dhcp_deferred_.push_back(
+            {file_of(is), line_of(is), "reserved address " + ip, *a, *a, true});
+      }
+    }
+  }
+  parse_dhcp_options(s, p, h.options);
+  sn.hosts.push_back(std::move(h));
+}
+
+// Ranges and reservations must not hand out an address that is ours, a VIP, a server identifier
+// or a relay's. Checked once every subnet is known (a subnet's server_id may lie in another).
+void Parser::check_dhcp_addresses(const Config&) {
+  for (const auto& d : dhcp_deferred_) {
+    auto report = [&](uint32_t ip, const std::string& what) {
+      const std::string msg =
+          d.single ? d.who + " is " + what : d.who + " contains " + format_ipv4(ip) + ", " + what;
+      errors_.push_back({d.file, d.line, msg});
+    };
+    for (auto it = addresses_.lower_bound(d.first); it != addresses_.end() && it->first <= d.last;
+         ++it) {
+      report(it->first, "an address of port '" + it->second.port + "'");
+    }
+    for (auto it = vips_.lower_bound(d.first); it != vips_.end() && it->first <= d.last; ++it) {
+      report(it->first, "a virtual IP of VRRP instance '" + it->second.port + "'");
+    }
+    for (auto it = dhcp_taken_.lower_bound(d.first);
+         it != dhcp_taken_.end() && it->first <= d.last; ++it) {
+      report(it->first, it->second.what);
+    }
+  }
+}
+
+void Parser::parse_dhcp_options(const Setting& parent, const std::string& parent_path,
+                                std::vector<DhcpOption>& out) {
+  const Setting* l = group_list(parent, parent_path, "options");
+  if (l == nullptr) return;
+  const std::string lp = join_path(parent_path, "options");
+  std::map<uint8_t, int> seen;  // code -> line
+  for (int i = 0; i < l->getLength(); ++i) {
+    auto o = parse_dhcp_option((*l)[i], index_path(lp, i));
+    if (!o) continue;
+    const auto [it, fresh] = seen.emplace(o->code, o->line);
+    if (!fresh) {
+      fail((*l)[i], option_label(o->code) + " is set twice in " + quote(lp) + " (first on line " +
+                        std::to_string(it->second) + ")");
+      continue;
+    }
+    out.push_back(std::move(*o));
+  }
+}
+
+std::optional<DhcpOption> Parser::parse_dhcp_option(const Setting& s, const std::string& p) {
+  if (s.getType() != Setting::TypeGroup) {
+    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
+    return std::nullopt;
+  }
+  DhcpOption o;
+  o.line = line_of(s);
+  check_keys(s, p, {"name", "code", "type", "value"});
+  bool ok = true;
+  const OptionDef* def = nullptr;
+  const bool has_name = s.exists("name");
+  const bool has_code = s.exists("code");
+  if (!has_name && !has_code) {
+    fail(s, "missing required key " + quote(p + ".name") + " or " + quote(p + ".code"));
+    ok = false;
+  } else if (has_name && has_code) {
+    fail(s, quote(p) + " sets both 'name' and 'code': use one");
+    ok = false;
+  } else if (has_name) {
+    std::string name;
+    const Setting* ns = read_string(s, p, "name", name);
+    def = ns != nullptr ? option_by_name(name) : nullptr;
+    if (ns == nullptr) {
+      ok = false;
+    } else if (def == nullptr) {
+      std::vector<std::string> known;
+      for (const auto& d : kOptionDefs) known.emplace_back(d.name);
+      const std::string hint = suggest(name, known);
+      fail(*ns, quote(p + ".name") + " = \"" + name + "\" is not a known option" +
+                    (hint.empty() ? " (set 'code' and 'type' instead)" : hint));
+      ok = false;
+    } else if (def->type == kOptServer) {
+      fail(*ns, quote(p + ".name") + " = \"" + name + "\" (option " + std::to_string(def->code) +
+                    ") is set by the server: " + def->hint);
+      ok = false;
+    } else {
+      o.code = def->code;
+    }
+  } else {
+    const Setting& cs = s["code"];
+    if (const auto v = int_value(cs, p + ".code", 1, 254)) {
+      def = option_by_code(*v);
+      if (def != nullptr && def->type == kOptServer) {
+        fail(cs, quote(p + ".code") + " = " + std::to_string(*v) + " (" + def->name +
+                     ") is set by the server: " + def->hint);
+        ok = false;
+      } else {
+        o.code = static_cast<uint8_t>(*v);
+      }
+    } else {
+      ok = false;
+    }
+  }
+  const std::string which = option_label(o.code);
+
+  int type = def != nullptr ? def->type : -1;
+  std::string type_text;
+  if (const Setting* ts = read_string(s, p, "type", type_text)) {
+    const auto* end = std::end(kOptionTypeNames);
+    const auto* found = std::find_if(std::begin(kOptionTypeNames), end,
+                                     [&](const char* t) { return type_text == t; });
+    const int t = found == end ? -1 : static_cast<int>(found - std::begin(kOptionTypeNames));
+    if (t < 0) {
+      fail(*ts, quote(p + ".type") + " = \"" + type_text + "\" is not one of: " + kOptionTypeList);
+      ok = false;
+    } else if (ok && def != nullptr && t != def->type && t != kOptHex) {
+      fail(*ts, quote(p + ".type") + " = \"" + type_text + "\" does not fit " + which +
+                    ", which is " + kOptionTypeNames[def->type] + " (or \"hex\" for raw bytes)");
+      ok = false;
+    } else {
+      type = t;
+    }
+  } else if (s.exists("type")) {
+    ok = false;
+  } else if (ok && def == nullptr) {
+    fail(s, which + " has no known type: set " + quote(p + ".type") + " (one of: " +
+                kOptionTypeList + ")");
+    ok = false;
+  }
+  if (!s.exists("value")) {
+    fail(s, "missing required key " + quote(p + ".value"));
+    return std::nullopt;
+  }
+  if (!ok || type < 0) return std::nullopt;
+  const Setting& v = s["value"];
+  if (!encode_option_value(v, p + ".value", type, which, o.code, o.data)) return std::nullopt;
+  if (o.data.size() > kMaxOptionLen) {
+    fail(v, which + " is " + std::to_string(o.data.size()) + " bytes long, more than " +
+                std::to_string(kMaxOptionLen));
+    return std::nullopt;
+  }
+  return o;
+}
+
+bool Parser::encode_option_value(const Setting& v, const std::string& vp, int type,
+                                 const std::string& which, uint8_t code,
+                                 std::vector<uint8_t>& out) {
+  auto want = [&](const char* what) {
+    fail(v, quote(vp) + " must be " + what + " for " + which + ", got " + type_name(v));
+    return false;
+  };
+  const std::string note = " for " + which;
+  switch (type) {
+    case kOptIp: {
+      if (v.getType() != Setting::TypeString) return want("a string (an IPv4 address)");
+      const std::string text = static_cast<const char*>(v);
+      const auto a = parse_ipv4(text);
+      if (!a) {
+        fail(v, quote(vp) + " = \"" + text + "\" is not an IPv4 address (expected A.B.C.D)");
+        return false;
+      }
+      // A subnet mask is contiguous ones: ~mask + 1 is a power of two (or 0 for /0).
+      const uint32_t inverse = ~*a;
+      if (code == 1 && (inverse & (inverse + 1)) != 0) {
+        fail(v, quote(vp) + " = \"" + text + "\" is not a netmask (e.g. 255.255.255.0)");
+        return false;
+      }
+      put_u32(out, *a);
+      return true;
+    }
+    case kOptIps:
+    case kOptRoutes:
+    case kOptDomains: {
+      if (!is_sequence(v)) {
+        return want(type == kOptIps      ? "an array [ ... ] of IPv4 addresses"
+                    : type == kOptRoutes ? "an array [ ... ] of routes"
+                                         : "an array [ ... ] of domain names");
+      }
+      if (v.getLength() == 0) {
+        fail(v, quote(vp) + " must not be empty");
+        return false;
+      }
+      bool ok = true;
+      for (int i = 0; i < v.getLength(); ++i) {
+        const Setting& el = v[i];
+        const std::string ep = index_path(vp, i);
+        const auto text = string_value(el, ep);
+        if (!text) {
+          ok = false;
+          continue;
+        }
+        const std::string shown = quote(ep) + " = \"" + *text + "\" ";
+        if (type == kOptIps) {
+          const auto a = parse_ipv4(*text);
+          if (!a) {
+            fail(el, shown + "is not an IPv4 address (expected A.B.C.D)");
+            ok = false;
+            continue;
+          }
+          put_u32(out, *a);
+        } else if (type == kOptDomains) {
+          const auto wire = encode_domain(*text);
+          if (wire.empty()) {
+            fail(el, shown +
+                         "is not a domain name (labels of 1..63 letters, digits, '-' or '_', "
+                         "joined by dots)");
+            ok = false;
+            continue;
+          }
+          out.insert(out.end(), wire.begin(), wire.end());
+        } else {
+          static const std::regex kRoute(
+              "^\\s*([0-9.]+)/([0-9]{1,2})\\s+via\\s+([0-9.]+)\\s*$");
+          std::smatch m;
+          std::optional<uint32_t> dest;
+          std::optional<uint32_t> router;
+          if (std::regex_match(*text, m, kRoute)) {
+            dest = parse_ipv4(m[1].str());
+            router = parse_ipv4(m[3].str());
+          }
+          if (!dest || !router) {
+            fail(el, shown +
+                         "is not a route (expected \"DEST/LEN via ROUTER\", e.g. \"10.0.0.0/8 "
+                         "via 192.0.2.1\")");
+            ok = false;
+            continue;
+          }
+          const int len = std::stoi(m[2].str());
+          if (len > 32) {
+            fail(el, shown + "has prefix length " + m[2].str() + ", out of range 0..32");
+            ok = false;
+            continue;
+          }
+          const Ipv4Prefix pfx{*dest, static_cast<uint8_t>(len)};
+          if ((pfx.addr & ~pfx.mask()) != 0) {
+            fail(el, shown + "has host bits set (the destination is " +
+                         format_prefix({pfx.addr & pfx.mask(), pfx.len}) + ")");
+            ok = false;
+            continue;
+          }
+          // RFC 3442: width, the significant octets of the destination, the router.
+          out.push_back(static_cast<uint8_t>(len));
+          for (int octet = 0; octet < (len + 7) / 8; ++octet) {
+            out.push_back(static_cast<uint8_t>(*dest >> (24 - 8 * octet)));
+          }
+          put_u32(out, *router);
+        }
+      }
+      return ok;
+    }
+    case kOptString: {
+      if (v.getType() != Setting::TypeString) return want("a string");
+      const std::string text = static_cast<const char*>(v);
+      if (text.empty()) {
+        fail(v, quote(vp) + " must not be empty");
+        return false;
+      }
+      out.assign(text.begin(), text.end());
+      return true;
+    }
+    case kOptU8:
+    case kOptU16:
+    case kOptU32:
+    case kOptI32: {
+      int64_t lo = 0;
+      int64_t hi = type == kOptU8 ? 0xff : type == kOptU16 ? 0xffff : 0xffffffffLL;
+      if (type == kOptI32) {
+        lo = INT32_MIN;
+        hi = INT32_MAX;
+      }
+      if (code == 26) lo = 68;  // RFC 2132 §5.1: the smallest legal MTU
+      const auto n = int_value(v, vp, lo, hi, note);
+      if (!n) return false;
+      const auto u = static_cast<uint32_t>(*n);
+      const int bytes = type == kOptU8 ? 1 : type == kOptU16 ? 2 : 4;
+      for (int b = bytes - 1; b >= 0; --b) out.push_back(static_cast<uint8_t>(u >> (8 * b)));
+      return true;
+    }
+    case kOptBool: {
+      if (v.getType() != Setting::TypeBoolean) return want("a boolean (true or false)");
+      out.push_back(static_cast<bool>(v) ? 1 : 0);
+      return true;
+    }
+    case kOptHex: {
+      if (v.getType() != Setting::TypeString) return want("a string of hex bytes");
+      const std::string text = static_cast<const char*>(v);
+      auto bytes = parse_hex(text);
+      if (!bytes) {
+        fail(v, quote(vp) + " = \"" + text + "\" is not hex bytes (e.g. \"01:02:0a\" or \"01020a\")");
+        return false;
+      }
+      out = std::move(*bytes);
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 // File order: errors grouped by file in order of first appearance, by line within a file.
