@@ -14,15 +14,7 @@ import argparse
 import socket
 import struct
 import sys
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+from wire import csum  # noqa: E402  (tests/e2e/wire.py)
 
 
 def ipv4(src: bytes, dst: bytes, payload: bytes, ihl=5, total=None, bad_csum=False) -> bytes:

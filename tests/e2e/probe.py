@@ -25,15 +25,7 @@ import socket
 import struct
 import sys
 import time
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+from wire import csum  # noqa: E402  (tests/e2e/wire.py)
 
 
 def echo_request(ident: int, seq: int) -> bytes:

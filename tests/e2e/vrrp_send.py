@@ -21,18 +21,10 @@ import argparse
 import socket
 import struct
 import sys
+from wire import csum  # noqa: E402  (tests/e2e/wire.py)
 
 GROUP = "224.0.0.18"
 GROUP_MAC = bytes.fromhex("01005e000012")
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def vrrp(version, typ, vrid, prio, addrs, sip, dip, bad_csum=False):
