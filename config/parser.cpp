@@ -2601,6 +2601,18 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
     }
     conflict(line, "vrrp.sync_groups");
   }
+
+  // DHCP: turning the server on or off and the lease files (what the journal writer opened at
+  // start, and how it syncs) need a restart; subnets, pools, hosts, classes, options, timers and
+  // limits do not.
+  const Dhcp& rh = running.dhcp;
+  const Dhcp& nh = next.dhcp;
+  if (rh.enabled != nh.enabled) conflict(nh.line, "dhcp.enabled");
+  if (rh.leases.journal != nh.leases.journal) conflict(nh.leases.line, "dhcp.leases.journal");
+  if (rh.leases.snapshot != nh.leases.snapshot) conflict(nh.leases.line, "dhcp.leases.snapshot");
+  if (rh.leases.durability != nh.leases.durability) {
+    conflict(nh.leases.line, "dhcp.leases.durability");
+  }
   std::stable_sort(out.begin(), out.end(),
                    [](const Error& a, const Error& b) { return a.line < b.line; });
   return out;

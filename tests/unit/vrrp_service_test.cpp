@@ -280,7 +280,14 @@ TEST(VrrpService, NotifyHookGetsKeepalivedArguments) {
   std::string calls;
   // The script runs for real: allow it 10 s of wall-clock time on a loaded machine.
   const time_t deadline = time(nullptr) + 10;
-  while (calls.find("VI_BACK MASTER") == std::string::npos && time(nullptr) < deadline) {
+  // Several scripts run at once and finish in any order: wait for every expected line.
+  auto complete = [&] {
+    for (const char* want : {"INSTANCE VI_FRONT BACKUP 150", "INSTANCE VI_FRONT MASTER 150",
+                             "INSTANCE VI_BACK MASTER 150"})
+      if (calls.find(want) == std::string::npos) return false;
+    return true;
+  };
+  while (!complete() && time(nullptr) < deadline) {
     run(w, now, 1);
     usleep(1000);
     std::ifstream f(out);
