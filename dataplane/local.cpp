@@ -177,7 +177,9 @@ int PortView::find(uint32_t ip) const noexcept {
   return -1;
 }
 
-bool PortView::owns(uint32_t ip) const noexcept { return find(ip) >= 0; }
+bool PortView::owns(uint32_t ip) const noexcept {
+  return find(ip) >= 0;
+}
 
 bool PortView::on_link(uint32_t ip) const noexcept {
   if (ip == 0 || ip == 0xffffffffu) return false;

@@ -47,7 +47,7 @@ enum class Drop : uint8_t {
 inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)> kDropNames{
     "too_short",      "vlan_tagged",    "ether_type",     "not_our_mac",   "arp_malformed",
     "arp_not_ours",   "ipv4_malformed", "ipv4_checksum",  "ipv4_fragment", "ipv4_options",
-    "ipv4_not_local", "ipv4_martian",       "icmp_malformed", "icmp_checksum", "icmp_unhandled",
+    "ipv4_not_local", "ipv4_martian",   "icmp_malformed", "icmp_checksum", "icmp_unhandled",
     "l4_unhandled",   "tx_full",        "punt_ring_full",
 };
 

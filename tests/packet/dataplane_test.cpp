@@ -268,7 +268,6 @@ TEST_F(DataplaneTest, PublishedSnapshotTakesEffectNextLoop) {
   dp_->poll_events(ev, 8);
 }
 
-
 TEST_F(DataplaneTest, VrrpAdvertsArePuntedIntact) {
   // A VRRPv3 advert to 224.0.0.18 (TTL 255, VRID 51, one address): the worker does not judge it,
   // it hands the whole frame to the control thread.
