@@ -168,10 +168,12 @@ struct Vrrp {
 // An option as it goes on the wire: the parser encodes the typed value (addresses, strings,
 // integers, RFC 3442 routes, RFC 1035 domain lists, hex) into `data`.
 struct DhcpOption {
-  uint8_t code = 0;           // 1..254, none of those the server sets itself (see the parser)
+  uint8_t code = 0;           // 1..254, none of those the server sets itself (0, 50..59, 61,
+                              // 82, 255: see docs/configuration.md)
   std::vector<uint8_t> data;  // value bytes, without code and length; 0..1024 bytes (values over
                               // 255 bytes go out as several instances, RFC 3396)
   int line = 0;
+  // Same option on the wire (the line does not count).
   bool operator==(const DhcpOption& o) const { return code == o.code && data == o.data; }
 };
 
@@ -192,7 +194,8 @@ struct DhcpMatch {
   bool operator==(const DhcpMatch&) const = default;
 };
 
-struct DhcpClass {  // dhcp.classes: a client belongs when every match holds
+// dhcp.classes: a client belongs when every match holds
+struct DhcpClass {
   std::string name;
   std::vector<DhcpMatch> match;  // at least one, at most one per field
   int line = 0;
@@ -201,16 +204,18 @@ struct DhcpClass {  // dhcp.classes: a client belongs when every match holds
 // How a reservation recognises its client.
 enum class DhcpHostKey : uint8_t { kMac, kClientId, kCircuitId, kRemoteId };
 
-struct DhcpHost {  // subnets[].hosts: a reservation (ISC host, Kea reservation)
-  std::string name;                // optional; unique among all hosts when set
+// subnets[].hosts: a reservation (ISC host, Kea reservation)
+struct DhcpHost {
+  std::string name;  // optional; unique among all hosts when set
   DhcpHostKey key = DhcpHostKey::kMac;
-  std::vector<uint8_t> id;         // 6 bytes (chaddr) or the value of option 61 / 82.1 / 82.2
-  uint32_t ip = 0;                 // inside the subnet; may lie in a pool (withheld from others)
+  std::vector<uint8_t> id;  // 6 bytes (chaddr) or the value of option 61 / 82.1 / 82.2
+  uint32_t ip = 0;          // inside the subnet; may lie in a pool (withheld from others)
   std::vector<DhcpOption> options;
   int line = 0;
 };
 
-struct DhcpPool {  // subnets[].pools
+// subnets[].pools
+struct DhcpPool {
   uint32_t first = 0;                // range, inclusive, host order; inside the subnet, never
   uint32_t last = 0;                 // its network or broadcast address; no overlaps anywhere
   std::vector<std::string> classes;  // empty: any client; else members of one of these only
@@ -220,16 +225,16 @@ struct DhcpPool {  // subnets[].pools
 };
 
 struct DhcpSubnet {
-  Ipv4Prefix subnet;                 // network address (host bits zero), length 1..30
-  std::string port;                  // clients on this port, unrelayed; "": any port with an
-                                     // address inside `subnet`
-  std::vector<uint32_t> relays;      // giaddr values that select this subnet (may be shared)
-  uint32_t server_id = 0;            // option 54; 0: the receiving port's address
-  bool authoritative = true;         // resolved
-  uint32_t min_secs = 0;             // resolved
-  uint32_t renew_permille = 500;     // resolved; T1 = lease * renew_permille / 1000
-  uint32_t rebind_permille = 875;    // resolved; T2
-  DhcpLeaseTime lease;               // resolved
+  Ipv4Prefix subnet;               // network address (host bits zero), length 1..30
+  std::string port;                // clients on this port, unrelayed; "": any port with an
+                                   // address inside `subnet`
+  std::vector<uint32_t> relays;    // giaddr values that select this subnet (may be shared)
+  uint32_t server_id = 0;          // option 54; 0: the receiving port's address
+  bool authoritative = true;       // resolved
+  uint32_t min_secs = 0;           // resolved
+  uint32_t renew_permille = 500;   // resolved; T1 = lease * renew_permille / 1000
+  uint32_t rebind_permille = 875;  // resolved; T2
+  DhcpLeaseTime lease;             // resolved
   std::vector<DhcpOption> options;
   std::vector<DhcpPool> pools;
   std::vector<DhcpHost> hosts;
@@ -238,43 +243,45 @@ struct DhcpSubnet {
 
 enum class DhcpDurability : uint8_t {
   kStrict,   // a reply waits until its lease change is on disk (group commit: one fsync a batch)
-  kBatched,  // reply at once; fsync every fsync_interval_ms (a power cut loses that much)
+  kBatched,  // reply at once; write and fsync every fsync_interval_ms (a crash loses that much)
   kNone,     // no journal, no snapshots: leases live in memory only
 };
 
-struct DhcpLeaseStore {  // dhcp.leases
+// dhcp.leases
+struct DhcpLeaseStore {
   std::string journal = "/var/lib/tandem/dhcp4.journal";    // append-only; absolute path
   std::string snapshot = "/var/lib/tandem/dhcp4.snapshot";  // absolute, not the journal
   DhcpDurability durability = DhcpDurability::kStrict;
-  uint32_t fsync_interval_ms = 10;     // batched: 1..10000
-  uint32_t snapshot_interval_s = 3600; // write a snapshot and restart the journal; 60..86400
-  uint32_t journal_max_mb = 64;        // ... or as soon as the journal is this big; 1..65536
+  uint32_t fsync_interval_ms = 10;      // batched: 1..10000
+  uint32_t snapshot_interval_s = 3600;  // write a snapshot and restart the journal; 60..86400
+  uint32_t journal_max_mb = 64;         // ... or as soon as the journal is this big; 1..65536
   int line = 0;
 };
 
-struct DhcpLimits {  // dhcp.limits: against starvation and floods; 0 = no limit
-  uint32_t window_ms = 10000;          // counting window of the request limits; 100..3600000
-  uint32_t requests_per_mac = 0;       // DISCOVER+REQUEST per chaddr per window; 0..1000000
-  uint32_t requests_per_circuit = 0;   // ... per option-82 circuit-id (with giaddr); 0..1000000
-  uint32_t leases_per_circuit = 0;     // addresses offered or bound per circuit-id; 0..1000000
+// dhcp.limits: against starvation and floods; 0 = no limit
+struct DhcpLimits {
+  uint32_t window_ms = 10000;         // counting window of the request limits; 100..3600000
+  uint32_t requests_per_mac = 0;      // DISCOVER+REQUEST per chaddr per window; 0..1000000
+  uint32_t requests_per_circuit = 0;  // ... per option-82 circuit-id and giaddr; 0..1000000
+  uint32_t leases_per_circuit = 0;    // addresses offered or bound per circuit-id; 0..1000000
   int line = 0;
 };
 
 struct Dhcp {
-  bool enabled = false;              // true when the dhcp group is present, unless set false
-  bool authoritative = true;         // NAK requests for addresses we do not know
+  bool enabled = false;       // true when the dhcp group is present, unless set false
+  bool authoritative = true;  // NAK requests for addresses we do not know
   DhcpLeaseTime lease;
-  uint32_t renew_permille = 500;     // T1 (option 58) = lease * renew_permille / 1000; 1..999
-  uint32_t rebind_permille = 875;    // T2 (option 59); 1..999, > renew_permille
-  uint32_t min_secs = 0;             // ignore DISCOVER/REQUEST with a lower secs; 0..65535
-  uint32_t offer_hold_ms = 30000;    // an offered address waits this long for its REQUEST;
-                                     // 1000..600000
-  uint32_t decline_hold_s = 86400;   // quarantine of a DECLINEd address; 1..31536000
+  uint32_t renew_permille = 500;    // T1 (option 58) = lease * renew_permille / 1000; 1..999
+  uint32_t rebind_permille = 875;   // T2 (option 59); 1..999, > renew_permille
+  uint32_t min_secs = 0;            // ignore DISCOVER/REQUEST with a lower secs; 0..65535
+  uint32_t offer_hold_ms = 30000;   // an offered address waits this long for its REQUEST;
+                                    // 1000..600000
+  uint32_t decline_hold_s = 86400;  // quarantine of a DECLINEd address; 1..31536000
   DhcpLimits limits;
   DhcpLeaseStore leases;
-  std::vector<DhcpOption> options;   // global level
+  std::vector<DhcpOption> options;  // global level
   std::vector<DhcpClass> classes;
-  std::vector<DhcpSubnet> subnets;   // prefixes do not overlap
+  std::vector<DhcpSubnet> subnets;  // prefixes do not overlap
   int line = 0;
 };
 

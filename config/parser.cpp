@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <regex>
@@ -411,10 +412,10 @@ class Parser {
     uint32_t last = 0;
     int line = 0;
   };
-  std::vector<SeenRange> dhcp_ranges_;           // every range so far, all subnets
+  std::vector<SeenRange> dhcp_ranges_;                    // every range so far, all subnets
   std::vector<std::pair<Ipv4Prefix, int>> dhcp_subnets_;  // prefix -> line
-  uint64_t dhcp_addresses_ = 0;                  // addresses in all ranges so far
-  std::map<uint32_t, Taken> dhcp_taken_;         // server ids and relays (ports, VIPs: above)
+  uint64_t dhcp_addresses_ = 0;                           // addresses in all ranges so far
+  std::map<uint32_t, Taken> dhcp_taken_;  // server ids and relays (ports, VIPs: above)
   std::vector<Deferred> dhcp_deferred_;
 };
 
@@ -493,6 +494,15 @@ std::optional<int64_t> Parser::int_value(const Setting& s, const std::string& pa
       }
     }
   }
+  if (overflowed) {
+    // In range but written without the L suffix (u32 option values): say how to write it.
+    const long long literal = std::strtoll(shown.c_str(), nullptr, 10);
+    if (literal >= lo && literal <= hi) {
+      fail(s, quote(path) + " = " + shown + " must be written " + shown +
+                  "L: libconfig reads integers beyond 32 bits only with the L suffix");
+      return std::nullopt;
+    }
+  }
   if (overflowed || v < lo || v > hi) {
     fail(s, quote(path) + " = " + shown + " is out of range " + std::to_string(lo) + ".." +
                 std::to_string(hi) + std::string(note));
@@ -564,10 +574,9 @@ const Setting* Parser::read_name(const Setting& g, const std::string& gpath, con
 }
 
 void Parser::run(const Setting& root, Config& c) {
-  check_keys(
-      root, "",
-      {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp",
-       "dhcp"});
+  check_keys(root, "",
+             {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp",
+              "dhcp"});
   read_name(root, "", "node", c.node);
   if (const Setting* g = group(root, "", "eal")) parse_eal(*g, c.eal);
   if (const Setting* g = group(root, "", "dataplane")) parse_dataplane(*g, c.dataplane);
@@ -1364,10 +1373,10 @@ constexpr int64_t kMaxLimit = 1000000;
 
 // How an option's value is written in the file and encoded on the wire.
 enum OptionType : int {
-  kOptIp,       // "A.B.C.D" -> 4 bytes
-  kOptIps,      // [ "A.B.C.D", ... ] -> 4 bytes each
-  kOptString,   // "text" -> its bytes, not empty
-  kOptU8,       // integers, network byte order
+  kOptIp,      // "A.B.C.D" -> 4 bytes
+  kOptIps,     // [ "A.B.C.D", ... ] -> 4 bytes each
+  kOptString,  // "text" -> its bytes, not empty
+  kOptU8,      // integers, network byte order
   kOptU16,
   kOptU32,
   kOptI32,
@@ -1527,11 +1536,11 @@ std::vector<uint8_t> encode_domain(const std::string& name) {
   while (true) {
     const size_t dot = n.find('.', i);
     const std::string label = n.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
-    const bool ok = !label.empty() && label.size() <= 63 &&
-                    std::all_of(label.begin(), label.end(), [](char c) {
-                      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                             (c >= '0' && c <= '9') || c == '-' || c == '_';
-                    });
+    const bool ok =
+        !label.empty() && label.size() <= 63 && std::all_of(label.begin(), label.end(), [](char c) {
+          return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_';
+        });
     if (!ok) return {};
     out.push_back(static_cast<uint8_t>(label.size()));
     out.insert(out.end(), label.begin(), label.end());
@@ -1566,7 +1575,8 @@ std::optional<std::vector<uint8_t>> Parser::read_bytes(const Setting& s, const s
   if (hex) {
     auto parsed = parse_hex(*text);
     if (!parsed) {
-      fail(s, quote(path) + " = \"" + *text + "\" is not hex bytes (e.g. \"01:02:0a\" or \"01020a\")");
+      fail(s,
+           quote(path) + " = \"" + *text + "\" is not hex bytes (e.g. \"01:02:0a\" or \"01020a\")");
       return std::nullopt;
     }
     bytes = std::move(*parsed);
@@ -1578,7 +1588,8 @@ std::optional<std::vector<uint8_t>> Parser::read_bytes(const Setting& s, const s
     return std::nullopt;
   }
   if (bytes.size() < min || bytes.size() > 255) {
-    fail(s, quote(path) + " is " + std::to_string(bytes.size()) + " bytes long, out of range " +
+    fail(s, quote(path) + " is " + std::to_string(bytes.size()) +
+                (bytes.size() == 1 ? " byte" : " bytes") + " long, out of range " +
                 std::to_string(min) + "..255");
     return std::nullopt;
   }
@@ -1601,24 +1612,24 @@ void Parser::read_lease_times(const Setting& g, const std::string& p, DhcpLeaseT
                         : b_set == nullptr                   ? a_set
                         : line_of(*b_set) >= line_of(*a_set) ? b_set
                                                              : a_set;
-    fail(*at, quote(a_path) + " = " + std::to_string(a) + " is more than " + quote(b_path) +
-                  " = " + std::to_string(b) + " (min_lease_s <= default_lease_s <= max_lease_s)");
+    fail(*at, quote(a_path) + " = " + std::to_string(a) + " is more than " + quote(b_path) + " = " +
+                  std::to_string(b) + " (min_lease_s <= default_lease_s <= max_lease_s)");
   };
   order(lt.min_s, src.min_s, lo, lt.default_s, src.default_s, d);
   order(lt.default_s, src.default_s, d, lt.max_s, src.max_s, hi);
 }
 
-void Parser::read_timers(const Setting& g, const std::string& p, uint32_t& renew,
-                         uint32_t& rebind, TimerSources& src) {
+void Parser::read_timers(const Setting& g, const std::string& p, uint32_t& renew, uint32_t& rebind,
+                         TimerSources& src) {
   const Setting* t1 = read_int(g, p, "renew_permille", 1, 999, renew);
   const Setting* t2 = read_int(g, p, "rebind_permille", 1, 999, rebind);
   if (t1 != nullptr) src.renew = join_path(p, "renew_permille");
   if (t2 != nullptr) src.rebind = join_path(p, "rebind_permille");
   if (renew < rebind || (t1 == nullptr && t2 == nullptr)) return;
-  const Setting* at = t1 == nullptr                       ? t2
-                      : t2 == nullptr                     ? t1
+  const Setting* at = t1 == nullptr                  ? t2
+                      : t2 == nullptr                ? t1
                       : line_of(*t2) >= line_of(*t1) ? t2
-                                                          : t1;
+                                                     : t1;
   fail(*at, quote(src.renew) + " = " + std::to_string(renew) + " must be less than " +
                 quote(src.rebind) + " = " + std::to_string(rebind) + " (T1 before T2)");
 }
@@ -1682,7 +1693,8 @@ void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
       if (path.empty() || path[0] != '/') {
         fail(*fs, quote(join_path(p, key)) + " = \"" + path + "\" must be an absolute path");
       } else if (path.back() == '/') {
-        fail(*fs, quote(join_path(p, key)) + " = \"" + path + "\" must name a file, not a directory");
+        fail(*fs,
+             quote(join_path(p, key)) + " = \"" + path + "\" must name a file, not a directory");
       } else {
         (i == 0 ? l.journal : l.snapshot) = path;
       }
@@ -1783,8 +1795,8 @@ void Parser::parse_dhcp_subnet(const Setting& s, int index, const LeaseSources& 
   sn.lease = d.lease;
   check_keys(s, p,
              {"subnet", "port", "relays", "server_id", "authoritative", "min_secs",
-              "default_lease_s", "min_lease_s", "max_lease_s", "renew_permille",
-              "rebind_permille", "options", "pools", "hosts"});
+              "default_lease_s", "min_lease_s", "max_lease_s", "renew_permille", "rebind_permille",
+              "options", "pools", "hosts"});
 
   if (!s.exists("subnet")) fail(s, "missing required key " + quote(p + ".subnet"));
   bool subnet_ok = false;
@@ -1864,8 +1876,8 @@ void Parser::parse_dhcp_subnet(const Setting& s, int index, const LeaseSources& 
     const Setting& is = s["server_id"];
     if (const auto sid = read_dhcp_address(is, p + ".server_id")) {
       sn.server_id = *sid;
-      dhcp_taken_.emplace(*sid, Taken{"the server_id of " + who + " (line " +
-                                      std::to_string(line_of(is)) + ")"});
+      dhcp_taken_.emplace(
+          *sid, Taken{"the server_id of " + who + " (line " + std::to_string(line_of(is)) + ")"});
     }
   } else if (port != nullptr && port->addresses.empty()) {
     fail(s, quote(p) + " needs 'server_id': port '" + port->name +
@@ -1992,8 +2004,7 @@ void Parser::parse_dhcp_pool(const Setting& s, const std::string& p, const Lease
   sn.pools.push_back(std::move(pool));
 }
 
-void Parser::parse_dhcp_host(const Setting& s, const std::string& p, bool subnet_ok,
-                             DhcpSubnet& sn,
+void Parser::parse_dhcp_host(const Setting& s, const std::string& p, bool subnet_ok, DhcpSubnet& sn,
                              std::map<std::pair<DhcpHostKey, std::vector<uint8_t>>, int>& ids) {
   if (s.getType() != Setting::TypeGroup) {
     fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
@@ -2061,8 +2072,9 @@ void Parser::parse_dhcp_host(const Setting& s, const std::string& p, bool subnet
       // RFC 2132 §9.14: a client identifier is a type byte and at least one more.
       bytes = read_bytes(is, ip_path, id.hex, id.kind == DhcpHostKey::kClientId ? 2 : 1);
       if (bytes) {
-        shown = std::string(id.key) + " " +
-                (id.hex ? format_hex(*bytes) : "\"" + std::string(bytes->begin(), bytes->end()) + "\"");
+        shown =
+            std::string(id.key) + " " +
+            (id.hex ? format_hex(*bytes) : "\"" + std::string(bytes->begin(), bytes->end()) + "\"");
       }
     }
     if (bytes) {
@@ -2129,8 +2141,8 @@ void Parser::check_dhcp_addresses(const Config&) {
     for (auto it = vips_.lower_bound(d.first); it != vips_.end() && it->first <= d.last; ++it) {
       report(it->first, "a virtual IP of VRRP instance '" + it->second.port + "'");
     }
-    for (auto it = dhcp_taken_.lower_bound(d.first);
-         it != dhcp_taken_.end() && it->first <= d.last; ++it) {
+    for (auto it = dhcp_taken_.lower_bound(d.first); it != dhcp_taken_.end() && it->first <= d.last;
+         ++it) {
       report(it->first, it->second.what);
     }
   }
@@ -2230,8 +2242,8 @@ std::optional<DhcpOption> Parser::parse_dhcp_option(const Setting& s, const std:
   } else if (s.exists("type")) {
     ok = false;
   } else if (ok && def == nullptr) {
-    fail(s, which + " has no known type: set " + quote(p + ".type") + " (one of: " +
-                kOptionTypeList + ")");
+    fail(s, which + " has no known type: set " + quote(p + ".type") +
+                " (one of: " + kOptionTypeList + ")");
     ok = false;
   }
   if (!s.exists("value")) {
@@ -2316,8 +2328,7 @@ bool Parser::encode_option_value(const Setting& v, const std::string& vp, int ty
           }
           out.insert(out.end(), wire.begin(), wire.end());
         } else {
-          static const std::regex kRoute(
-              "^\\s*([0-9.]+)/([0-9]{1,2})\\s+via\\s+([0-9.]+)\\s*$");
+          static const std::regex kRoute("^\\s*([0-9.]+)/([0-9]{1,2})\\s+via\\s+([0-9.]+)\\s*$");
           std::smatch m;
           std::optional<uint32_t> dest;
           std::optional<uint32_t> router;
@@ -2393,7 +2404,8 @@ bool Parser::encode_option_value(const Setting& v, const std::string& vp, int ty
       const std::string text = static_cast<const char*>(v);
       auto bytes = parse_hex(text);
       if (!bytes) {
-        fail(v, quote(vp) + " = \"" + text + "\" is not hex bytes (e.g. \"01:02:0a\" or \"01020a\")");
+        fail(v,
+             quote(vp) + " = \"" + text + "\" is not hex bytes (e.g. \"01:02:0a\" or \"01020a\")");
         return false;
       }
       out = std::move(*bytes);

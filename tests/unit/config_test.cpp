@@ -1780,6 +1780,1151 @@ TEST(ConfigVrrp, ReloadRefusesAddingRemovingRenamingOrReorderingInstancesAndGrou
 }
 
 // ---------------------------------------------------------------------------------------------
+// DHCP
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes text_bytes(const std::string& s) {
+  return Bytes(s.begin(), s.end());
+}
+
+constexpr const char* kDhcpFull = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; }
+);
+dhcp = {
+  enabled = false;
+  authoritative = false;
+  default_lease_s = 7200;
+  min_lease_s = 600;
+  max_lease_s = 172800;
+  renew_permille = 400;
+  rebind_permille = 800;
+  min_secs = 3;
+  offer_hold_ms = 5000;
+  decline_hold_s = 600;
+  limits = { window_ms = 2000; requests_per_mac = 10; requests_per_circuit = 100; leases_per_circuit = 4; };
+  leases = {
+    journal = "/var/lib/t/j"; snapshot = "/var/lib/t/s"; durability = "batched";
+    fsync_interval_ms = 50; snapshot_interval_s = 600; journal_max_mb = 16;
+  };
+  options = (
+    { name = "domain-name-servers"; value = [ "192.0.2.53", "198.51.100.53" ]; },
+    { name = "domain-name"; value = "lab.example"; },
+    { code = 121; value = [ "10.0.0.0/8 via 192.0.2.1", "0.0.0.0/0 via 192.0.2.1", "198.51.100.128/25 via 192.0.2.254", "203.0.113.7/32 via 192.0.2.1" ]; },
+    { code = 250; type = "hex"; value = "01:02:0a"; }
+  );
+  classes = (
+    { name = "phones"; vendor_class_prefix = "Yealink"; },
+    { name = "olt7"; circuit_id_prefix = "olt7/"; remote_id_hex = "00:11:22"; },
+    { name = "pxe"; vendor_class = "PXEClient"; }
+  );
+  subnets = (
+    {
+      subnet = "192.0.2.0/24";
+      port = "front0";
+      server_id = "192.0.2.100";
+      authoritative = true;
+      min_secs = 0;
+      default_lease_s = 600;
+      renew_permille = 500; rebind_permille = 875;
+      options = ( { name = "routers"; value = [ "192.0.2.1" ]; } );
+      pools = (
+        { range = "192.0.2.150 - 192.0.2.199"; classes = [ "phones", "pxe" ]; max_lease_s = 3600;
+          options = ( { name = "tftp-server-name"; value = "tftp.lab.example"; } ); },
+        { range = "192.0.2.200-192.0.2.250"; }
+      );
+      hosts = (
+        { name = "printer"; mac = "02:00:00:00:00:50"; ip = "192.0.2.50";
+          options = ( { name = "host-name"; value = "printer"; } ); },
+        { client_id = "01:02:00:00:00:00:51"; ip = "192.0.2.51"; },
+        { name = "cpe-7"; circuit_id = "olt7/1/1"; ip = "192.0.2.160"; },
+        { remote_id_hex = "0a0b0c"; ip = "192.0.2.52"; },
+        { circuit_id_hex = "01:02"; ip = "192.0.2.54"; },
+        { remote_id = "cpe-mac-1"; ip = "192.0.2.55"; }
+      );
+    },
+    {
+      subnet = "198.18.0.0/16";
+      relays = [ "192.0.2.10", "192.0.2.11" ];
+      pools = ( { range = "198.18.0.10 - 198.18.255.250"; } );
+    }
+  );
+};
+)";
+
+TEST(ConfigDhcp, FullSectionReadsEveryField) {
+  const Config c = load_ok(kDhcpFull);
+  const Dhcp& d = c.dhcp;
+  EXPECT_EQ(d.line, 5);
+  EXPECT_FALSE(d.enabled);
+  EXPECT_FALSE(d.authoritative);
+  EXPECT_EQ(d.lease, (DhcpLeaseTime{7200, 600, 172800}));
+  EXPECT_EQ(d.renew_permille, 400u);
+  EXPECT_EQ(d.rebind_permille, 800u);
+  EXPECT_EQ(d.min_secs, 3u);
+  EXPECT_EQ(d.offer_hold_ms, 5000u);
+  EXPECT_EQ(d.decline_hold_s, 600u);
+
+  EXPECT_EQ(d.limits.line, 16);
+  EXPECT_EQ(d.limits.window_ms, 2000u);
+  EXPECT_EQ(d.limits.requests_per_mac, 10u);
+  EXPECT_EQ(d.limits.requests_per_circuit, 100u);
+  EXPECT_EQ(d.limits.leases_per_circuit, 4u);
+
+  EXPECT_EQ(d.leases.line, 17);
+  EXPECT_EQ(d.leases.journal, "/var/lib/t/j");
+  EXPECT_EQ(d.leases.snapshot, "/var/lib/t/s");
+  EXPECT_EQ(d.leases.durability, DhcpDurability::kBatched);
+  EXPECT_EQ(d.leases.fsync_interval_ms, 50u);
+  EXPECT_EQ(d.leases.snapshot_interval_s, 600u);
+  EXPECT_EQ(d.leases.journal_max_mb, 16u);
+
+  ASSERT_EQ(d.options.size(), 4u);
+  EXPECT_EQ(d.options[0].line, 22);
+  EXPECT_EQ(d.options[0].code, 6);
+  EXPECT_EQ(d.options[0].data, (Bytes{192, 0, 2, 53, 198, 51, 100, 53}));
+  EXPECT_EQ(d.options[1].line, 23);
+  EXPECT_EQ(d.options[1].code, 15);
+  EXPECT_EQ(d.options[1].data, text_bytes("lab.example"));
+  EXPECT_EQ(d.options[2].line, 24);
+  EXPECT_EQ(d.options[2].code, 121);
+  // RFC 3442: width, the significant octets of the destination, the router.
+  EXPECT_EQ(d.options[2].data, (Bytes{8,  10,  192, 0,   2,   1,               //
+                                      0,  192, 0,   2,   1,                    //
+                                      25, 198, 51,  100, 128, 192, 0, 2, 254,  //
+                                      32, 203, 0,   113, 7,   192, 0, 2, 1}));
+  EXPECT_EQ(d.options[3].line, 25);
+  EXPECT_EQ(d.options[3].code, 250);
+  EXPECT_EQ(d.options[3].data, (Bytes{0x01, 0x02, 0x0a}));
+
+  ASSERT_EQ(d.classes.size(), 3u);
+  EXPECT_EQ(d.classes[0].line, 28);
+  EXPECT_EQ(d.classes[0].name, "phones");
+  EXPECT_EQ(
+      d.classes[0].match,
+      (std::vector<DhcpMatch>{{DhcpMatch::Field::kVendorClass, true, text_bytes("Yealink")}}));
+  EXPECT_EQ(d.classes[1].name, "olt7");
+  EXPECT_EQ(d.classes[1].match,
+            (std::vector<DhcpMatch>{{DhcpMatch::Field::kCircuitId, true, text_bytes("olt7/")},
+                                    {DhcpMatch::Field::kRemoteId, false, Bytes{0, 0x11, 0x22}}}));
+  EXPECT_EQ(
+      d.classes[2].match,
+      (std::vector<DhcpMatch>{{DhcpMatch::Field::kVendorClass, false, text_bytes("PXEClient")}}));
+
+  ASSERT_EQ(d.subnets.size(), 2u);
+  const DhcpSubnet& s0 = d.subnets[0];
+  EXPECT_EQ(s0.line, 33);
+  EXPECT_EQ(s0.subnet, (Ipv4Prefix{ip("192.0.2.0"), 24}));
+  EXPECT_EQ(s0.port, "front0");
+  EXPECT_TRUE(s0.relays.empty());
+  EXPECT_EQ(s0.server_id, ip("192.0.2.100"));
+  EXPECT_TRUE(s0.authoritative);
+  EXPECT_EQ(s0.min_secs, 0u);
+  EXPECT_EQ(s0.lease, (DhcpLeaseTime{600, 600, 172800}));  // min and max from dhcp
+  EXPECT_EQ(s0.renew_permille, 500u);
+  EXPECT_EQ(s0.rebind_permille, 875u);
+  ASSERT_EQ(s0.options.size(), 1u);
+  EXPECT_EQ(s0.options[0].code, 3);
+  EXPECT_EQ(s0.options[0].data, (Bytes{192, 0, 2, 1}));
+  EXPECT_EQ(s0.options[0].line, 41);
+
+  ASSERT_EQ(s0.pools.size(), 2u);
+  EXPECT_EQ(s0.pools[0].line, 43);
+  EXPECT_EQ(s0.pools[0].first, ip("192.0.2.150"));
+  EXPECT_EQ(s0.pools[0].last, ip("192.0.2.199"));
+  EXPECT_EQ(s0.pools[0].classes, (Strings{"phones", "pxe"}));
+  EXPECT_EQ(s0.pools[0].lease, (DhcpLeaseTime{600, 600, 3600}));
+  ASSERT_EQ(s0.pools[0].options.size(), 1u);
+  EXPECT_EQ(s0.pools[0].options[0].code, 66);
+  EXPECT_EQ(s0.pools[0].options[0].data, text_bytes("tftp.lab.example"));
+  EXPECT_EQ(s0.pools[0].options[0].line, 44);
+  EXPECT_EQ(s0.pools[1].first, ip("192.0.2.200"));
+  EXPECT_EQ(s0.pools[1].last, ip("192.0.2.250"));
+  EXPECT_TRUE(s0.pools[1].classes.empty());
+  EXPECT_EQ(s0.pools[1].lease, s0.lease);
+  EXPECT_TRUE(s0.pools[1].options.empty());
+
+  ASSERT_EQ(s0.hosts.size(), 6u);
+  EXPECT_EQ(s0.hosts[0].line, 48);
+  EXPECT_EQ(s0.hosts[0].name, "printer");
+  EXPECT_EQ(s0.hosts[0].key, DhcpHostKey::kMac);
+  EXPECT_EQ(s0.hosts[0].id, (Bytes{2, 0, 0, 0, 0, 0x50}));
+  EXPECT_EQ(s0.hosts[0].ip, ip("192.0.2.50"));
+  ASSERT_EQ(s0.hosts[0].options.size(), 1u);
+  EXPECT_EQ(s0.hosts[0].options[0].code, 12);
+  EXPECT_EQ(s0.hosts[0].options[0].data, text_bytes("printer"));
+  EXPECT_EQ(s0.hosts[1].name, "");
+  EXPECT_EQ(s0.hosts[1].key, DhcpHostKey::kClientId);
+  EXPECT_EQ(s0.hosts[1].id, (Bytes{1, 2, 0, 0, 0, 0, 0x51}));
+  EXPECT_EQ(s0.hosts[1].ip, ip("192.0.2.51"));
+  EXPECT_EQ(s0.hosts[2].key, DhcpHostKey::kCircuitId);
+  EXPECT_EQ(s0.hosts[2].id, text_bytes("olt7/1/1"));
+  EXPECT_EQ(s0.hosts[2].ip, ip("192.0.2.160"));  // inside a pool: allowed
+  EXPECT_EQ(s0.hosts[3].key, DhcpHostKey::kRemoteId);
+  EXPECT_EQ(s0.hosts[3].id, (Bytes{0x0a, 0x0b, 0x0c}));
+  EXPECT_EQ(s0.hosts[4].key, DhcpHostKey::kCircuitId);
+  EXPECT_EQ(s0.hosts[4].id, (Bytes{1, 2}));
+  EXPECT_EQ(s0.hosts[5].key, DhcpHostKey::kRemoteId);
+  EXPECT_EQ(s0.hosts[5].id, text_bytes("cpe-mac-1"));
+  EXPECT_EQ(s0.hosts[5].line, 54);
+
+  const DhcpSubnet& s1 = d.subnets[1];
+  EXPECT_EQ(s1.line, 57);
+  EXPECT_EQ(s1.subnet, (Ipv4Prefix{ip("198.18.0.0"), 16}));
+  EXPECT_EQ(s1.port, "");
+  EXPECT_EQ(s1.relays, (std::vector<uint32_t>{ip("192.0.2.10"), ip("192.0.2.11")}));
+  EXPECT_EQ(s1.server_id, 0u);
+  // Everything inherited from dhcp.
+  EXPECT_FALSE(s1.authoritative);
+  EXPECT_EQ(s1.min_secs, 3u);
+  EXPECT_EQ(s1.lease, d.lease);
+  EXPECT_EQ(s1.renew_permille, 400u);
+  EXPECT_EQ(s1.rebind_permille, 800u);
+  ASSERT_EQ(s1.pools.size(), 1u);
+  EXPECT_EQ(s1.pools[0].first, ip("198.18.0.10"));
+  EXPECT_EQ(s1.pools[0].last, ip("198.18.255.250"));
+  EXPECT_EQ(s1.pools[0].lease, d.lease);
+  EXPECT_TRUE(s1.hosts.empty());
+}
+
+TEST(ConfigDhcp, Defaults) {
+  const Config none = load_ok(kOnePort);
+  EXPECT_FALSE(none.dhcp.enabled);
+  EXPECT_EQ(none.dhcp.line, 0);
+  EXPECT_TRUE(none.dhcp.subnets.empty());
+
+  const Config c = load_ok(std::string(kOnePort) +
+                           "dhcp = {\n  subnets = ( { subnet = \"10.0.0.0/8\"; } );\n};\n");
+  const Dhcp& d = c.dhcp;
+  EXPECT_TRUE(d.enabled);  // the group is there
+  EXPECT_EQ(d.line, 2);
+  EXPECT_TRUE(d.authoritative);
+  EXPECT_EQ(d.lease, (DhcpLeaseTime{3600, 60, 86400}));
+  EXPECT_EQ(d.renew_permille, 500u);
+  EXPECT_EQ(d.rebind_permille, 875u);
+  EXPECT_EQ(d.min_secs, 0u);
+  EXPECT_EQ(d.offer_hold_ms, 30000u);
+  EXPECT_EQ(d.decline_hold_s, 86400u);
+  EXPECT_EQ(d.limits.line, 0);
+  EXPECT_EQ(d.limits.window_ms, 10000u);
+  EXPECT_EQ(d.limits.requests_per_mac, 0u);
+  EXPECT_EQ(d.limits.requests_per_circuit, 0u);
+  EXPECT_EQ(d.limits.leases_per_circuit, 0u);
+  EXPECT_EQ(d.leases.line, 0);
+  EXPECT_EQ(d.leases.journal, "/var/lib/tandem/dhcp4.journal");
+  EXPECT_EQ(d.leases.snapshot, "/var/lib/tandem/dhcp4.snapshot");
+  EXPECT_EQ(d.leases.durability, DhcpDurability::kStrict);
+  EXPECT_EQ(d.leases.fsync_interval_ms, 10u);
+  EXPECT_EQ(d.leases.snapshot_interval_s, 3600u);
+  EXPECT_EQ(d.leases.journal_max_mb, 64u);
+  EXPECT_TRUE(d.options.empty());
+  EXPECT_TRUE(d.classes.empty());
+  ASSERT_EQ(d.subnets.size(), 1u);
+  const DhcpSubnet& s = d.subnets[0];
+  EXPECT_EQ(s.line, 3);
+  EXPECT_EQ(s.subnet, (Ipv4Prefix{ip("10.0.0.0"), 8}));
+  EXPECT_EQ(s.port, "");
+  EXPECT_TRUE(s.relays.empty());
+  EXPECT_EQ(s.server_id, 0u);
+  EXPECT_TRUE(s.authoritative);
+  EXPECT_EQ(s.min_secs, 0u);
+  EXPECT_EQ(s.lease, d.lease);
+  EXPECT_EQ(s.renew_permille, 500u);
+  EXPECT_EQ(s.rebind_permille, 875u);
+  EXPECT_TRUE(s.options.empty());
+  EXPECT_TRUE(s.pools.empty());
+  EXPECT_TRUE(s.hosts.empty());
+
+  EXPECT_FALSE(load_ok(std::string(kOnePort) + "dhcp = { enabled = false; };\n").dhcp.enabled);
+  EXPECT_TRUE(load_ok(std::string(kOnePort) + "dhcp = { enabled = true; };\n").dhcp.enabled);
+}
+
+// The bytes of the one option `entry` defines at the global level.
+Bytes option_bytes(const std::string& entry) {
+  const Config c = load_ok(std::string(kOnePort) + "dhcp = { options = ( " + entry + " ); };\n");
+  if (c.dhcp.options.size() != 1) return {0xde, 0xad};
+  return c.dhcp.options[0].data;
+}
+
+TEST(ConfigDhcp, OptionValuesAreEncodedForTheWire) {
+  EXPECT_EQ(option_bytes(R"({ name = "subnet-mask"; value = "255.255.255.0"; })"),
+            (Bytes{255, 255, 255, 0}));
+  EXPECT_EQ(option_bytes(R"({ name = "subnet-mask"; value = "0.0.0.0"; })"), (Bytes{0, 0, 0, 0}));
+  EXPECT_EQ(option_bytes(R"({ name = "time-offset"; value = -3600; })"),
+            (Bytes{0xff, 0xff, 0xf1, 0xf0}));
+  EXPECT_EQ(option_bytes(R"({ name = "routers"; value = [ "192.0.2.1", "192.0.2.254" ]; })"),
+            (Bytes{192, 0, 2, 1, 192, 0, 2, 254}));
+  EXPECT_EQ(option_bytes(R"({ name = "ntp-servers"; value = ( "198.51.100.123" ); })"),
+            (Bytes{198, 51, 100, 123}));
+  EXPECT_EQ(option_bytes(R"({ name = "default-ip-ttl"; value = 64; })"), (Bytes{64}));
+  EXPECT_EQ(option_bytes(R"({ name = "interface-mtu"; value = 9000; })"), (Bytes{0x23, 0x28}));
+  EXPECT_EQ(option_bytes(R"({ name = "interface-mtu"; value = 68; })"), (Bytes{0, 68}));
+  EXPECT_EQ(option_bytes(R"({ name = "arp-cache-timeout"; value = 4294967295L; })"),
+            (Bytes{0xff, 0xff, 0xff, 0xff}));
+  EXPECT_EQ(
+      errors_after_port(
+          R"(dhcp = { options = ( { name = "arp-cache-timeout"; value = 4294967295; } ); };)"),
+      (Strings{"t.conf:2: 'dhcp.options[0].value' = 4294967295 must be written "
+               "4294967295L: libconfig reads integers beyond 32 bits only with the L "
+               "suffix"}));
+  EXPECT_EQ(option_bytes(R"({ name = "arp-cache-timeout"; value = 0x01020304; })"),
+            (Bytes{1, 2, 3, 4}));
+  EXPECT_EQ(option_bytes(R"({ name = "ip-forwarding"; value = true; })"), (Bytes{1}));
+  EXPECT_EQ(option_bytes(R"({ name = "broadcast-address"; value = "192.0.2.255"; })"),
+            (Bytes{192, 0, 2, 255}));
+  EXPECT_EQ(option_bytes(R"({ name = "vendor-class-identifier"; value = "PXEClient"; })"),
+            text_bytes("PXEClient"));
+  EXPECT_EQ(option_bytes(R"({ name = "v4-captive-portal"; value = "https://portal.example/"; })"),
+            text_bytes("https://portal.example/"));
+  EXPECT_EQ(option_bytes(R"({ name = "vendor-encapsulated-options"; value = "0104C0000201"; })"),
+            (Bytes{1, 4, 192, 0, 2, 1}));
+  // RFC 1035 names without compression (RFC 3397); a trailing dot changes nothing.
+  EXPECT_EQ(
+      option_bytes(R"({ name = "domain-search"; value = [ "lab.example", "net." ]; })"),
+      (Bytes{3, 'l', 'a', 'b', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 3, 'n', 'e', 't', 0}));
+  // RFC 3442's own examples of destination encoding, and the default route.
+  EXPECT_EQ(option_bytes(R"({ name = "classless-static-routes"; value = [
+      "10.17.0.0/16 via 10.0.0.1", "10.229.0.128/25 via 10.0.0.1",
+      "10.198.122.47/32 via 10.0.0.1", "0.0.0.0/0 via 10.0.0.1" ]; })"),
+            (Bytes{16, 10, 17,  10,  0,   0,  1,        //
+                   25, 10, 229, 0,   128, 10, 0, 0, 1,  //
+                   32, 10, 198, 122, 47,  10, 0, 0, 1,  //
+                   0,  10, 0,   0,   1}));
+  // "hex" fits every option: raw bytes, one or two digits between colons.
+  EXPECT_EQ(option_bytes(R"({ name = "routers"; type = "hex"; value = "c0:0:2:1"; })"),
+            (Bytes{192, 0, 2, 1}));
+  EXPECT_EQ(option_bytes(R"({ name = "routers"; type = "ips"; value = [ "192.0.2.1" ]; })"),
+            (Bytes{192, 0, 2, 1}));
+  // Codes without a name take an explicit type.
+  EXPECT_EQ(option_bytes(R"({ code = 150; type = "ips"; value = [ "192.0.2.69" ]; })"),
+            (Bytes{192, 0, 2, 69}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "ip"; value = "192.0.2.9"; })"),
+            (Bytes{192, 0, 2, 9}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "string"; value = "x"; })"), text_bytes("x"));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "u8"; value = 255; })"), (Bytes{255}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "u16"; value = 65535; })"), (Bytes{255, 255}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "u32"; value = 16909060; })"),
+            (Bytes{1, 2, 3, 4}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "i32"; value = -2147483648; })"),
+            (Bytes{0x80, 0, 0, 0}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "bool"; value = false; })"), (Bytes{0}));
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "hex"; value = ""; })"), Bytes{});
+  EXPECT_EQ(option_bytes(R"({ code = 224; type = "domains"; value = [ "a" ]; })"),
+            (Bytes{1, 'a', 0}));
+  EXPECT_EQ(
+      option_bytes(R"({ code = 224; type = "routes"; value = [ "0.0.0.0/0 via 0.0.0.0" ]; })"),
+      (Bytes{0, 0, 0, 0, 0}));
+  EXPECT_EQ(option_bytes(R"({ code = 1; value = "255.255.255.252"; })"),
+            (Bytes{255, 255, 255, 252}));
+  EXPECT_EQ(option_bytes(R"({ code = 254; type = "u8"; value = 1; })"), (Bytes{1}));
+  // A value up to 1024 bytes (sent as several instances, RFC 3396).
+  EXPECT_EQ(
+      option_bytes("{ code = 224; type = \"string\"; value = \"" + std::string(1024, 'x') + "\"; }")
+          .size(),
+      1024u);
+}
+
+TEST(ConfigDhcp, OptionsAtEveryLevelAndTheSameCodeAtSeveralLevels) {
+  const Config c = load_ok(std::string(kOnePort) + R"(dhcp = {
+  options = ( { name = "routers"; value = [ "10.0.0.1" ]; } );
+  subnets = ( {
+    subnet = "10.0.0.0/24";
+    options = ( { name = "routers"; value = [ "10.0.0.2" ]; } );
+    pools = ( { range = "10.0.0.10 - 10.0.0.20";
+                options = ( { name = "routers"; value = [ "10.0.0.3" ]; } ); } );
+    hosts = ( { mac = "02:00:00:00:00:01"; ip = "10.0.0.5";
+                options = ( { name = "routers"; value = [ "10.0.0.4" ]; } ); } );
+  } );
+};
+)");
+  const DhcpSubnet& s = c.dhcp.subnets.at(0);
+  EXPECT_EQ(c.dhcp.options.at(0).data, (Bytes{10, 0, 0, 1}));
+  EXPECT_EQ(s.options.at(0).data, (Bytes{10, 0, 0, 2}));
+  EXPECT_EQ(s.pools.at(0).options.at(0).data, (Bytes{10, 0, 0, 3}));
+  EXPECT_EQ(s.hosts.at(0).options.at(0).data, (Bytes{10, 0, 0, 4}));
+}
+
+TEST(ConfigDhcp, LeaseTimesAndTimersAreInheritedLevelByLevel) {
+  const Config c = load_ok(std::string(kOnePort) + R"(dhcp = {
+  max_lease_s = 7200;
+  subnets = (
+    { subnet = "10.0.0.0/24"; min_lease_s = 120; rebind_permille = 900;
+      pools = ( { range = "10.0.0.10 - 10.0.0.20"; default_lease_s = 300; },
+                { range = "10.0.0.30 - 10.0.0.40"; } ); },
+    { subnet = "10.0.1.0/24"; default_lease_s = 7200; renew_permille = 600; }
+  );
+};
+)");
+  const auto& s = c.dhcp.subnets;
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].lease, (DhcpLeaseTime{3600, 120, 7200}));
+  EXPECT_EQ(s[0].pools.at(0).lease, (DhcpLeaseTime{300, 120, 7200}));
+  EXPECT_EQ(s[0].pools.at(1).lease, (DhcpLeaseTime{3600, 120, 7200}));
+  EXPECT_EQ(s[0].renew_permille, 500u);
+  EXPECT_EQ(s[0].rebind_permille, 900u);
+  EXPECT_EQ(s[1].lease, (DhcpLeaseTime{7200, 60, 7200}));
+  EXPECT_EQ(s[1].renew_permille, 600u);
+  EXPECT_EQ(s[1].rebind_permille, 875u);
+}
+
+TEST(ConfigDhcp, UnknownKeysAndTypes) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  enable = true;
+  lease = { journal = "/x"; };
+  leases = { jounral = "/x"; };
+  limits = { window = 1; };
+  options = ( { name = "routers"; valeu = [ "10.0.0.1" ]; value = [ "10.0.0.1" ]; } );
+  classes = ( { name = "c"; vendor_clas = "x"; vendor_class = "x"; } );
+  subnets = ( { subnet = "10.0.0.0/24"; relay = [ "10.0.1.1" ];
+    pools = ( { range = "10.0.0.10 - 10.0.0.20"; class = [ "c" ]; } );
+    hosts = ( { mac = "02:00:00:00:00:01"; ip = "10.0.0.5"; adress = "x"; } ); } );
+};
+)"),
+            (Strings{
+                "t.conf:3: unknown key 'dhcp.enable' (did you mean 'enabled'?)",
+                "t.conf:4: unknown key 'dhcp.lease' (did you mean 'leases'?)",
+                "t.conf:5: unknown key 'dhcp.leases.jounral' (did you mean 'journal'?)",
+                "t.conf:6: unknown key 'dhcp.limits.window' (did you mean 'window_ms'?)",
+                "t.conf:7: unknown key 'dhcp.options[0].valeu' (did you mean 'value'?)",
+                "t.conf:8: unknown key 'dhcp.classes[0].vendor_clas' (did you mean "
+                "'vendor_class'?)",
+                "t.conf:9: unknown key 'dhcp.subnets[0].relay' (did you mean 'relays'?)",
+                "t.conf:10: unknown key 'dhcp.subnets[0].pools[0].class' (did you mean "
+                "'classes'?)",
+                "t.conf:11: unknown key 'dhcp.subnets[0].hosts[0].adress'",
+            }));
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  enabled = 1;
+  authoritative = "yes";
+  default_lease_s = "3600";
+  limits = 1;
+  leases = ( );
+  options = { name = "routers"; };
+  classes = [ "c" ];
+  subnets = ( "10.0.0.0/24", { subnet = 10; port = 1; relays = "10.0.0.1"; server_id = 1;
+    pools = { range = "x"; }; hosts = ( 1 ); options = ( "routers" ); } );
+};
+dhcp4 = 1;
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.enabled' must be a boolean (true or false), got an integer",
+                "t.conf:4: 'dhcp.authoritative' must be a boolean (true or false), got a string",
+                "t.conf:5: 'dhcp.default_lease_s' must be an integer, got a string",
+                "t.conf:6: 'dhcp.limits' must be a group { ... }, got an integer",
+                "t.conf:7: 'dhcp.leases' must be a group { ... }, got a list",
+                "t.conf:8: 'dhcp.options' must be a list of groups ( { ... }, ... ), got a group",
+                "t.conf:9: 'dhcp.classes' must be a list of groups ( { ... }, ... ), got an array",
+                "t.conf:10: 'dhcp.subnets[0]' must be a group { ... }, got a string",
+                "t.conf:10: 'dhcp.subnets[1].subnet' must be a string, got an integer",
+                "t.conf:10: 'dhcp.subnets[1].port' must be a string, got an integer",
+                "t.conf:10: 'dhcp.subnets[1].relays' must be an array [ ... ] of strings, got a "
+                "string",
+                "t.conf:10: 'dhcp.subnets[1].server_id' must be a string, got an integer",
+                "t.conf:11: 'dhcp.subnets[1].options[0]' must be a group { ... }, got a string",
+                "t.conf:11: 'dhcp.subnets[1].pools' must be a list of groups ( { ... }, ... ), "
+                "got a group",
+                "t.conf:11: 'dhcp.subnets[1].hosts[0]' must be a group { ... }, got an integer",
+                "t.conf:13: unknown key 'dhcp4' (did you mean 'dhcp'?)",
+            }));
+  EXPECT_EQ(errors_after_port(R"(dhcp = { subnets = ( { subnet = "10.0.0.0/24";
+  pools = ( 1, { range = 1; classes = "c"; } ); hosts = ( { mac = 1; ip = 2; } ); } ); };
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.subnets[0].pools[0]' must be a group { ... }, got an integer",
+                "t.conf:3: 'dhcp.subnets[0].pools[1].range' must be a string, got an integer",
+                "t.conf:3: 'dhcp.subnets[0].pools[1].classes' must be an array [ ... ] of "
+                "strings, got a string",
+                "t.conf:3: 'dhcp.subnets[0].hosts[0].mac' must be a string, got an integer",
+                "t.conf:3: 'dhcp.subnets[0].hosts[0].ip' must be a string, got an integer",
+            }));
+}
+
+TEST(ConfigDhcp, RequiredKeys) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  classes = ( { vendor_class = "x"; } );
+  options = ( { value = 1; }, { name = "routers"; } );
+  subnets = (
+    { min_secs = 1; },
+    { subnet = "10.0.0.0/24";
+      pools = ( { classes = []; } );
+      hosts = ( { ip = "10.0.0.5"; }, { mac = "02:00:00:00:00:01"; } ); }
+  );
+};
+)"),
+            (Strings{
+                "t.conf:3: missing required key 'dhcp.classes[0].name'",
+                "t.conf:4: missing required key 'dhcp.options[0].name' or 'dhcp.options[0].code'",
+                "t.conf:4: missing required key 'dhcp.options[1].value'",
+                "t.conf:6: missing required key 'dhcp.subnets[0].subnet'",
+                "t.conf:8: missing required key 'dhcp.subnets[1].pools[0].range'",
+                "t.conf:9: 'dhcp.subnets[1].hosts[0]' needs one of: mac, client_id, circuit_id, "
+                "circuit_id_hex, remote_id, remote_id_hex",
+                "t.conf:9: missing required key 'dhcp.subnets[1].hosts[1].ip'",
+            }));
+}
+
+// Every integer key of the dhcp section, one below and one above its range, both ends accepted.
+TEST(ConfigDhcp, EveryIntegerKeyIsRangeChecked) {
+  struct Case {
+    const char* where;  // "dhcp", "limits", "leases", "subnet", "pool"
+    const char* key;
+    int64_t lo;
+    int64_t hi;
+  };
+  const Case cases[] = {
+      {"dhcp", "min_secs", 0, 65535},
+      {"dhcp", "offer_hold_ms", 1000, 600000},
+      {"dhcp", "decline_hold_s", 1, 31536000},
+      {"limits", "window_ms", 100, 3600000},
+      {"limits", "requests_per_mac", 0, 1000000},
+      {"limits", "requests_per_circuit", 0, 1000000},
+      {"limits", "leases_per_circuit", 0, 1000000},
+      {"leases", "fsync_interval_ms", 1, 10000},
+      {"leases", "snapshot_interval_s", 60, 86400},
+      {"leases", "journal_max_mb", 1, 65536},
+      {"subnet", "min_secs", 0, 65535},
+  };
+  // Line 2: dhcp = {; line 3: the key.
+  auto text = [](const Case& k, int64_t v) {
+    const std::string kv = std::string(k.key) + " = " + std::to_string(v) + ";";
+    const std::string where = k.where;
+    const std::string line3 = where == "dhcp"     ? kv
+                              : where == "limits" ? "limits = { " + kv + " };"
+                              : where == "leases"
+                                  ? "leases = { " + kv + " };"
+                                  : "subnets = ( { subnet = \"10.0.0.0/24\"; " + kv + " } );";
+    return std::string(kOnePort) + "dhcp = {\n  " + line3 + "\n};\n";
+  };
+  for (const Case& k : cases) {
+    const std::string where = k.where;
+    const std::string path = where == "subnet" ? std::string("dhcp.subnets[0].") + k.key
+                             : where == "dhcp" ? std::string("dhcp.") + k.key
+                                               : "dhcp." + where + "." + k.key;
+    const std::string range = std::to_string(k.lo) + ".." + std::to_string(k.hi);
+    for (int64_t bad : {k.lo - 1, k.hi + 1}) {
+      EXPECT_EQ(errors(text(k, bad)), (Strings{"t.conf:3: '" + path + "' = " + std::to_string(bad) +
+                                               " is out of range " + range}));
+    }
+    for (int64_t good : {k.lo, k.hi}) {
+      EXPECT_EQ(errors(text(k, good)), Strings{}) << path << " = " << good;
+    }
+  }
+  // Per mille of the lease: 1..999 (and renew before rebind, below).
+  for (const char* key : {"renew_permille", "rebind_permille"}) {
+    const std::string k = key;
+    for (int bad : {0, 1000}) {
+      EXPECT_EQ(errors_after_port("dhcp = { " + k + " = " + std::to_string(bad) + "; };\n"),
+                (Strings{"t.conf:2: 'dhcp." + k + "' = " + std::to_string(bad) +
+                         " is out of range 1..999"}));
+    }
+  }
+  EXPECT_EQ(errors_after_port("dhcp = { renew_permille = 1; rebind_permille = 999; };\n"),
+            Strings{});
+  // Lease times: 10 s to a year, at every level.
+  for (const char* key : {"default_lease_s", "min_lease_s", "max_lease_s"}) {
+    const std::string k = key;
+    EXPECT_EQ(errors_after_port("dhcp = { " + k + " = 9; };\n"),
+              (Strings{"t.conf:2: 'dhcp." + k + "' = 9 is out of range 10..31536000"}));
+    EXPECT_EQ(errors_after_port("dhcp = { subnets = ( { subnet = \"10.0.0.0/24\"; pools = ( { "
+                                "range = \"10.0.0.1 - 10.0.0.2\"; " +
+                                k + " = 31536001; } ); } ); };\n"),
+              (Strings{"t.conf:2: 'dhcp.subnets[0].pools[0]." + k +
+                       "' = 31536001 is out of range 10..31536000"}));
+  }
+  EXPECT_EQ(errors_after_port("dhcp = { min_lease_s = 10; default_lease_s = 10; max_lease_s = "
+                              "31536000; decline_hold_s = 31536000; };\n"),
+            Strings{});
+  EXPECT_EQ(errors_after_port("dhcp = { max_lease_s = 5000000000; };\n"),
+            (Strings{"t.conf:2: 'dhcp.max_lease_s' = 5000000000 is out of range 10..31536000"}));
+}
+
+TEST(ConfigDhcp, LeaseTimesMustBeOrderedAtEveryLevel) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  min_lease_s = 7200;
+  subnets = (
+    { subnet = "10.0.0.0/24"; max_lease_s = 600; },
+    { subnet = "10.0.1.0/24"; default_lease_s = 9000; max_lease_s = 8000;
+      pools = ( { range = "10.0.1.10 - 10.0.1.20"; min_lease_s = 9500; } ); },
+    { subnet = "10.0.2.0/24";
+      default_lease_s = 7200; }
+  );
+};
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.min_lease_s' = 7200 is more than 'dhcp.default_lease_s' = 3600 "
+                "(min_lease_s <= default_lease_s <= max_lease_s)",
+                "t.conf:5: 'dhcp.default_lease_s' = 3600 is more than "
+                "'dhcp.subnets[0].max_lease_s' = 600 (min_lease_s <= default_lease_s <= "
+                "max_lease_s)",
+                "t.conf:6: 'dhcp.subnets[1].default_lease_s' = 9000 is more than "
+                "'dhcp.subnets[1].max_lease_s' = 8000 (min_lease_s <= default_lease_s <= "
+                "max_lease_s)",
+                "t.conf:7: 'dhcp.subnets[1].pools[0].min_lease_s' = 9500 is more than "
+                "'dhcp.subnets[1].default_lease_s' = 9000 (min_lease_s <= default_lease_s <= "
+                "max_lease_s)",
+            }));
+}
+
+TEST(ConfigDhcp, RenewBeforeRebind) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  renew_permille = 900;
+  subnets = (
+    { subnet = "10.0.0.0/24"; renew_permille = 600; rebind_permille = 600; },
+    { subnet = "10.0.1.0/24"; renew_permille = 500;
+      rebind_permille = 400; }
+  );
+};
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.renew_permille' = 900 must be less than 'dhcp.rebind_permille' "
+                "= 875 (T1 before T2)",
+                "t.conf:5: 'dhcp.subnets[0].renew_permille' = 600 must be less than "
+                "'dhcp.subnets[0].rebind_permille' = 600 (T1 before T2)",
+                "t.conf:7: 'dhcp.subnets[1].renew_permille' = 500 must be less than "
+                "'dhcp.subnets[1].rebind_permille' = 400 (T1 before T2)",
+            }));
+}
+
+TEST(ConfigDhcp, LeaseFiles) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = { leases = {
+  journal = "leases.journal";
+  snapshot = "/var/lib/tandem/";
+  durability = "fsync";
+}; };
+dhcp2 = 1;
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.leases.journal' = \"leases.journal\" must be an absolute path",
+                "t.conf:4: 'dhcp.leases.snapshot' = \"/var/lib/tandem/\" must name a file, not a "
+                "directory",
+                "t.conf:5: 'dhcp.leases.durability' = \"fsync\" is not one of: strict, batched, "
+                "none",
+                "t.conf:7: unknown key 'dhcp2' (did you mean 'dhcp'?)",
+            }));
+  EXPECT_EQ(
+      errors_after_port("dhcp = { leases = {\n  journal = \"/a\";\n  snapshot = \"/a\"; }; };\n"),
+      (Strings{"t.conf:4: 'dhcp.leases.journal' and 'dhcp.leases.snapshot' must be "
+               "different files"}));
+  EXPECT_EQ(errors_after_port(
+                "dhcp = { leases = { journal = \"/var/lib/tandem/dhcp4.snapshot\"; }; };\n"),
+            (Strings{"t.conf:2: 'dhcp.leases.journal' and 'dhcp.leases.snapshot' must be "
+                     "different files"}));
+  EXPECT_EQ(load_ok(std::string(kOnePort) + "dhcp = { leases = { durability = \"none\"; }; };\n")
+                .dhcp.leases.durability,
+            DhcpDurability::kNone);
+  EXPECT_EQ(load_ok(std::string(kOnePort) + "dhcp = { leases = { durability = \"strict\"; }; };\n")
+                .dhcp.leases.durability,
+            DhcpDurability::kStrict);
+}
+
+constexpr const char* kTwoPorts = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; },
+  { name = "back0"; device = "net_ring1"; }
+);
+)";
+
+TEST(ConfigDhcp, Subnets) {
+  EXPECT_EQ(errors(std::string(kTwoPorts) + R"(dhcp = { subnets = (
+  { subnet = "192.0.2.0"; },
+  { subnet = "192.0.2.0/31"; },
+  { subnet = "192.0.2.0/0"; },
+  { subnet = "192.0.2.1/24"; },
+  { subnet = "224.0.0.0/4"; },
+  { subnet = "192.0.2.0/24"; port = "fron0"; },
+  { subnet = "192.0.2.128/25"; },
+  { subnet = "192.0.0.0/16"; },
+  { subnet = "198.51.100.0/24"; port = "back0"; },
+  { subnet = "203.0.113.0/24"; server_id = "203.0.113.0.1"; },
+  { subnet = "203.0.114.0/24"; server_id = "0.0.0.1"; }
+); };
+)"),
+            (Strings{
+                "t.conf:6: 'dhcp.subnets[0].subnet' = \"192.0.2.0\" is not an IPv4 prefix "
+                "(expected A.B.C.D/LEN)",
+                "t.conf:7: 'dhcp.subnets[1].subnet' = \"192.0.2.0/31\" has prefix length 31, "
+                "out of range 1..30",
+                "t.conf:8: 'dhcp.subnets[2].subnet' = \"192.0.2.0/0\" has prefix length 0, out "
+                "of range 1..30",
+                "t.conf:9: 'dhcp.subnets[3].subnet' = \"192.0.2.1/24\" has host bits set (the "
+                "subnet is 192.0.2.0/24)",
+                "t.conf:10: 'dhcp.subnets[4].subnet' = \"224.0.0.0/4\" is a multicast address",
+                "t.conf:11: 'dhcp.subnets[5].port' = \"fron0\" is not a configured port (did you "
+                "mean 'front0'?)",
+                "t.conf:12: subnet 192.0.2.128/25 overlaps subnet 192.0.2.0/24 (line 11)",
+                "t.conf:13: subnet 192.0.0.0/16 overlaps subnet 192.0.2.0/24 (line 11)",
+                "t.conf:14: 'dhcp.subnets[8]' needs 'server_id': port 'back0' has no address to "
+                "use as the server identifier",
+                "t.conf:15: 'dhcp.subnets[9].server_id' = \"203.0.113.0.1\" is not an IPv4 "
+                "address (expected A.B.C.D)",
+                "t.conf:16: 'dhcp.subnets[10].server_id' = \"0.0.0.1\" is in 0.0.0.0/8 (this "
+                "network)",
+            }));
+  // A port without an address is fine with a server_id; several subnets may share a port.
+  EXPECT_EQ(errors(std::string(kTwoPorts) + R"(dhcp = { subnets = (
+  { subnet = "198.51.100.0/24"; port = "back0"; server_id = "198.51.100.1"; },
+  { subnet = "198.51.101.0/24"; port = "back0"; server_id = "198.51.100.1"; }
+); };
+)"),
+            Strings{});
+}
+
+TEST(ConfigDhcp, Relays) {
+  EXPECT_EQ(errors(std::string(kTwoPorts) + R"(dhcp = { subnets = (
+  { subnet = "198.18.0.0/24"; relays = ( "192.0.2.10", "192.0.2.2", "192.0.2.10", "x",
+                                         "255.255.255.255", 7 ); },
+  { subnet = "198.18.1.0/24"; relays = [ "192.0.2.10" ]; }
+); };
+)"),
+            (Strings{
+                "t.conf:6: relay 192.0.2.2 is one of our own addresses (port 'front0')",
+                "t.conf:6: relay 192.0.2.10 is listed twice in subnet 198.18.0.0/24",
+                "t.conf:6: 'dhcp.subnets[0].relays[3]' = \"x\" is not an IPv4 address (expected "
+                "A.B.C.D)",
+                "t.conf:7: 'dhcp.subnets[0].relays[4]' = \"255.255.255.255\" is a reserved or "
+                "broadcast address",
+                "t.conf:7: 'dhcp.subnets[0].relays[5]' must be a string, got an integer",
+            }));
+}
+
+TEST(ConfigDhcp, Ranges) {
+  EXPECT_EQ(errors(std::string(kTwoPorts) + R"(dhcp = { subnets = (
+  { subnet = "192.0.2.0/24"; server_id = "192.0.2.100"; pools = (
+    { range = "192.0.2.150 192.0.2.250"; },
+    { range = "192.0.2.250 - 192.0.2.150"; },
+    { range = "192.0.2.200 - 192.0.3.10"; },
+    { range = "192.0.2.0 - 192.0.2.10"; },
+    { range = "192.0.2.250 - 192.0.2.255"; },
+    { range = "192.0.2.20 - 192.0.2.30"; },
+    { range = "192.0.2.25 - 192.0.2.40"; },
+    { range = "192.0.2.1 - 192.0.2.3"; },
+    { range = "192.0.2.90 - 192.0.2.110"; }
+  ); },
+  { subnet = "198.18.0.0/24"; relays = [ "192.0.2.60" ]; server_id = "198.18.0.1"; pools = (
+    { range = "198.18.0.1 - 198.18.0.9"; }
+  ); },
+  { subnet = "192.0.3.0/24"; pools = (
+    { range = "192.0.3.1 - 192.0.3.2"; }
+  ); },
+  { subnet = "192.0.4.0/24"; pools = ( { range = "192.0.4.1 - 192.0.4.254"; } );
+    hosts = ( { mac = "02:00:00:00:00:01"; ip = "192.0.4.9"; } ); }
+); };
+dhcp2 = {};
+)"),
+            (Strings{
+                "t.conf:7: 'dhcp.subnets[0].pools[0].range' = \"192.0.2.150 192.0.2.250\" is not "
+                "a range (expected \"FIRST - LAST\", e.g. \"192.0.2.150 - 192.0.2.250\")",
+                "t.conf:8: 'dhcp.subnets[0].pools[1].range' = \"192.0.2.250 - 192.0.2.150\" ends "
+                "before it starts",
+                "t.conf:9: range 192.0.2.200 - 192.0.3.10 is not inside subnet 192.0.2.0/24",
+                "t.conf:10: range 192.0.2.0 - 192.0.2.10 includes the network address 192.0.2.0 "
+                "of subnet 192.0.2.0/24",
+                "t.conf:11: range 192.0.2.250 - 192.0.2.255 includes the broadcast address "
+                "192.0.2.255 of subnet 192.0.2.0/24",
+                "t.conf:13: range 192.0.2.25 - 192.0.2.40 overlaps range 192.0.2.20 - 192.0.2.30 "
+                "(line 12)",
+                "t.conf:14: range 192.0.2.1 - 192.0.2.3 contains 192.0.2.2, an address of port "
+                "'front0'",
+                "t.conf:15: range 192.0.2.90 - 192.0.2.110 contains 192.0.2.100, the server_id of "
+                "subnet 192.0.2.0/24 (line 6)",
+                "t.conf:18: range 198.18.0.1 - 198.18.0.9 contains 198.18.0.1, the server_id of "
+                "subnet 198.18.0.0/24 (line 17)",
+                "t.conf:26: unknown key 'dhcp2' (did you mean 'dhcp'?)",
+            }));
+}
+
+TEST(ConfigDhcp, RangesAvoidVirtualIpsRelaysAndServerIdsOfOtherSubnets) {
+  EXPECT_EQ(errors(std::string(kTwoPorts) + R"(vrrp = { instances = (
+  { name = "VI_1"; port = "front0"; vrid = 1; virtual_ips = [ "192.0.2.100/24" ]; }
+); };
+dhcp = { subnets = (
+  { subnet = "192.0.2.0/24"; pools = ( { range = "192.0.2.3 - 192.0.2.254"; } ); },
+  { subnet = "198.18.0.0/16"; relays = [ "192.0.2.10" ]; server_id = "192.0.2.100";
+    pools = ( { range = "198.18.0.10 - 198.18.255.250"; } ); },
+  { subnet = "198.19.0.0/16"; relays = [ "192.0.2.10" ]; server_id = "192.0.2.100"; }
+); };
+)"),
+            (Strings{
+                "t.conf:9: range 192.0.2.3 - 192.0.2.254 contains 192.0.2.100, a virtual IP of "
+                "VRRP instance 'VI_1'",
+                "t.conf:9: range 192.0.2.3 - 192.0.2.254 contains 192.0.2.10, a relay address of "
+                "subnet 198.18.0.0/16 (line 10)",
+                "t.conf:9: range 192.0.2.3 - 192.0.2.254 contains 192.0.2.100, the server_id of "
+                "subnet 198.18.0.0/16 (line 10)",
+            }));
+}
+
+TEST(ConfigDhcp, TheLeaseStoreHoldsAtMostSixteenMillionAddresses) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = { subnets = (
+  { subnet = "10.0.0.0/8"; pools = ( { range = "10.0.0.1 - 10.255.255.254"; } ); },
+  { subnet = "11.0.0.0/8"; pools = ( { range = "11.0.0.1 - 11.0.0.2"; },
+                                     { range = "11.0.0.3 - 11.0.0.4"; } ); }
+); };
+)"),
+            (Strings{"t.conf:5: range 11.0.0.3 - 11.0.0.4 brings the ranges to 16777218 "
+                     "addresses, more than the lease store holds (16777216)"}));
+}
+
+TEST(ConfigDhcp, Hosts) {
+  EXPECT_EQ(errors(std::string(kTwoPorts) + R"(dhcp = { subnets = ( { subnet = "192.0.2.0/24";
+  pools = ( { range = "192.0.2.150 - 192.0.2.250"; } );
+  hosts = (
+    { name = "a"; mac = "02:00:00:00:00:01"; ip = "192.0.2.11"; },
+    { name = "a"; mac = "02:00:00:00:00:01"; ip = "192.0.2.11"; },
+    { mac = "02:00:00:00:00:02"; client_id = "01:02"; ip = "192.0.2.12"; },
+    { mac = "01:00:5e:00:00:01"; ip = "192.0.2.13"; },
+    { mac = "02:00:00:00:00"; ip = "192.0.2.14"; },
+    { client_id = "01"; ip = "192.0.2.15"; },
+    { client_id = "0x01"; ip = "192.0.2.16"; },
+    { circuit_id = ""; ip = "192.0.2.17"; },
+    { circuit_id = "c1"; ip = "192.0.2.18"; },
+    { circuit_id_hex = "63:31"; ip = "192.0.2.19"; },
+    { remote_id = "r"; ip = "10.0.0.1"; },
+    { remote_id = "s"; ip = "192.0.2.0"; },
+    { remote_id = "t"; ip = "192.0.2.255"; },
+    { remote_id = "u"; ip = "192.0.2.2"; },
+    { name = "v w"; remote_id = "v"; ip = "192.0.2.160"; }
+  ); } ); };
+)"),
+            (Strings{
+                "t.conf:9: duplicate DHCP host name 'a' (first defined on line 8)",
+                "t.conf:9: MAC 02:00:00:00:00:01 already has a reservation in subnet "
+                "192.0.2.0/24 (line 8)",
+                "t.conf:9: address 192.0.2.11 is already reserved for host 'a' (line 8)",
+                "t.conf:10: 'dhcp.subnets[0].hosts[2]' sets both 'mac' and 'client_id': a "
+                "reservation has one identifier",
+                "t.conf:11: 'dhcp.subnets[0].hosts[3].mac' = \"01:00:5e:00:00:01\" is not a "
+                "unicast MAC address",
+                "t.conf:12: 'dhcp.subnets[0].hosts[4].mac' = \"02:00:00:00:00\" is not a MAC "
+                "address (expected xx:xx:xx:xx:xx:xx)",
+                "t.conf:13: 'dhcp.subnets[0].hosts[5].client_id' is 1 byte long, out of range "
+                "2..255",
+                "t.conf:14: 'dhcp.subnets[0].hosts[6].client_id' = \"0x01\" is not hex bytes "
+                "(e.g. \"01:02:0a\" or \"01020a\")",
+                "t.conf:15: 'dhcp.subnets[0].hosts[7].circuit_id' must not be empty",
+                "t.conf:17: circuit_id_hex 63:31 already has a reservation in subnet "
+                "192.0.2.0/24 (line 16)",
+                "t.conf:18: 'dhcp.subnets[0].hosts[10].ip' = \"10.0.0.1\" is not inside subnet "
+                "192.0.2.0/24",
+                "t.conf:19: 'dhcp.subnets[0].hosts[11].ip' = \"192.0.2.0\" is the network address "
+                "of subnet 192.0.2.0/24",
+                "t.conf:20: 'dhcp.subnets[0].hosts[12].ip' = \"192.0.2.255\" is the broadcast "
+                "address of subnet 192.0.2.0/24",
+                "t.conf:21: reserved address 192.0.2.2 is an address of port 'front0'",
+                "t.conf:22: 'dhcp.subnets[0].hosts[14].name' = \"v w\" may only contain A-Z a-z "
+                "0-9 . _ -",
+            }));
+  // The same identifier in two subnets, and the kinds of identifier kept apart.
+  EXPECT_EQ(errors_after_port(R"(dhcp = { subnets = (
+  { subnet = "10.0.0.0/24"; hosts = ( { mac = "02:00:00:00:00:01"; ip = "10.0.0.5"; },
+                                      { circuit_id = "x"; ip = "10.0.0.6"; },
+                                      { remote_id = "x"; ip = "10.0.0.7"; } ); },
+  { subnet = "10.0.1.0/24"; hosts = ( { mac = "02:00:00:00:00:01"; ip = "10.0.1.5"; } ); }
+); };
+)"),
+            Strings{});
+}
+
+TEST(ConfigDhcp, Classes) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  classes = (
+    { name = "phones"; vendor_class_prefix = "Yealink"; },
+    { name = "phones"; vendor_class = "x"; },
+    { name = "none"; },
+    { name = "both"; circuit_id = "a"; circuit_id_prefix = "b"; },
+    { name = "long"; remote_id = ")" +
+                              std::string(260, 'r') + R"("; },
+    { name = "hex"; remote_id_hex = "zz"; },
+    1
+  );
+  subnets = ( { subnet = "10.0.0.0/24"; pools = (
+    { range = "10.0.0.10 - 10.0.0.20"; classes = [ "phone", "phones", "phones", "pc" ]; }
+  ); } );
+};
+)"),
+            (Strings{
+                "t.conf:5: duplicate DHCP class name 'phones' (first defined on line 4)",
+                "t.conf:6: 'dhcp.classes[2]' has nothing to match: set one of vendor_class, "
+                "vendor_class_prefix, circuit_id, circuit_id_prefix, circuit_id_hex, remote_id, "
+                "remote_id_prefix, remote_id_hex",
+                "t.conf:7: 'dhcp.classes[3]' sets both 'circuit_id' and 'circuit_id_prefix': one "
+                "test per field",
+                "t.conf:8: 'dhcp.classes[4].remote_id' is 260 bytes long, out of range 1..255",
+                "t.conf:9: 'dhcp.classes[5].remote_id_hex' = \"zz\" is not hex bytes (e.g. "
+                "\"01:02:0a\" or \"01020a\")",
+                "t.conf:10: 'dhcp.classes[6]' must be a group { ... }, got an integer",
+                "t.conf:13: 'dhcp.subnets[0].pools[0].classes[0]' = \"phone\" is not a class in "
+                "'dhcp.classes' (did you mean 'phones'?)",
+                "t.conf:13: class 'phones' is listed twice in 'dhcp.subnets[0].pools[0].classes'",
+                "t.conf:13: 'dhcp.subnets[0].pools[0].classes[3]' = \"pc\" is not a class in "
+                "'dhcp.classes'",
+            }));
+  // Classes are known wherever they appear in the group.
+  EXPECT_EQ(errors_after_port(R"(dhcp = {
+  subnets = ( { subnet = "10.0.0.0/24"; pools = ( { range = "10.0.0.10 - 10.0.0.20"; classes = [ "c" ]; } ); } );
+  classes = ( { name = "c"; remote_id_prefix = "x"; } );
+};
+)"),
+            Strings{});
+}
+
+TEST(ConfigDhcp, OptionErrors) {
+  EXPECT_EQ(errors_after_port(R"(dhcp = { options = (
+  { name = "routers"; code = 3; value = [ "10.0.0.1" ]; },
+  { name = "router"; value = [ "10.0.0.1" ]; },
+  { name = "frobnicator"; value = 1; },
+  { name = "dhcp-lease-time"; value = 60; },
+  { code = 54; value = "10.0.0.1"; },
+  { code = 58; value = 1; },
+  { code = 61; value = "x"; },
+  { code = 82; value = "x"; },
+  { code = 0; value = 1; },
+  { code = 255; value = 1; },
+  { code = 200; value = 1; },
+  { code = 201; type = "int"; value = 1; },
+  { name = "domain-name"; type = "ips"; value = [ "10.0.0.1" ]; },
+  { name = "domain-name"; type = 1; value = "x"; },
+  { code = 202; type = "u8"; }
+); };
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.options[0]' sets both 'name' and 'code': use one",
+                "t.conf:4: 'dhcp.options[1].name' = \"router\" is not a known option (did you "
+                "mean 'routers'?)",
+                "t.conf:5: 'dhcp.options[2].name' = \"frobnicator\" is not a known option (set "
+                "'code' and 'type' instead)",
+                "t.conf:6: 'dhcp.options[3].name' = \"dhcp-lease-time\" (option 51) is set by the "
+                "server: use 'default_lease_s', 'min_lease_s' and 'max_lease_s'",
+                "t.conf:7: 'dhcp.options[4].code' = 54 (dhcp-server-identifier) is set by the "
+                "server: use the subnet's 'server_id'",
+                "t.conf:8: 'dhcp.options[5].code' = 58 (dhcp-renewal-time) is set by the server: "
+                "use 'renew_permille'",
+                "t.conf:9: 'dhcp.options[6].code' = 61 (dhcp-client-identifier) is set by the "
+                "server: replies echo the client's (RFC 6842); reserve by it with a host's "
+                "'client_id'",
+                "t.conf:10: 'dhcp.options[7].code' = 82 (relay-agent-information) is set by the "
+                "server: replies echo the relay's (RFC 3046); match it with classes and hosts",
+                "t.conf:11: 'dhcp.options[8].code' = 0 is out of range 1..254",
+                "t.conf:12: 'dhcp.options[9].code' = 255 is out of range 1..254",
+                "t.conf:13: option 200 has no known type: set 'dhcp.options[10].type' (one of: "
+                "ip, ips, string, u8, u16, u32, i32, bool, hex, routes, domains)",
+                "t.conf:14: 'dhcp.options[11].type' = \"int\" is not one of: ip, ips, string, u8, "
+                "u16, u32, i32, bool, hex, routes, domains",
+                "t.conf:15: 'dhcp.options[12].type' = \"ips\" does not fit option 15 "
+                "(domain-name), which is string (or \"hex\" for raw bytes)",
+                "t.conf:16: 'dhcp.options[13].type' must be a string, got an integer",
+                "t.conf:17: missing required key 'dhcp.options[14].value'",
+            }));
+  EXPECT_EQ(errors_after_port(R"(dhcp = { options = (
+  { name = "routers"; value = "10.0.0.1"; },
+  { name = "domain-name-servers"; value = [ ]; },
+  { name = "ntp-servers"; value = ( "10.0.0.1", "10.0.0.300", 5 ); },
+  { name = "subnet-mask"; value = "255.0.255.0"; },
+  { name = "broadcast-address"; value = [ "10.0.0.255" ]; },
+  { name = "domain-name"; value = ""; },
+  { name = "host-name"; value = 1; },
+  { name = "interface-mtu"; value = 67; },
+  { name = "default-ip-ttl"; value = 256; },
+  { name = "time-offset"; value = 2147483648; },
+  { name = "ip-forwarding"; value = 1; },
+  { name = "vendor-encapsulated-options"; value = "012"; },
+  { name = "domain-search"; value = [ "a..b", "-ok.example", "x_" ]; },
+  { name = "classless-static-routes"; value = [ "10.0.0.0/8 10.0.0.1", "10.0.0.0/33 via 10.0.0.1", "10.1.0.0/8 via 10.0.0.1" ]; },
+  { code = 220; type = "u16"; value = "1"; },
+  { code = 221; type = "string"; value = ")" +
+                              std::string(1030, 's') + R"("; },
+  { name = "routers"; value = [ "10.0.0.1" ]; },
+  { name = "routers"; value = [ "10.0.0.2" ]; },
+  { name = "classless-static-routes"; value = "0.0.0.0/0 via 10.0.0.1"; },
+  { name = "domain-search"; value = "example.net"; },
+  { code = 222; type = "hex"; value = 1; },
+  { name = "broadcast-address"; value = "10.0.0"; }
+); };
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.options[0].value' must be an array [ ... ] of IPv4 addresses for "
+                "option 3 (routers), got a string",
+                "t.conf:4: 'dhcp.options[1].value' must not be empty",
+                "t.conf:5: 'dhcp.options[2].value[1]' = \"10.0.0.300\" is not an IPv4 address "
+                "(expected A.B.C.D)",
+                "t.conf:5: 'dhcp.options[2].value[2]' must be a string, got an integer",
+                "t.conf:6: 'dhcp.options[3].value' = \"255.0.255.0\" is not a netmask (e.g. "
+                "255.255.255.0)",
+                "t.conf:7: 'dhcp.options[4].value' must be a string (an IPv4 address) for option "
+                "28 (broadcast-address), got an array",
+                "t.conf:8: 'dhcp.options[5].value' must not be empty",
+                "t.conf:9: 'dhcp.options[6].value' must be a string for option 12 (host-name), "
+                "got an integer",
+                "t.conf:10: 'dhcp.options[7].value' = 67 is out of range 68..65535 for option 26 "
+                "(interface-mtu)",
+                "t.conf:11: 'dhcp.options[8].value' = 256 is out of range 0..255 for option 23 "
+                "(default-ip-ttl)",
+                "t.conf:12: 'dhcp.options[9].value' = 2147483648 is out of range "
+                "-2147483648..2147483647 for option 2 (time-offset)",
+                "t.conf:13: 'dhcp.options[10].value' must be a boolean (true or false) for "
+                "option 19 (ip-forwarding), got an integer",
+                "t.conf:14: 'dhcp.options[11].value' = \"012\" is not hex bytes (e.g. "
+                "\"01:02:0a\" or \"01020a\")",
+                "t.conf:15: 'dhcp.options[12].value[0]' = \"a..b\" is not a domain name (labels "
+                "of 1..63 letters, digits, '-' or '_', joined by dots)",
+                "t.conf:16: 'dhcp.options[13].value[0]' = \"10.0.0.0/8 10.0.0.1\" is not a route "
+                "(expected \"DEST/LEN via ROUTER\", e.g. \"10.0.0.0/8 via 192.0.2.1\")",
+                "t.conf:16: 'dhcp.options[13].value[1]' = \"10.0.0.0/33 via 10.0.0.1\" has "
+                "prefix length 33, out of range 0..32",
+                "t.conf:16: 'dhcp.options[13].value[2]' = \"10.1.0.0/8 via 10.0.0.1\" has host "
+                "bits set (the destination is 10.0.0.0/8)",
+                "t.conf:17: 'dhcp.options[14].value' must be an integer, got a string",
+                "t.conf:18: option 221 is 1030 bytes long, more than 1024",
+                "t.conf:20: option 3 (routers) is set twice in 'dhcp.options' (first on line 19)",
+                "t.conf:21: 'dhcp.options[18].value' must be an array [ ... ] of routes for "
+                "option 121 (classless-static-routes), got a string",
+                "t.conf:22: 'dhcp.options[19].value' must be an array [ ... ] of domain names for "
+                "option 119 (domain-search), got a string",
+                "t.conf:23: 'dhcp.options[20].value' must be a string of hex bytes for option "
+                "222, got an integer",
+                "t.conf:24: 'dhcp.options[21].value' = \"10.0.0\" is not an IPv4 address "
+                "(expected A.B.C.D)",
+            }));
+  // Options are checked the same way at every level.
+  EXPECT_EQ(errors_after_port(R"(dhcp = { subnets = ( { subnet = "10.0.0.0/24";
+  options = ( { name = "routers"; value = [ "x" ]; } );
+  pools = ( { range = "10.0.0.10 - 10.0.0.20"; options = ( { code = 51; value = 1; } ); } );
+  hosts = ( { mac = "02:00:00:00:00:01"; ip = "10.0.0.5";
+              options = ( { name = "host-name"; value = "a"; }, { code = 12; value = "b"; } ); } );
+} ); };
+)"),
+            (Strings{
+                "t.conf:3: 'dhcp.subnets[0].options[0].value[0]' = \"x\" is not an IPv4 address "
+                "(expected A.B.C.D)",
+                "t.conf:4: 'dhcp.subnets[0].pools[0].options[0].code' = 51 (dhcp-lease-time) is "
+                "set by the server: use 'default_lease_s', 'min_lease_s' and 'max_lease_s'",
+                "t.conf:6: option 12 (host-name) is set twice in "
+                "'dhcp.subnets[0].hosts[0].options' (first on line 6)",
+            }));
+}
+
+TEST(ConfigDhcp, ReloadMayChangeEverythingButTheSwitchAndTheLeaseFiles) {
+  std::string next = kDhcpFull;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = next.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    next.replace(at, from.size(), to);
+  };
+  replace("authoritative = false", "authoritative = true");
+  replace("default_lease_s = 7200", "default_lease_s = 1800");
+  replace("renew_permille = 400", "renew_permille = 300");
+  replace("min_secs = 3", "min_secs = 0");
+  replace("offer_hold_ms = 5000", "offer_hold_ms = 10000");
+  replace("decline_hold_s = 600", "decline_hold_s = 60");
+  replace("requests_per_mac = 10", "requests_per_mac = 0");
+  replace("fsync_interval_ms = 50; snapshot_interval_s = 600; journal_max_mb = 16",
+          "fsync_interval_ms = 5; snapshot_interval_s = 60; journal_max_mb = 1");
+  replace("\"198.51.100.53\"", "\"198.51.100.54\"");
+  replace("{ name = \"pxe\"; vendor_class = \"PXEClient\"; }",
+          "{ name = \"pxe\"; vendor_class = \"PXE\"; }");
+  replace("server_id = \"192.0.2.100\"", "server_id = \"192.0.2.101\"");
+  replace("192.0.2.200-192.0.2.250", "192.0.2.200-192.0.2.240");
+  replace("ip = \"192.0.2.50\"", "ip = \"192.0.2.49\"");
+  replace("relays = [ \"192.0.2.10\", \"192.0.2.11\" ]", "relays = [ \"192.0.2.12\" ]");
+  EXPECT_EQ(conflicts(kDhcpFull, next), Strings{});
+  EXPECT_EQ(conflicts(next, kDhcpFull), Strings{});
+  // Subnets may come and go.
+  const std::string one =
+      std::string(kOnePort) + "dhcp = { subnets = ( { subnet = \"10.0.0.0/24\"; } ); };\n";
+  const std::string two = std::string(kOnePort) +
+                          "dhcp = { subnets = ( { subnet = \"10.0.0.0/24\"; }, { subnet = "
+                          "\"10.0.1.0/24\"; } ); };\n";
+  EXPECT_EQ(conflicts(one, two), Strings{});
+  EXPECT_EQ(conflicts(two, one), Strings{});
+}
+
+TEST(ConfigDhcp, ReloadRefusesTheSwitchAndTheLeaseFiles) {
+  std::string next = kDhcpFull;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = next.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    next.replace(at, from.size(), to);
+  };
+  replace("enabled = false", "enabled = true");
+  replace("journal = \"/var/lib/t/j\"", "journal = \"/var/lib/t/j2\"");
+  replace("snapshot = \"/var/lib/t/s\"", "snapshot = \"/var/lib/t/s2\"");
+  replace("durability = \"batched\"", "durability = \"strict\"");
+  const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
+  EXPECT_EQ(conflicts(kDhcpFull, next), (Strings{
+                                            "b.conf:5: 'dhcp.enabled" + suffix,
+                                            "b.conf:17: 'dhcp.leases.journal" + suffix,
+                                            "b.conf:17: 'dhcp.leases.snapshot" + suffix,
+                                            "b.conf:17: 'dhcp.leases.durability" + suffix,
+                                        }));
+  // Adding the dhcp group turns the server on; removing it turns it off.
+  const std::string with = std::string(kOnePort) + "dhcp = { };\n";
+  EXPECT_EQ(conflicts(kOnePort, with), (Strings{"b.conf:2: 'dhcp.enabled" + suffix}));
+  EXPECT_EQ(conflicts(with, kOnePort), (Strings{"b.conf: 'dhcp.enabled" + suffix}));
+  EXPECT_EQ(conflicts(kOnePort, std::string(kOnePort) + "dhcp = { enabled = false; };\n"),
+            Strings{});
+}
+
+// The seeds' DHCP configurations, translated one to one (examples/dhcp).
+TEST(ConfigExamples, DhcpSeed000IscFailover) {
+  const auto r = load_file(source("examples/dhcp/seed000-isc-failover.conf"));
+  ASSERT_EQ(errors_of(r), Strings{});
+  const Dhcp& d = r.config->dhcp;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_TRUE(d.authoritative);
+  EXPECT_EQ(d.leases.durability, DhcpDurability::kStrict);
+  ASSERT_EQ(d.subnets.size(), 1u);
+  const DhcpSubnet& s = d.subnets[0];
+  EXPECT_EQ(s.subnet, (Ipv4Prefix{ip("192.0.2.0"), 24}));
+  EXPECT_EQ(s.port, "front0");
+  ASSERT_EQ(s.pools.size(), 1u);
+  EXPECT_EQ(s.pools[0].first, ip("192.0.2.150"));
+  EXPECT_EQ(s.pools[0].last, ip("192.0.2.250"));
+  EXPECT_EQ(s.pools[0].lease.default_s, 600u);
+  EXPECT_EQ(s.pools[0].lease.max_s, 7200u);
+  ASSERT_EQ(s.pools[0].options.size(), 3u);
+  EXPECT_EQ(s.pools[0].options[0].code, 3);
+  EXPECT_EQ(s.pools[0].options[1].code, 6);
+  EXPECT_EQ(s.pools[0].options[1].data, (Bytes{8, 8, 8, 8, 8, 8, 4, 4}));
+  EXPECT_EQ(s.pools[0].options[2].code, 15);
+  EXPECT_EQ(s.pools[0].options[2].data, text_bytes("mondomaine.local"));
+}
+
+TEST(ConfigExamples, DhcpSeed002Mikrotik) {
+  const auto r = load_file(source("examples/dhcp/seed002-mikrotik.conf"));
+  ASSERT_EQ(errors_of(r), Strings{});
+  const Config& c = *r.config;
+  EXPECT_EQ(c.node, "b");
+  const Dhcp& d = c.dhcp;
+  EXPECT_EQ(d.min_secs, 10u);  // delay-threshold=10s
+  EXPECT_EQ(d.lease.default_s, 600u);
+  EXPECT_EQ(d.leases.durability, DhcpDurability::kBatched);
+  ASSERT_EQ(d.subnets.size(), 1u);
+  const DhcpSubnet& s = d.subnets[0];
+  EXPECT_EQ(s.min_secs, 10u);
+  EXPECT_EQ(s.server_id, ip("192.0.2.2"));  // src-address: the primary's address
+  ASSERT_EQ(s.pools.size(), 1u);
+  EXPECT_EQ(s.hosts.size(), 3u);
+  for (const auto& h : s.hosts) {
+    EXPECT_EQ(h.key, DhcpHostKey::kMac);
+    EXPECT_TRUE(s.subnet.contains(h.ip));
+  }
+}
+
+TEST(ConfigExamples, DhcpSeed004Isc) {
+  const auto r = load_file(source("examples/dhcp/seed004-isc.conf"));
+  ASSERT_EQ(errors_of(r), Strings{});
+  const Dhcp& d = r.config->dhcp;
+  EXPECT_FALSE(d.authoritative);
+  EXPECT_EQ(d.lease, (DhcpLeaseTime{43200, 60, 86400}));
+  ASSERT_EQ(d.options.size(), 1u);
+  EXPECT_EQ(d.options[0].code, 6);
+  ASSERT_EQ(d.subnets.size(), 1u);
+  ASSERT_EQ(d.subnets[0].pools.size(), 1u);
+  EXPECT_EQ(d.subnets[0].pools[0].last - d.subnets[0].pools[0].first + 1, 9u);  // .2 to .10
+  EXPECT_FALSE(d.subnets[0].authoritative);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Address helpers
 
 TEST(ConfigHelpers, Ipv4) {
