@@ -99,12 +99,12 @@ enum class VrrpChecksum { kKeepalived, kRfc9568 };
 
 struct VrrpScript {  // vrrp.scripts: a command run at an interval; exit 0 = up
   std::string name;
-  std::string command;           // run with /bin/sh -c
-  uint32_t interval_ms = 1000;   // 100..3600000
-  uint32_t timeout_ms = 1000;    // 10..3600000, < interval_ms; default: 1000, or interval/2 if less
-  int weight = 0;                // -254..254; 0: FAULT while down
-  uint32_t rise = 1;             // 1..100 consecutive successes to go up
-  uint32_t fall = 1;             // 1..100 consecutive failures to go down
+  std::string command;          // run with /bin/sh -c
+  uint32_t interval_ms = 1000;  // 100..3600000
+  uint32_t timeout_ms = 1000;   // 10..3600000, < interval_ms; default: 1000, or interval/2 if less
+  int weight = 0;               // -254..254; 0: FAULT while down
+  uint32_t rise = 1;            // 1..100 consecutive successes to go up
+  uint32_t fall = 1;            // 1..100 consecutive failures to go down
   int line = 0;
 };
 
@@ -115,27 +115,28 @@ struct VrrpTrackPort {  // link state of a port
 };
 
 struct VrrpTrackScript {
-  std::string script;           // a vrrp.scripts name
-  std::optional<int> weight;    // overrides the script's weight for this instance
+  std::string script;         // a vrrp.scripts name
+  std::optional<int> weight;  // overrides the script's weight for this instance
   int line = 0;
 };
 
 struct VrrpInstance {
   std::string name;
-  std::string port;               // the port the instance runs on
-  uint32_t vrid = 0;              // 1..255, unique per port
-  uint32_t version = 3;           // 2 or 3
-  uint32_t priority = 100;        // 1..255 (255: address owner)
-  uint32_t advert_interval_ms = 1000;  // v3: 10..40950 in steps of 10; v2: 1000..255000 in steps of 1000
+  std::string port;         // the port the instance runs on
+  uint32_t vrid = 0;        // 1..255, unique per port
+  uint32_t version = 3;     // 2 or 3
+  uint32_t priority = 100;  // 1..255 (255: address owner)
+  uint32_t advert_interval_ms =
+      1000;  // v3: 10..40950 in steps of 10; v2: 1000..255000 in steps of 1000
   bool preempt = true;
-  uint32_t preempt_delay_ms = 0;  // 0..3600000
+  uint32_t preempt_delay_ms = 0;        // 0..3600000
   std::vector<Ipv4Prefix> virtual_ips;  // 1..32
-  bool virtual_mac = false;       // answer and send with 00:00:5e:00:01:VRID
-  std::string auth_pass;          // v2 only, ≤ 8 characters (auth_type PASS)
+  bool virtual_mac = false;             // answer and send with 00:00:5e:00:01:VRID
+  std::string auth_pass;                // v2 only, ≤ 8 characters (auth_type PASS)
   std::vector<uint32_t> unicast_peers;  // send adverts unicast to these instead of 224.0.0.18
   std::vector<VrrpTrackPort> track_ports;
   std::vector<VrrpTrackScript> track_scripts;
-  std::string notify;             // script run on every transition: INSTANCE NAME STATE PRIORITY
+  std::string notify;  // script run on every transition: INSTANCE NAME STATE PRIORITY
   int line = 0;
 };
 
@@ -318,8 +319,8 @@ LoadResult load_file(const std::string& path);
 LoadResult load_string(const std::string& text, const std::string& name);
 
 // Keys that cannot change without a restart (EAL, lcores, the set of ports and their devices,
-// control socket, metrics listener, the VRRP routers, dhcp.enabled and the lease files): one error per changed key, located in `next`'s file.
-// Empty when `next` can be applied to a running daemon.
+// control socket, metrics listener, the VRRP routers, dhcp.enabled and the lease files): one error
+// per changed key, located in `next`'s file. Empty when `next` can be applied to a running daemon.
 std::vector<Error> reload_conflicts(const Config& running, const Config& next);
 
 // Formatting helpers shared by parser, CLI and daemon.
