@@ -298,6 +298,8 @@ class Parser {
 
   void check_keys(const Setting& group, const std::string& path,
                   std::initializer_list<const char*> allowed);
+  // An element that must be a group: true, or false after reporting what it is instead.
+  bool is_group(const Setting& s, const std::string& path);
   const Setting* group(const Setting& parent, const std::string& parent_path, const char* key);
   const Setting* sequence(const Setting& parent, const std::string& parent_path, const char* key,
                           const char* of_what);
@@ -445,6 +447,12 @@ void Parser::check_keys(const Setting& group, const std::string& path,
     if (std::find(names.begin(), names.end(), key) != names.end()) continue;
     fail(s, "unknown key " + quote(join_path(path, key)) + suggest(key, names));
   }
+}
+
+bool Parser::is_group(const Setting& s, const std::string& path) {
+  if (s.getType() == Setting::TypeGroup) return true;
+  fail(s, quote(path) + " must be a group { ... }, got " + type_name(s));
+  return false;
 }
 
 const Setting* Parser::group(const Setting& parent, const std::string& parent_path,
@@ -707,10 +715,7 @@ void Parser::parse_ports(const Setting& root, Config& c) {
 
 void Parser::parse_port(const Setting& s, int index, Config& c) {
   const std::string p = index_path("ports", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   Port port;
   port.line = line_of(s);
   check_keys(s, p, {"name", "device", "addresses", "mtu", "rx_desc", "tx_desc"});
@@ -819,10 +824,7 @@ void Parser::parse_neighbors(const Setting& g, Config& c) {
 
 void Parser::parse_static(const Setting& s, int index, Config& c) {
   const std::string p = index_path("neighbors.static", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   StaticNeighbor nb;
   nb.line = line_of(s);
   check_keys(s, p, {"port", "ip", "mac"});
@@ -1025,10 +1027,7 @@ void Parser::parse_vrrp(const Setting& g, Config& c) {
 
 void Parser::parse_vrrp_script(const Setting& s, int index, Vrrp& v) {
   const std::string p = index_path("vrrp.scripts", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   VrrpScript sc;
   sc.line = line_of(s);
   check_keys(s, p, {"name", "command", "interval_ms", "timeout_ms", "weight", "rise", "fall"});
@@ -1064,10 +1063,7 @@ void Parser::parse_vrrp_script(const Setting& s, int index, Vrrp& v) {
 
 void Parser::parse_vrrp_instance(const Setting& s, int index, Config& c) {
   const std::string p = index_path("vrrp.instances", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   VrrpInstance vi;
   vi.line = line_of(s);
   check_keys(s, p,
@@ -1250,10 +1246,7 @@ void Parser::parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpIns
     for (int i = 0; i < l->getLength(); ++i) {
       const Setting& el = (*l)[i];
       const std::string ep = index_path(p + ".track_ports", i);
-      if (el.getType() != Setting::TypeGroup) {
-        fail(el, quote(ep) + " must be a group { ... }, got " + type_name(el));
-        continue;
-      }
+      if (!is_group(el, ep)) continue;
       VrrpTrackPort t;
       t.line = line_of(el);
       check_keys(el, ep, {"port", "weight"});
@@ -1280,10 +1273,7 @@ void Parser::parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpIns
     for (int i = 0; i < l->getLength(); ++i) {
       const Setting& el = (*l)[i];
       const std::string ep = index_path(p + ".track_scripts", i);
-      if (el.getType() != Setting::TypeGroup) {
-        fail(el, quote(ep) + " must be a group { ... }, got " + type_name(el));
-        continue;
-      }
+      if (!is_group(el, ep)) continue;
       VrrpTrackScript t;
       t.line = line_of(el);
       check_keys(el, ep, {"script", "weight"});
@@ -1308,10 +1298,7 @@ void Parser::parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpIns
 
 void Parser::parse_sync_group(const Setting& s, int index, Vrrp& v) {
   const std::string p = index_path("vrrp.sync_groups", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   VrrpSyncGroup sg;
   sg.line = line_of(s);
   check_keys(s, p, {"name", "instances", "notify"});
@@ -1725,10 +1712,7 @@ void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
 
 void Parser::parse_dhcp_class(const Setting& s, int index, Dhcp& d) {
   const std::string p = index_path("dhcp.classes", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   DhcpClass k;
   k.line = line_of(s);
   check_keys(s, p,
@@ -1781,10 +1765,7 @@ void Parser::parse_dhcp_class(const Setting& s, int index, Dhcp& d) {
 void Parser::parse_dhcp_subnet(const Setting& s, int index, const LeaseSources& lease_src,
                                const TimerSources& timer_src, Config& c) {
   const std::string p = index_path("dhcp.subnets", index);
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   const Dhcp& d = c.dhcp;
   DhcpSubnet sn;
   sn.line = line_of(s);
@@ -1908,10 +1889,7 @@ void Parser::parse_dhcp_subnet(const Setting& s, int index, const LeaseSources& 
 
 void Parser::parse_dhcp_pool(const Setting& s, const std::string& p, const LeaseSources& lease_src,
                              bool subnet_ok, DhcpSubnet& sn) {
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   DhcpPool pool;
   pool.line = line_of(s);
   pool.lease = sn.lease;
@@ -2006,10 +1984,7 @@ void Parser::parse_dhcp_pool(const Setting& s, const std::string& p, const Lease
 
 void Parser::parse_dhcp_host(const Setting& s, const std::string& p, bool subnet_ok, DhcpSubnet& sn,
                              std::map<std::pair<DhcpHostKey, std::vector<uint8_t>>, int>& ids) {
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return;
-  }
+  if (!is_group(s, p)) return;
   DhcpHost h;
   h.line = line_of(s);
   check_keys(s, p,
@@ -2168,10 +2143,7 @@ void Parser::parse_dhcp_options(const Setting& parent, const std::string& parent
 }
 
 std::optional<DhcpOption> Parser::parse_dhcp_option(const Setting& s, const std::string& p) {
-  if (s.getType() != Setting::TypeGroup) {
-    fail(s, quote(p) + " must be a group { ... }, got " + type_name(s));
-    return std::nullopt;
-  }
+  if (!is_group(s, p)) return std::nullopt;
   DhcpOption o;
   o.line = line_of(s);
   check_keys(s, p, {"name", "code", "type", "value"});
