@@ -13,24 +13,12 @@
 
 #include "dataplane/dataplane.h"
 #include "eal_env.h"
+#include "tests/golden.h"
 
 namespace {
 
 const dp::Mac kOurMac{0x02, 0, 0, 0, 0, 0x02};
 constexpr uint32_t kOurIp = (192u << 24) | (0u << 16) | (2u << 8) | 2u;
-
-std::vector<uint8_t> from_hex(const std::string& h) {
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2)
-    out.push_back(static_cast<uint8_t>(std::stoul(h.substr(i, 2), nullptr, 16)));
-  return out;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
-  while (!s.empty() && s.front() == ' ') s.erase(0, 1);
-  return s;
-}
 
 struct Golden {
   std::string name, verdict, reason;
@@ -38,18 +26,11 @@ struct Golden {
 };
 
 std::vector<Golden> load_golden() {
-  std::ifstream f(TANDEM_SOURCE_DIR "/tests/fixtures/local_golden.txt");
   std::vector<Golden> cases;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> cols;
-    std::stringstream ss(line);
-    std::string col;
-    while (std::getline(ss, col, '|')) cols.push_back(trim(col));
-    if (cols.size() != 5) continue;
-    cases.push_back({cols[0], cols[1], cols[2], from_hex(cols[3]),
-                     cols[4] == "-" ? std::vector<uint8_t>{} : from_hex(cols[4])});
+  for (const auto& c : tandem_test::read_golden("local_golden.txt")) {
+    if (c.size() != 5) continue;
+    cases.push_back({c[0], c[1], c[2], tandem_test::from_hex(c[3]),
+                     c[4] == "-" ? std::vector<uint8_t>{} : tandem_test::from_hex(c[4])});
   }
   return cases;
 }

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/golden.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -44,33 +46,8 @@ constexpr size_t kOptionsAt = 240, kFileAt = 108, kSnameAt = 44;
 // ---------------------------------------------------------------------------------------------
 // Fixtures and byte helpers (independent of codec.cpp)
 
-Bytes from_hex(const std::string& hex) {
-  Bytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r");
-  const size_t e = s.find_last_not_of(" \t\r");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
 const std::map<std::string, Bytes>& golden() {
-  static const std::map<std::string, Bytes> all = [] {
-    std::map<std::string, Bytes> m;
-    std::ifstream in(std::string(TANDEM_SOURCE_DIR) + "/tests/fixtures/dhcp_golden.txt");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (trim(line).empty() || trim(line)[0] == '#') continue;
-      const size_t bar = line.find('|');
-      if (bar == std::string::npos) continue;
-      m[trim(line.substr(0, bar))] = from_hex(trim(line.substr(bar + 1)));
-    }
-    return m;
-  }();
+  static const auto all = tandem_test::read_golden_frames("dhcp_golden.txt");
   return all;
 }
 
