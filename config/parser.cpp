@@ -1644,6 +1644,10 @@ void Parser::parse_dhcp(const Setting& g, Config& c) {
   parse_dhcp_options(g, p, d.options);
   // Classes before subnets, whatever the order in the file: pools name classes.
   if (const Setting* l = group_list(g, p, "classes")) {
+    // Pools select classes through a 64-bit mask in the workers' snapshot.
+    if (l->getLength() > 64)
+      fail((*l)[64], "'dhcp.classes' has " + std::to_string(l->getLength()) +
+                         " entries; at most 64 classes are supported");
     for (int i = 0; i < l->getLength(); ++i) parse_dhcp_class((*l)[i], i, d);
   }
   if (const Setting* l = group_list(g, p, "subnets")) {

@@ -2954,5 +2954,18 @@ TEST(ConfigHelpers, Mac) {
   EXPECT_EQ(parse_mac(format_mac(m)), m);
 }
 
+TEST(ConfigDhcp, AtMost64Classes) {
+  // Classes are selected through a 64-bit mask in the workers' snapshot. Line 2 opens dhcp,
+  // line 3 the list; class k sits on line 4 + k, so the 65th is on line 68.
+  std::string text = "dhcp = {\n  classes = (\n";
+  for (int k = 0; k < 65; ++k)
+    text += "    { name = \"c" + std::to_string(k) + "\"; vendor_class = \"v" + std::to_string(k) +
+            "\"; }" + (k < 64 ? "," : "") + "\n";
+  text += "  );\n};\n";
+  EXPECT_EQ(
+      errors_after_port(text),
+      (Strings{"t.conf:68: 'dhcp.classes' has 65 entries; at most 64 classes are supported"}));
+}
+
 }  // namespace
 }  // namespace cfg

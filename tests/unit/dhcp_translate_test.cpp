@@ -1,0 +1,272 @@
+// ctl::make_dhcp_config / fill_lease_store: a configuration read by cfg::load_string becomes the
+// server snapshot and the worker's lease store, and the server then answers as the
+// configuration says.
+
+#include "control/dhcp_translate.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ctl {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr uint32_t ip4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  return (a << 24) | (b << 16) | (c << 8) | d;
+}
+
+constexpr const char* kConf = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; }
+);
+dhcp = {
+  authoritative = false;
+  default_lease_s = 7200;
+  min_lease_s = 600;
+  max_lease_s = 172800;
+  renew_permille = 400;
+  rebind_permille = 800;
+  offer_hold_ms = 5000;
+  decline_hold_s = 600;
+  options = (
+    { name = "domain-name-servers"; value = [ "192.0.2.53", "198.51.100.53" ]; },
+    { name = "domain-name"; value = "lab.example"; }
+  );
+  classes = (
+    { name = "phones"; vendor_class_prefix = "Yealink"; },
+    { name = "olt7"; circuit_id_prefix = "olt7/"; },
+    { name = "pxe"; vendor_class = "PXEClient"; }
+  );
+  subnets = (
+    {
+      subnet = "192.0.2.0/24";
+      port = "front0";
+      server_id = "192.0.2.100";
+      authoritative = true;
+      default_lease_s = 600;
+      renew_permille = 500; rebind_permille = 875;
+      options = ( { name = "routers"; value = [ "192.0.2.1" ]; } );
+      pools = (
+        { range = "192.0.2.150 - 192.0.2.199"; classes = [ "phones", "pxe" ]; max_lease_s = 3600;
+          options = ( { name = "tftp-server-name"; value = "tftp.lab.example"; } ); },
+        { range = "192.0.2.200-192.0.2.250"; }
+      );
+      hosts = (
+        { name = "printer"; mac = "02:00:00:00:00:50"; ip = "192.0.2.50";
+          options = ( { name = "host-name"; value = "printer"; } ); },
+        { client_id = "01:02:00:00:00:00:51"; ip = "192.0.2.51"; },
+        { name = "cpe-7"; circuit_id = "olt7/1/1"; ip = "192.0.2.160"; }
+      );
+    },
+    {
+      subnet = "198.18.0.0/16";
+      relays = [ "192.0.2.10", "192.0.2.11" ];
+      min_secs = 4;
+      pools = ( { range = "198.18.0.10 - 198.18.0.250"; } );
+    },
+    {
+      subnet = "198.51.100.0/24";
+      pools = ( { range = "198.51.100.10 - 198.51.100.20"; } );
+    }
+  );
+};
+)";
+
+cfg::Config load(const std::string& text) {
+  cfg::LoadResult r = cfg::load_string(text, "t.conf");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.str();
+  return r.config.value_or(cfg::Config{});
+}
+
+Bytes encode(dhcp::MessageType type, const std::array<uint8_t, 6>& mac, uint32_t giaddr,
+             uint16_t secs, const std::vector<std::pair<uint8_t, Bytes>>& opts) {
+  Bytes b(240, 0);
+  b[0] = 1;
+  b[1] = 1;
+  b[2] = 6;
+  b[4] = 0x42;
+  b[8] = uint8_t(secs >> 8);
+  b[9] = uint8_t(secs);
+  for (int i = 0; i < 4; ++i) b[24 + i] = uint8_t(giaddr >> (24 - 8 * i));
+  for (int i = 0; i < 6; ++i) b[28 + i] = mac[i];
+  b[236] = 0x63;
+  b[237] = 0x82;
+  b[238] = 0x53;
+  b[239] = 0x63;
+  b.push_back(53);
+  b.push_back(1);
+  b.push_back(uint8_t(type));
+  for (const auto& [code, v] : opts) {
+    b.push_back(code);
+    b.push_back(uint8_t(v.size()));
+    for (uint8_t x : v) b.push_back(x);
+  }
+  b.push_back(255);
+  return b;
+}
+
+uint32_t yiaddr(const std::array<uint8_t, dhcp::kMaxReplyLen>& out) {
+  return (uint32_t(out[16]) << 24) | (uint32_t(out[17]) << 16) | (uint32_t(out[18]) << 8) | out[19];
+}
+
+TEST(DhcpTranslate, SnapshotFollowsTheConfiguration) {
+  const cfg::Config c = load(kConf);
+  const dhcp::ServerConfig sc = make_dhcp_config(c);
+  ASSERT_EQ(sc.subnets.size(), 3u);
+  ASSERT_EQ(sc.pools.size(), 4u);
+  ASSERT_EQ(sc.hosts.size(), 3u);
+  ASSERT_EQ(sc.classes.size(), 3u);
+  ASSERT_EQ(sc.port_addresses.size(), 2u);
+
+  const dhcp::SubnetConf& a = sc.subnets[0];
+  EXPECT_EQ(a.network, ip4(192, 0, 2, 0));
+  EXPECT_EQ(a.len, 24);
+  EXPECT_EQ(a.port, 0u);
+  EXPECT_EQ(a.server_id, ip4(192, 0, 2, 100));
+  EXPECT_TRUE(a.authoritative);
+  EXPECT_EQ(a.renew_permille, 500);
+  EXPECT_EQ(a.lease.default_s, 600u);
+  EXPECT_EQ(a.first_pool, 0u);
+  EXPECT_EQ(a.pool_count, 2u);
+  ASSERT_NE(a.options, dhcp::kNoIndex);
+  EXPECT_EQ(
+      std::vector<uint8_t>(sc.tables[a.options].get(3).begin(), sc.tables[a.options].get(3).end()),
+      (Bytes{192, 0, 2, 1}));
+  const dhcp::SubnetConf& b = sc.subnets[1];
+  EXPECT_EQ(b.port, dhcp::kNoIndex);
+  EXPECT_FALSE(b.authoritative);
+  EXPECT_EQ(b.min_secs, 4);
+  EXPECT_EQ(b.renew_permille, 400);
+  EXPECT_EQ(b.rebind_permille, 800);
+  EXPECT_EQ(b.options, dhcp::kNoIndex);
+
+  EXPECT_EQ(sc.pools[0].classes, 0b101u);  // phones, pxe
+  EXPECT_EQ(sc.pools[0].lease.max_s, 3600u);
+  EXPECT_EQ(sc.pools[1].classes, 0u);
+  EXPECT_EQ(sc.pools[2].subnet, 1u);
+
+  EXPECT_EQ(sc.hosts[0].key, dhcp::HostKey::kMac);
+  EXPECT_EQ(sc.hosts[0].pool, dhcp::kNoIndex);  // 192.0.2.50: outside the pools
+  EXPECT_EQ(sc.hosts[1].key, dhcp::HostKey::kClientId);
+  EXPECT_EQ(sc.hosts[2].key, dhcp::HostKey::kCircuitId);
+  EXPECT_EQ(sc.hosts[2].pool, 0u);
+
+  ASSERT_NE(sc.global_options, dhcp::kNoIndex);
+  EXPECT_EQ(sc.tables[sc.global_options].codes().size(), 2u);
+  EXPECT_EQ(sc.tables[sc.global_options].get(6).size(), 8u);
+
+  // Selection indexes: front0 serves subnet 0, back0 the port-less subnet 2 (its address is in
+  // it); both relays select subnet 1.
+  ASSERT_EQ(sc.by_port.size(), 2u);
+  ASSERT_EQ(sc.by_port[0].count, 1u);
+  EXPECT_EQ(sc.lists[sc.by_port[0].off], 0u);
+  ASSERT_EQ(sc.by_port[1].count, 1u);
+  EXPECT_EQ(sc.lists[sc.by_port[1].off], 2u);
+  ASSERT_EQ(sc.relays.size(), 2u);
+  EXPECT_EQ(sc.relays[0].ip, ip4(192, 0, 2, 10));
+  EXPECT_EQ(sc.lists[sc.relays[1].subnets.off], 1u);
+}
+
+TEST(DhcpTranslate, LeaseStoreAndServerEndToEnd) {
+  const cfg::Config c = load(kConf);
+  const dhcp::ServerConfig sc = make_dhcp_config(c);
+  const dhcp::LeaseStore::Params p = lease_params(c, 0);
+  EXPECT_EQ(p.offer_hold_ns, 5'000'000'000u);
+  EXPECT_EQ(p.decline_hold_ns, 600'000'000'000u);
+  EXPECT_EQ(p.max_addresses, 50u + 51u + 241u + 11u);
+  EXPECT_EQ(lease_params(c, 1).max_addresses, 1u);
+
+  dhcp::LeaseStore store(p);
+  std::string err;
+  ASSERT_TRUE(fill_lease_store(c, sc, 0, store, &err)) << err;
+  EXPECT_EQ(store.stats(0).size, 50u);
+  EXPECT_EQ(store.stats(3).size, 11u);
+  dhcp::LeaseStore other(lease_params(c, 1));
+  ASSERT_TRUE(fill_lease_store(c, sc, 1, other, &err));
+  EXPECT_EQ(other.stats(0).size, 0u);
+
+  dhcp::Server server(sc, store);
+  std::vector<dhcp::LeaseEvent> events;
+  events.reserve(8);
+  std::array<uint8_t, dhcp::kMaxReplyLen> out{};
+  const auto ask = [&](const Bytes& bytes, uint32_t port) {
+    dhcp::Request req;
+    dhcp::Malformed why{};
+    EXPECT_TRUE(dhcp::parse(bytes, req, why));
+    events.clear();
+    return server.handle(req, dhcp::Ingress{port, port == 0 ? ip4(192, 0, 2, 2) : 0, true},
+                         1'000'000'000'000, out, &events);
+  };
+  const std::array<uint8_t, 6> printer{0x02, 0, 0, 0, 0, 0x50};
+  const std::array<uint8_t, 6> phone{0x02, 0, 0, 0, 0, 0x60};
+  const std::array<uint8_t, 6> laptop{0x02, 0, 0, 0, 0, 0x61};
+
+  dhcp::Outcome o = ask(encode(dhcp::MessageType::kDiscover, printer, 0, 0, {}), 0);
+  ASSERT_EQ(o.sent, dhcp::MessageType::kOffer);
+  EXPECT_EQ(yiaddr(out), ip4(192, 0, 2, 50));
+  EXPECT_EQ(o.dst.src_ip, ip4(192, 0, 2, 100));
+
+  o = ask(encode(dhcp::MessageType::kDiscover, phone, 0, 0,
+                 {{60, Bytes{'Y', 'e', 'a', 'l', 'i', 'n', 'k', '-', 'T'}}}),
+          0);
+  ASSERT_EQ(o.sent, dhcp::MessageType::kOffer);
+  EXPECT_GE(yiaddr(out), ip4(192, 0, 2, 150));
+  EXPECT_LE(yiaddr(out), ip4(192, 0, 2, 199));
+  EXPECT_NE(yiaddr(out), ip4(192, 0, 2, 160));  // reserved for cpe-7
+
+  o = ask(encode(dhcp::MessageType::kDiscover, laptop, 0, 0, {}), 0);
+  ASSERT_EQ(o.sent, dhcp::MessageType::kOffer);
+  EXPECT_GE(yiaddr(out), ip4(192, 0, 2, 200));
+
+  // cpe-7 is a host of subnet 0 by circuit-id: a request carrying that circuit gets its address
+  // (inside the class pool, whatever its classes), before any lease the client already has.
+  const Bytes ri{1, 8, 'o', 'l', 't', '7', '/', '1', '/', '1'};
+  o = ask(encode(dhcp::MessageType::kDiscover, laptop, 0, 0, {{82, ri}}), 0);
+  ASSERT_EQ(o.sent, dhcp::MessageType::kOffer);
+  EXPECT_EQ(yiaddr(out), ip4(192, 0, 2, 160));
+
+  o = ask(encode(dhcp::MessageType::kDiscover, laptop, ip4(192, 0, 2, 11), 3, {}), 1);
+  EXPECT_EQ(o.reason, dhcp::Reason::kMinSecs);
+  o = ask(encode(dhcp::MessageType::kDiscover, laptop, ip4(192, 0, 2, 11), 4, {}), 1);
+  ASSERT_EQ(o.sent, dhcp::MessageType::kOffer);
+  EXPECT_GE(yiaddr(out), ip4(198, 18, 0, 10));
+  EXPECT_EQ(o.dst.ip, ip4(192, 0, 2, 11));
+
+  o = ask(encode(dhcp::MessageType::kDiscover, laptop, 0, 0, {}), 1);
+  ASSERT_EQ(o.sent, dhcp::MessageType::kOffer);
+  EXPECT_GE(yiaddr(out), ip4(198, 51, 100, 10));
+  EXPECT_LE(yiaddr(out), ip4(198, 51, 100, 20));
+  EXPECT_EQ(o.dst.src_ip, 0u) << "back0 has an address but ingress said 0";
+}
+
+TEST(DhcpTranslate, TooManyClassesIsRefused) {
+  std::string text =
+      "ports = ( { name = \"p0\"; device = \"net_ring0\"; } );\n"
+      "dhcp = { classes = (";
+  for (int i = 0; i < 65; ++i) {
+    text += std::string(i ? "," : "") + "{ name = \"c" + std::to_string(i) +
+            "\"; vendor_class = \"v" + std::to_string(i) + "\"; }";
+  }
+  text += "); };\n";
+  const cfg::Config c = load(text);
+  EXPECT_THROW(make_dhcp_config(c), std::length_error);
+}
+
+TEST(DhcpTranslate, EmptyDhcpSection) {
+  const cfg::Config c = load("ports = ( { name = \"p0\"; device = \"net_ring0\"; } );\n");
+  const dhcp::ServerConfig sc = make_dhcp_config(c);
+  EXPECT_TRUE(sc.subnets.empty());
+  EXPECT_EQ(sc.global_options, dhcp::kNoIndex);
+  dhcp::LeaseStore store(lease_params(c, 0));
+  std::string err;
+  EXPECT_TRUE(fill_lease_store(c, sc, 0, store, &err));
+}
+
+}  // namespace
+}  // namespace ctl
