@@ -313,6 +313,24 @@ class Parser {
   const Setting* read_int(const Setting& g, const std::string& gpath, const char* key, int64_t lo,
                           int64_t hi, T& out);
   const Setting* read_bool(const Setting& g, const std::string& gpath, const char* key, bool& out);
+  // A string key that must be one of `choices`: sets `out` to the matching value, or reports
+  // the allowed words.
+  template <class E>
+  void read_enum(const Setting& g, const std::string& gpath, const char* key,
+                 std::initializer_list<std::pair<const char*, E>> choices, E& out) {
+    std::string text;
+    const Setting* s = read_string(g, gpath, key, text);
+    if (!s) return;
+    std::string names;
+    for (const auto& [name, value] : choices) {
+      if (text == name) {
+        out = value;
+        return;
+      }
+      names += (names.empty() ? "" : ", ") + std::string(name);
+    }
+    fail(*s, quote(join_path(gpath, key)) + " = \"" + text + "\" is not one of: " + names);
+  }
   const Setting* read_string(const Setting& g, const std::string& gpath, const char* key,
                              std::string& out);
   const Setting* read_name(const Setting& g, const std::string& gpath, const char* key,
@@ -607,17 +625,16 @@ void Parser::parse_eal(const Setting& g, Eal& e) {
   const Setting* in_memory = read_bool(g, p, "in_memory", e.in_memory);
   read_name(g, p, "file_prefix", e.file_prefix);
 
-  static const std::vector<std::string> kLevels = {"emerg",   "alert",  "crit", "error",
-                                                   "warning", "notice", "info", "debug"};
-  std::string level;
-  if (const Setting* s = read_string(g, p, "log_level", level)) {
-    if (std::find(kLevels.begin(), kLevels.end(), level) == kLevels.end()) {
-      fail(*s, "'eal.log_level' = \"" + level +
-                   "\" is not one of: emerg, alert, crit, error, warning, notice, info, debug");
-    } else {
-      e.log_level = level;
-    }
-  }
+  read_enum<std::string>(g, p, "log_level",
+                         {{"emerg", "emerg"},
+                          {"alert", "alert"},
+                          {"crit", "crit"},
+                          {"error", "error"},
+                          {"warning", "warning"},
+                          {"notice", "notice"},
+                          {"info", "info"},
+                          {"debug", "debug"}},
+                         e.log_level);
 
   if (const Setting* s = sequence(g, p, "args", "strings")) {
     std::vector<std::string> args;
@@ -683,16 +700,7 @@ void Parser::parse_dataplane(const Setting& g, Dataplane& d) {
                        " is also the default worker core: set 'dataplane.worker_cores'");
   }
 
-  std::string idle;
-  if (const Setting* s = read_string(g, p, "idle", idle)) {
-    if (idle == "busy") {
-      d.idle = IdleMode::kBusy;
-    } else if (idle == "adaptive") {
-      d.idle = IdleMode::kAdaptive;
-    } else {
-      fail(*s, "'dataplane.idle' = \"" + idle + "\" is not one of: busy, adaptive");
-    }
-  }
+  read_enum(g, p, "idle", {{"busy", IdleMode::kBusy}, {"adaptive", IdleMode::kAdaptive}}, d.idle);
   read_int(g, p, "idle_sleep_max_us", 1, 100000, d.idle_sleep_max_us);
   read_int(g, p, "burst", 1, 256, d.burst);
   read_int(g, p, "mbufs", 1023, 16777215, d.mbufs);
@@ -998,16 +1006,9 @@ void Parser::parse_vrrp(const Setting& g, Config& c) {
   check_keys(g, p,
              {"checksum", "garp_count", "garp_interval_ms", "garp_refresh_s", "notify", "scripts",
               "instances", "sync_groups"});
-  std::string checksum;
-  if (const Setting* s = read_string(g, p, "checksum", checksum)) {
-    if (checksum == "keepalived") {
-      v.checksum = VrrpChecksum::kKeepalived;
-    } else if (checksum == "rfc9568") {
-      v.checksum = VrrpChecksum::kRfc9568;
-    } else {
-      fail(*s, "'vrrp.checksum' = \"" + checksum + "\" is not one of: keepalived, rfc9568");
-    }
-  }
+  read_enum(g, p, "checksum",
+            {{"keepalived", VrrpChecksum::kKeepalived}, {"rfc9568", VrrpChecksum::kRfc9568}},
+            v.checksum);
   read_int(g, p, "garp_count", 0, 100, v.garp_count);
   read_int(g, p, "garp_interval_ms", 10, 60000, v.garp_interval_ms);
   read_int(g, p, "garp_refresh_s", 0, kMaxGarpRefreshS, v.garp_refresh_s);
@@ -1696,19 +1697,11 @@ void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
     fail(files[1] != nullptr ? *files[1] : *files[0],
          "'dhcp.leases.journal' and 'dhcp.leases.snapshot' must be different files");
   }
-  std::string durability;
-  if (const Setting* ds = read_string(g, p, "durability", durability)) {
-    if (durability == "strict") {
-      l.durability = DhcpDurability::kStrict;
-    } else if (durability == "batched") {
-      l.durability = DhcpDurability::kBatched;
-    } else if (durability == "none") {
-      l.durability = DhcpDurability::kNone;
-    } else {
-      fail(*ds, "'dhcp.leases.durability' = \"" + durability +
-                    "\" is not one of: strict, batched, none");
-    }
-  }
+  read_enum(g, p, "durability",
+            {{"strict", DhcpDurability::kStrict},
+             {"batched", DhcpDurability::kBatched},
+             {"none", DhcpDurability::kNone}},
+            l.durability);
   read_int(g, p, "fsync_interval_ms", 1, 10000, l.fsync_interval_ms);
   read_int(g, p, "snapshot_interval_s", 60, 86400, l.snapshot_interval_s);
   read_int(g, p, "journal_max_mb", 1, 65536, l.journal_max_mb);
