@@ -2481,6 +2481,18 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   auto conflict = [&](int line, const std::string& key) {
     out.push_back({next.file, line, quote(key) + kSuffixRestart});
   };
+  // A list whose length changed: blamed at its first added entry, else its last remaining one,
+  // else `fallback` (the enclosing group).
+  auto resized = [&](const auto& r, const auto& n, int fallback, const std::string& key) {
+    if (r.size() == n.size()) return;
+    int line = fallback;
+    if (n.size() > r.size()) {
+      line = n[r.size()].line;
+    } else if (!n.empty()) {
+      line = n.back().line;
+    }
+    conflict(line, key);
+  };
 
   const Eal& ra = running.eal;
   const Eal& na = next.eal;
@@ -2509,15 +2521,7 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
     if (rp.rx_desc != np.rx_desc) conflict(np.line, p + ".rx_desc");
     if (rp.tx_desc != np.tx_desc) conflict(np.line, p + ".tx_desc");
   }
-  if (running.ports.size() != next.ports.size()) {
-    int line = 0;
-    if (next.ports.size() > running.ports.size()) {
-      line = next.ports[running.ports.size()].line;  // the first added port
-    } else if (!next.ports.empty()) {
-      line = next.ports.back().line;
-    }
-    conflict(line, "ports");
-  }
+  resized(running.ports, next.ports, 0, "ports");
 
   if (running.neighbors.max_entries != next.neighbors.max_entries) {
     conflict(next.neighbors.line, "neighbors.max_entries");
@@ -2555,16 +2559,7 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
     if (ri.auth_pass != ni.auth_pass) conflict(ni.line, p + ".auth_pass");
     if (ri.unicast_peers != ni.unicast_peers) conflict(ni.line, p + ".unicast_peers");
   }
-  if (rv.instances.size() != nv.instances.size()) {
-    // At the first added instance, or the last remaining one, or the vrrp group.
-    int line = nv.line;
-    if (nv.instances.size() > rv.instances.size()) {
-      line = nv.instances[rv.instances.size()].line;
-    } else if (!nv.instances.empty()) {
-      line = nv.instances.back().line;
-    }
-    conflict(line, "vrrp.instances");
-  }
+  resized(rv.instances, nv.instances, nv.line, "vrrp.instances");
   const size_t common_groups = std::min(rv.sync_groups.size(), nv.sync_groups.size());
   for (size_t i = 0; i < common_groups; ++i) {
     const VrrpSyncGroup& rg = rv.sync_groups[i];
@@ -2573,15 +2568,7 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
     if (rg.name != ng.name) conflict(ng.line, p + ".name");
     if (rg.instances != ng.instances) conflict(ng.line, p + ".instances");
   }
-  if (rv.sync_groups.size() != nv.sync_groups.size()) {
-    int line = nv.line;
-    if (nv.sync_groups.size() > rv.sync_groups.size()) {
-      line = nv.sync_groups[rv.sync_groups.size()].line;
-    } else if (!nv.sync_groups.empty()) {
-      line = nv.sync_groups.back().line;
-    }
-    conflict(line, "vrrp.sync_groups");
-  }
+  resized(rv.sync_groups, nv.sync_groups, nv.line, "vrrp.sync_groups");
 
   // DHCP: turning the server on or off and the lease files (what the journal writer opened at
   // start, and how it syncs) need a restart; subnets, pools, hosts, classes, options, timers and
