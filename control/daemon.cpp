@@ -284,9 +284,6 @@ void Daemon::on_timer(uint64_t now) {
   neigh_.tick(now, probes);
   for (const auto& p : probes) send_arp_probe(p);
   if (neigh_.size() < before) stats_.neighbor_expired.add(before - neigh_.size());
-  std::array<uint64_t, 4> by_state{};
-  neigh_.for_each([&](const dp::NeighEntry& e) { ++by_state[static_cast<size_t>(e.state)]; });
-  for (size_t i = 0; i < by_state.size(); ++i) stats_.neighbors_by_state[i].store(by_state[i]);
 
   // VRRP before the announcements: a takeover's first gratuitous ARPs leave in this same pass.
   static dp::PuntedFrame punted[32];
@@ -309,6 +306,10 @@ void Daemon::on_timer(uint64_t now) {
 
   if (now >= next_link_poll_ns_) {
     next_link_poll_ns_ = now + kLinkPollNs;
+    // The tandem_neighbors gauge: a walk of the table, so once a second, not every tick.
+    std::array<uint64_t, 4> by_state{};
+    neigh_.for_each([&](const dp::NeighEntry& e) { ++by_state[static_cast<size_t>(e.state)]; });
+    for (size_t i = 0; i < by_state.size(); ++i) stats_.neighbors_by_state[i].store(by_state[i]);
     for (uint32_t i : dp_->poll_links()) {
       const auto& ps = dp_->port(i);
       stats_.link_changes.add();
