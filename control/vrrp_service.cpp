@@ -274,7 +274,7 @@ void VrrpService::on_frame(uint32_t port, const uint8_t* frame, uint32_t len, ui
   vrrp::Invalid why{};
   auto d = vrrp::decode(frame + 14, len - 14, why);
   if (!d) {
-    stats_.invalid[static_cast<size_t>(why)].add();
+    refuse(port, why, len >= 34 ? dp::load_be32(frame + 26) : 0, -1, now);
     return;
   }
   for (const auto& a : port_addrs_[port])
@@ -283,7 +283,7 @@ void VrrpService::on_frame(uint32_t port, const uint8_t* frame, uint32_t len, ui
     Inst& in = instances_[i];
     if (in.port != port || in.cfg.vrid != d->advert.vrid) continue;
     if (auto bad = in.fsm->check(d->advert)) {
-      stats_.invalid[static_cast<size_t>(*bad)].add();
+      refuse(port, *bad, d->src_ip, d->advert.vrid, now);
       return;
     }
     if (d->advert.version == 3) in.peer_checksum = d->checksum;
@@ -294,7 +294,26 @@ void VrrpService::on_frame(uint32_t port, const uint8_t* frame, uint32_t len, ui
     apply(i, acts, now);
     return;
   }
-  stats_.invalid[static_cast<size_t>(vrrp::Invalid::kVrid)].add();
+  refuse(port, vrrp::Invalid::kVrid, d->src_ip, d->advert.vrid, now);
+}
+
+void VrrpService::refuse(uint32_t port, vrrp::Invalid why, uint32_t src, int vrid, uint64_t now) {
+  stats_.invalid[static_cast<size_t>(why)].add();
+  // One line per second at most: a misconfigured neighbour must not flood the log.
+  if (now < next_invalid_log_ns_) {
+    ++invalid_unlogged_;
+    return;
+  }
+  next_invalid_log_ns_ = now + 1'000'000'000;
+  std::string m = "vrrp: refused advert on " +
+                  (port < port_names_.size() ? port_names_[port] : std::to_string(port)) +
+                  " from " + cfg::format_ipv4(src);
+  if (vrid >= 0) m += " (vrid " + std::to_string(vrid) + ")";
+  m += ": ";
+  m += vrrp::kInvalidNames[static_cast<size_t>(why)];
+  if (invalid_unlogged_ > 0) m += " (+" + std::to_string(invalid_unlogged_) + " not logged)";
+  invalid_unlogged_ = 0;
+  log_warning(m);
 }
 
 void VrrpService::tick(uint64_t now) {

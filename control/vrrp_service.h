@@ -101,6 +101,8 @@ class VrrpService {
   void apply(size_t i, const std::vector<vrrp::Action>& acts, uint64_t now);
   void send_advert(Inst& in, uint8_t priority, uint64_t now);
   void retrack(uint64_t now);
+  // Counts a refused advert by reason and logs it (rate-limited). vrid < 0: not decoded.
+  void refuse(uint32_t port, vrrp::Invalid why, uint32_t src, int vrid, uint64_t now);
   void announce_vips(const Inst& in);
   void notify(const std::string& script, const char* kind, const std::string& name, vrrp::State s,
               uint8_t prio, uint64_t now);
@@ -118,6 +120,8 @@ class VrrpService {
   std::vector<Script> scripts_;
   ProcessRunner procs_;
   VrrpStats stats_;
+  uint64_t next_invalid_log_ns_ = 0;
+  uint64_t invalid_unlogged_ = 0;
   uint64_t next_refresh_ns_ = 0;
   bool in_sync_ = false;  // guards against recursion while a group follows one member
 };

@@ -102,7 +102,10 @@ advert_metrics() {
     bad_a=$(metric_sum tandem_vrrp_adverts_invalid_total <<<"$ta")
     bad_b=$(metric_sum tandem_vrrp_adverts_invalid_total <<<"$tb")
     echo "tandem_vrrp_adverts_invalid_total: a=$bad_a b=$bad_b"
-    [[ $bad_a == 0 && $bad_b == 0 ]]
+    [[ $bad_a == 0 && $bad_b == 0 ]] && return 0
+    grep -h '^tandem_vrrp_adverts_invalid_total.* [1-9]' <<<"$ta$tb" || true
+    { "$LAB" log a; "$LAB" log b; } 2>/dev/null | grep "refused advert" || true
+    return 1
 }
 check "metrics: a sends adverts, b receives them, tandem_vrrp_state MASTER=1 on a, 0 invalid adverts" advert_metrics
 
