@@ -11,6 +11,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <ctime>
 #include <optional>
 
 #include <net/if.h>
@@ -58,6 +59,9 @@ void tx_buffer_error(rte_mbuf** unsent, uint16_t count, void* userdata) {
 // spinning keeps latency low for bursty traffic without burning a core when idle.
 constexpr uint32_t kSpinPollsBeforeSleep = 256;
 
+// Lease changes one loop's expiry may make (the rest waits for the next loop).
+constexpr size_t kExpiryBatch = 256;
+
 }  // namespace
 
 Dataplane::Dataplane() = default;
@@ -72,6 +76,11 @@ std::string Dataplane::init(const Params& p) {
   if (p.worker_lcores.empty() || p.worker_lcores.size() > kMaxWorkers)
     return "need 1.." + std::to_string(kMaxWorkers) + " worker lcores";
   tsc_hz_ = rte_get_tsc_hz();
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tsc_base_ = rte_rdtsc();
+  wall_base_ns_ = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+  ns_per_tsc_ = 1e9 / static_cast<double>(tsc_hz_);
   const uint32_t n_workers = static_cast<uint32_t>(p.worker_lcores.size());
   ctl_txq_ = static_cast<uint16_t>(n_workers);
 
@@ -225,9 +234,20 @@ void Dataplane::stop() {
   }
   started_ports_ = false;
   ports_.clear();
-  for (auto& w : workers_)
+  for (auto& w : workers_) {
     for (uint32_t i = 0; i < w->n_ports; ++i) rte_free(w->tx_buffer[i]);
+    for (; w->held_count != 0; --w->held_count, w->held_head = (w->held_head + 1) % Worker::kHeldMax)
+      rte_pktmbuf_free(w->held[w->held_head].m);
+    if (w->handoff) {
+      void* m;
+      while (rte_ring_dequeue(w->handoff, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    }
+    rte_ring_free(w->handoff);
+    rte_ring_free(w->journal);
+    rte_ring_free(w->commands);
+  }
   workers_.clear();
+  dhcp_ = DhcpParams{};
   delete current_.exchange(nullptr);
   for (auto* mp : pools_) rte_mempool_free(mp);
   pools_.clear();
@@ -255,6 +275,41 @@ void Dataplane::publish(std::unique_ptr<Snapshot> next) {
 
 void Dataplane::attach_reader(uint32_t w) {
   rte_rcu_qsbr_thread_online(qsbr_, w);
+}
+
+std::string Dataplane::enable_dhcp(DhcpParams p) {
+  if (p.engines.size() != workers_.size()) return "one DHCP engine per worker is needed";
+  for (auto& wp : workers_) {
+    Worker& w = *wp;
+    const int sock = static_cast<int>(rte_lcore_to_socket_id(w.lcore));
+    const std::string n = std::to_string(w.index);
+    w.handoff = rte_ring_create(("tdm_dh" + n).c_str(), 4096, sock, RING_F_SC_DEQ);
+    w.journal = rte_ring_create_elem(("tdm_dj" + n).c_str(), sizeof(dhcp::LeaseEvent),
+                                     p.journal_ring_size, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    w.commands = rte_ring_create_elem(("tdm_dc" + n).c_str(), sizeof(DhcpCommand), 1024, sock,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!w.handoff || !w.journal || !w.commands)
+      return "cannot create the DHCP rings of worker " + n + ": " + dpdk_err(rte_errno);
+    w.dhcp = p.engines[w.index].get();
+    w.held.resize(Worker::kHeldMax);
+    w.expiry.reserve(kExpiryBatch);
+  }
+  dhcp_ = std::move(p);
+  return "";
+}
+
+uint32_t Dataplane::poll_lease_events(uint32_t w, dhcp::LeaseEvent* out, uint32_t max) {
+  rte_ring* r = w < workers_.size() ? workers_[w]->journal : nullptr;
+  if (!r) return 0;
+  return rte_ring_sc_dequeue_burst_elem(r, out, sizeof(dhcp::LeaseEvent), max, nullptr);
+}
+
+bool Dataplane::dhcp_command(const DhcpCommand& c) {
+  bool ok = true;
+  DhcpCommand copy = c;  // rte_ring_*_elem take a non-const pointer
+  for (auto& w : workers_)
+    ok = w->commands && rte_ring_sp_enqueue_elem(w->commands, &copy, sizeof copy) == 0 && ok;
+  return ok;
 }
 
 bool Dataplane::send_frame(uint32_t port_index, const uint8_t* data, uint32_t len) {
@@ -346,14 +401,24 @@ uint32_t Dataplane::poll_once(Worker& w) noexcept {
   const uint16_t burst = static_cast<uint16_t>(s.burst < kMaxBurst ? s.burst : kMaxBurst);
   rte_mbuf* pkts[kMaxBurst];
   uint32_t total = 0;
+  uint64_t now = 0;
+  bool tx = false;
+  if (w.dhcp != nullptr && s.dhcp != nullptr) {
+    now = wall_ns(t0);
+    if (w.dhcp->server.config() != s.dhcp.get()) w.dhcp->server.set_config(*s.dhcp);
+    const uint32_t n = dhcp_loop_start(w, s, now);
+    total += n;
+    tx = n != 0;
+  }
   for (uint32_t r = 0; r < w.n_rx; ++r) {
     const Worker::RxQueue& q = w.rx[r];
     uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
     if (n == 0) continue;
     total += n;
-    handle_burst(w, s, q.port_index, pkts, n);
+    handle_burst(w, s, q.port_index, pkts, n, now);
+    if (w.dhcp != nullptr) dhcp_flush(w);
   }
-  if (total != 0) {
+  if (total != 0 || tx) {
     for (uint32_t i = 0; i < w.n_ports; ++i)
       rte_eth_tx_buffer_flush(w.port_ids[i], w.txq, w.tx_buffer[i]);
   }
@@ -384,8 +449,124 @@ void Dataplane::idle_backoff(Worker& w, const Snapshot& s, uint64_t) noexcept {
   rte_delay_us_sleep(w.sleep_us);
 }
 
+uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) noexcept {
+  DhcpEngine& e = *w.dhcp;
+  uint32_t work = 0;
+  // Replies whose lease changes the journal thread has made durable.
+  const uint64_t durable = w.durable_seq.load(std::memory_order_acquire);
+  while (w.held_count != 0 && w.held[w.held_head].seq <= durable) {
+    const Worker::Held& h = w.held[w.held_head];
+    w.stats.tx_packets.add();
+    w.stats.tx_bytes.add(h.m->pkt_len);
+    rte_eth_tx_buffer(w.port_ids[h.port], w.txq, w.tx_buffer[h.port], h.m);
+    w.held_head = (w.held_head + 1) % Worker::kHeldMax;
+    --w.held_count;
+    ++work;
+  }
+  // Expiry: bounded per loop by the batch's capacity.
+  e.store->expire(now, &w.expiry);
+  e.stats.expired.add(w.expiry.size());
+  // Operators' orders.
+  DhcpCommand cmds[16];
+  const uint32_t nc = rte_ring_sc_dequeue_burst_elem(w.commands, cmds, sizeof(DhcpCommand), 16,
+                                                     nullptr);
+  for (uint32_t i = 0; i < nc; ++i) {
+    const dhcp::Lease* l = e.store->find(cmds[i].ip);
+    if (cmds[i].kind == DhcpCommand::kRelease && l != nullptr &&
+        (l->state == dhcp::LeaseState::kBound || l->state == dhcp::LeaseState::kOffered)) {
+      const dhcp::ClientKey client = l->client;
+      e.store->release(client, cmds[i].ip, now, &e.events);
+    }
+  }
+  // Requests other workers received for our clients.
+  rte_mbuf* ms[32];
+  const uint32_t nh = rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(ms), 32, nullptr);
+  for (uint32_t i = 0; i < nh; ++i) {
+    const uint32_t port = ms[i]->hash.usr;
+    const LocalResult r =
+        port < s.n_ports
+            ? handle_local(rte_pktmbuf_mtod(ms[i], uint8_t*), ms[i]->data_len, s.ports[port], w.stats)
+            : LocalResult{};
+    if (r.verdict == Verdict::kDhcp)
+      dhcp_request(w, s, port, ms[i], r.l4_off, r.l4_len, now);
+    else
+      rte_pktmbuf_free(ms[i]);
+  }
+  dhcp_flush(w);
+  return work + nh;
+}
+
+void Dataplane::dhcp_flush(Worker& w) noexcept {
+  DhcpEngine& e = *w.dhcp;
+  const size_t n1 = w.expiry.size(), total = n1 + e.events.size();
+  if (total == 0) return;
+  const size_t esz = sizeof(dhcp::LeaseEvent);
+  size_t k = n1 ? rte_ring_sp_enqueue_burst_elem(w.journal, w.expiry.data(), esz,
+                                                 static_cast<unsigned>(n1), nullptr)
+                : 0;
+  if (k == n1 && !e.events.empty())
+    k += rte_ring_sp_enqueue_burst_elem(w.journal, e.events.data(), esz,
+                                        static_cast<unsigned>(e.events.size()), nullptr);
+  if (k < total) {
+    // The journal thread fell behind: these changes will not be journaled. Held replies that
+    // waited for them are dropped (the client retries); without holding they left already.
+    e.stats.journal_full.add(total - k);
+    const uint64_t last = w.journal_seq + k;
+    while (w.held_count != 0) {
+      const uint32_t tail = (w.held_head + w.held_count - 1) % Worker::kHeldMax;
+      if (w.held[tail].seq <= last) break;
+      rte_pktmbuf_free(w.held[tail].m);
+      --w.held_count;
+    }
+  }
+  w.journal_seq += k;
+  w.expiry.clear();
+  e.events.clear();
+}
+
+void Dataplane::dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
+                             uint32_t l4_off, uint32_t l4_len, uint64_t now) noexcept {
+  DhcpEngine& e = *w.dhcp;
+  const size_t before = e.events.size();
+  const DhcpResult r = dhcp_handle(e, s, port, rte_pktmbuf_mtod(m, uint8_t*), m->data_len,
+                                   m->buf_len - m->data_off, l4_off, l4_len, now);
+  switch (r.action) {
+    case DhcpAction::kDrop:
+      rte_pktmbuf_free(m);
+      return;
+    case DhcpAction::kHandOff:
+      m->hash.usr = port;
+      if (r.owner < workers_.size() && rte_ring_mp_enqueue(workers_[r.owner]->handoff, m) == 0) {
+        e.stats.handed_off.add();
+      } else {
+        e.stats.handoff_full.add();
+        rte_pktmbuf_free(m);
+      }
+      return;
+    case DhcpAction::kTransmit:
+      break;
+  }
+  m->data_len = static_cast<uint16_t>(r.len);
+  m->pkt_len = r.len;
+  if (dhcp_.hold_for_journal && e.events.size() != before) {
+    if (w.held_count == Worker::kHeldMax) {
+      e.stats.held_full.add();
+      rte_pktmbuf_free(m);
+      return;
+    }
+    const uint32_t tail = (w.held_head + w.held_count) % Worker::kHeldMax;
+    w.held[tail] = {w.journal_seq + w.expiry.size() + e.events.size(), m, port};
+    ++w.held_count;
+    e.stats.held.add();
+    return;
+  }
+  w.stats.tx_packets.add();
+  w.stats.tx_bytes.add(r.len);
+  rte_eth_tx_buffer(w.port_ids[port], w.txq, w.tx_buffer[port], m);
+}
+
 void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
-                             uint16_t n) noexcept {
+                             uint16_t n, uint64_t now) noexcept {
   constexpr uint16_t kPrefetch = 3;
   for (uint16_t i = 0; i < n && i < kPrefetch; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   const PortView& pv = s.ports[port_index];
@@ -423,6 +604,14 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
       case Verdict::kPunt:
         m->hash.usr = port_index;
         to_punt[n_punt++] = m;
+        break;
+      case Verdict::kDhcp:
+        if (w.dhcp != nullptr && s.dhcp != nullptr) {
+          dhcp_request(w, s, port_index, m, r.l4_off, r.l4_len, now);
+        } else {
+          w.stats.drop(Drop::kL4Unhandled);
+          to_free[n_free++] = m;
+        }
         break;
     }
   }

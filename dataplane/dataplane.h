@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/dhcp_path.h"
 #include "dataplane/local.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/stats.h"
@@ -43,6 +44,23 @@ struct Params {
   uint32_t mbufs = 16383;               // per port
   uint32_t mbuf_cache = 256;
   uint32_t event_ring_size = 4096;  // worker → control neighbour events
+};
+
+// DHCP on the workers (Dataplane::enable_dhcp). One engine per worker, built by the control
+// thread (pools sliced, leases restored) before start().
+struct DhcpParams {
+  std::vector<std::unique_ptr<DhcpEngine>> engines;  // index = worker
+  // Replies that change a lease wait until the journal thread reports the change durable
+  // (set_lease_durable); otherwise they leave at once.
+  bool hold_for_journal = false;
+  uint32_t journal_ring_size = 65536;  // lease changes per worker awaiting the journal thread
+};
+
+// Control → worker: an operator's order on one lease (tandemctl lease release).
+struct DhcpCommand {
+  enum Kind : uint32_t { kRelease = 1 };
+  uint32_t kind = kRelease;
+  uint32_t ip = 0;  // host order
 };
 
 // Worker → control: a sender learned from ARP. POD, carried over an MP/SC rte_ring.
@@ -95,6 +113,24 @@ struct alignas(64) Worker {
   uint32_t idle_polls = 0;  // consecutive empty loops (adaptive mode)
   uint32_t sleep_us = 0;    // current backoff
   WorkerStats stats;
+
+  // DHCP (null when disabled).
+  DhcpEngine* dhcp = nullptr;
+  rte_ring* handoff = nullptr;   // rte_mbuf*: requests other workers pass us (MP/SC)
+  rte_ring* journal = nullptr;   // dhcp::LeaseEvent: our lease changes → journal thread (SP/SC)
+  rte_ring* commands = nullptr;  // DhcpCommand: control → us (SP/SC)
+  uint64_t journal_seq = 0;      // lease changes enqueued so far
+  std::atomic<uint64_t> durable_seq{0};  // ... of which the journal thread made durable
+  // Replies waiting for their lease change to be durable (hold_for_journal), oldest first.
+  struct Held {
+    uint64_t seq;  // journal_seq that must be durable
+    rte_mbuf* m;
+    uint32_t port;
+  };
+  static constexpr uint32_t kHeldMax = 8192;
+  std::vector<Held> held;  // circular, kHeldMax entries
+  uint32_t held_head = 0, held_count = 0;
+  std::vector<dhcp::LeaseEvent> expiry;  // this loop's expiry changes (capacity kExpiryBatch)
 };
 
 class Dataplane {
@@ -133,6 +169,21 @@ class Dataplane {
   // a MAC filter where the NIC has one, promiscuous mode otherwise. Returns "" or why not.
   std::string accept_mac(uint32_t port_index, const Mac& mac);
 
+  // Control thread, after init() and before start(): serves DHCP on the workers.
+  std::string enable_dhcp(DhcpParams p);
+  bool dhcp_enabled() const { return dhcp_.hold_for_journal || !dhcp_.engines.empty(); }
+  // Journal thread: drains up to `max` lease changes of worker `w` (in order).
+  uint32_t poll_lease_events(uint32_t w, dhcp::LeaseEvent* out, uint32_t max);
+  // Journal thread: the first `seq` lease changes of worker `w` are durable.
+  void set_lease_durable(uint32_t w, uint64_t seq) {
+    workers_[w]->durable_seq.store(seq, std::memory_order_release);
+  }
+  // Control thread: queues an order for every worker (the one whose store holds the address
+  // acts). False if a worker's queue is full.
+  bool dhcp_command(const DhcpCommand& c);
+  // Any thread: per-worker DHCP counters (null when disabled).
+  const DhcpEngine* dhcp_engine(uint32_t w) const { return workers_[w]->dhcp; }
+
   // Control thread: refreshes link state; returns indexes of ports whose state changed.
   std::vector<uint32_t> poll_links();
 
@@ -161,8 +212,18 @@ class Dataplane {
     Worker* w;
   };
   void handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
-                    uint16_t n) noexcept;
+                    uint16_t n, uint64_t now) noexcept;
   void idle_backoff(Worker& w, const Snapshot& s, uint64_t now) noexcept;
+  // DHCP: one request (frame already classified kDhcp); takes the mbuf (sends, holds, hands
+  // off or frees it).
+  void dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m, uint32_t l4_off,
+                    uint32_t l4_len, uint64_t now) noexcept;
+  uint32_t dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) noexcept;
+  // Enqueues this loop's lease changes (expiry first) for the journal thread.
+  void dhcp_flush(Worker& w) noexcept;
+  uint64_t wall_ns(uint64_t tsc) const noexcept {
+    return wall_base_ns_ + static_cast<uint64_t>(static_cast<double>(tsc - tsc_base_) * ns_per_tsc_);
+  }
 
   std::vector<PortStatus> ports_;
   std::vector<rte_mempool*> pools_;
@@ -179,6 +240,9 @@ class Dataplane {
   bool running_ = false;
   uint64_t tsc_hz_ = 1;
   Counter ctl_tx_packets_, ctl_tx_dropped_;
+  DhcpParams dhcp_;
+  uint64_t wall_base_ns_ = 0, tsc_base_ = 0;  // wall clock at tsc_base_ (CLOCK_REALTIME)
+  double ns_per_tsc_ = 1.0;
 };
 
 }  // namespace dp

@@ -129,6 +129,27 @@ LocalResult handle_icmp(uint8_t* f, uint8_t* ip, uint32_t ihl_bytes, uint32_t to
   return r;
 }
 
+// UDP to port 67. kConsumed means "not DHCP: carry on classifying" (never returned outward).
+LocalResult classify_dhcp(const uint8_t* ip, uint32_t ihl_bytes, uint32_t tot_len) noexcept {
+  LocalResult r;
+  r.verdict = Verdict::kConsumed;
+  if (tot_len < ihl_bytes + udp::kHdrLen) return drop(Drop::kUdpMalformed);
+  const uint8_t* u = ip + ihl_bytes;
+  if (load_be16(u + udp::kOffDport) != 67) return r;
+  if ((load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0) return drop(Drop::kIpv4Fragment);
+  const uint32_t udp_len = load_be16(u + udp::kOffLen);
+  if (udp_len < udp::kHdrLen || udp_len > tot_len - ihl_bytes) return drop(Drop::kUdpMalformed);
+  if (load_be16(u + udp::kOffCsum) != 0 &&
+      csum(u, udp_len,
+           pseudo_sum(load_be32(ip + ipv4::kOffSrc), load_be32(ip + ipv4::kOffDst), kIpProtoUdp,
+                      static_cast<uint16_t>(udp_len))) != 0)
+    return drop(Drop::kUdpChecksum);
+  r.verdict = Verdict::kDhcp;
+  r.l4_off = static_cast<uint16_t>(kEthHdrLen + ihl_bytes + udp::kHdrLen);
+  r.l4_len = static_cast<uint16_t>(udp_len - udp::kHdrLen);
+  return r;
+}
+
 LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
                         WorkerStats& stats) noexcept {
   if (len < kEthHdrLen + kIpv4MinHdrLen) return drop(Drop::kTooShort);
@@ -149,6 +170,10 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
     LocalResult r;
     r.verdict = Verdict::kPunt;
     return r;
+  }
+  if (port.dhcp && ip[ipv4::kOffProto] == kIpProtoUdp && (idx >= 0 || dst == 0xffffffffu)) {
+    if (LocalResult r = classify_dhcp(ip, ihl_bytes, tot_len); r.verdict != Verdict::kConsumed)
+      return r;
   }
   // Before fragments and options, so traffic that is not ours is counted as such.
   if (idx < 0) return drop(Drop::kIpv4NotLocal);
@@ -209,6 +234,11 @@ LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
   // Broadcast is accepted for ARP only: RFC 1122 3.3.6 has hosts discard unicast IP datagrams
   // that arrive as link-layer broadcast. The only multicast group joined is VRRP's.
   if (dst == kBroadcastMac && type == kEtherTypeArp) return handle_arp(frame, len, port, stats);
+  if (dst == kBroadcastMac && type == kEtherTypeIpv4 && port.dhcp) {
+    LocalResult r = handle_ipv4(frame, len, port, stats);
+    // DHCP is the only IP datagram taken from link-layer broadcast.
+    return r.verdict == Verdict::kDhcp || r.verdict == Verdict::kDrop ? r : drop(Drop::kNotOurMac);
+  }
   if (dst == kVrrpGroupMac && type == kEtherTypeIpv4) {
     LocalResult r = handle_ipv4(frame, len, port, stats);
     // Anything but VRRP sent to the VRRP group MAC is not for us.

@@ -22,6 +22,7 @@ struct PortView {
   uint8_t addr_mac[kMaxPortAddrs] = {};
   uint32_t n_vmacs = 0;
   Mac vmacs[kMaxPortAddrs] = {};
+  bool dhcp = false;  // DHCP is served on this port: UDP/67 to us or to 255.255.255.255 is kDhcp
 
   // Index of `ip` in addrs[], or -1. Worker, per packet: at most kMaxPortAddrs compares.
   int find(uint32_t ip) const noexcept;
@@ -48,6 +49,7 @@ enum class Verdict : uint8_t {
   kTransmit,  // rewritten in place into a reply of the same length: send on the receiving port
   kConsumed,  // fully handled (e.g. an ARP reply that only taught us a neighbour): free, no drop
   kPunt,      // for the control thread (VRRP): hand the frame over the punt ring
+  kDhcp,      // a DHCP request (UDP to port 67): its payload is at [l4_off, l4_off + l4_len)
 };
 
 struct LocalResult {
@@ -55,6 +57,7 @@ struct LocalResult {
   Drop reason = Drop::kEtherType;  // meaningful only for kDrop
   bool learned = false;            // `hint` is valid: pass it to the control thread
   NeighborHint hint;
+  uint16_t l4_off = 0, l4_len = 0;  // kDhcp: UDP payload within the frame
 };
 
 // Worker, per packet, O(addresses). Handles one whole Ethernet frame (without FCS) received on
@@ -68,6 +71,9 @@ struct LocalResult {
 //  - ARP with a group (multicast/broadcast) sender MAC is malformed: it is never answered.
 //  - VRRP (IP protocol 112) to 224.0.0.18 (MAC 01:00:5e:00:00:12) or to one of our addresses is
 //    kPunt: the control thread validates it (TTL, checksum, ...) and counts what it refuses.
+//  - DHCP (port.dhcp): UDP to port 67, addressed to one of our addresses or to 255.255.255.255
+//    (Ethernet broadcast accepted for it), any source (clients send from 0.0.0.0), UDP length
+//    and non-zero checksum verified, fragments refused: kDhcp with the payload's place.
 //  - Replies leave with the MAC of the address they answer for (a VRRP virtual MAC when set).
 //  - IPv4: header validated (version, IHL ≥ 5, total length within the frame, checksum); packets
 //    not for us, fragments, options and martian sources are dropped with their reason; any TTL

@@ -143,6 +143,54 @@ inline constexpr size_t kOffVerIhl = 0, kOffTos = 1, kOffTotLen = 2, kOffId = 4,
 inline constexpr uint16_t kFragMask = 0x3fff;  // MF flag + offset
 }  // namespace ipv4
 
+namespace udp {
+inline constexpr size_t kHdrLen = 8;
+inline constexpr size_t kOffSport = 0, kOffDport = 2, kOffLen = 4, kOffCsum = 6;
+}  // namespace udp
+
+// Ones'-complement sum of the IPv4 pseudo-header (RFC 768) for a UDP/TCP checksum.
+inline uint32_t pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len) noexcept {
+  uint8_t ph[12];
+  store_be32(ph, src);
+  store_be32(ph + 4, dst);
+  ph[8] = 0;
+  ph[9] = proto;
+  store_be16(ph + 10, l4_len);
+  return csum_partial(ph, sizeof ph);
+}
+
+inline constexpr size_t kUdpFrameHdrLen = kEthHdrLen + kIpv4MinHdrLen + udp::kHdrLen;  // 42
+
+// Writes Ethernet, IPv4 (no options, TTL 64, DF clear) and UDP headers in front of a payload of
+// `payload_len` bytes already at f + kUdpFrameHdrLen, both checksums included. Addresses in host
+// order. Returns the frame length.
+inline size_t write_udp_frame(uint8_t* f, const Mac& dst, const Mac& src, uint32_t src_ip,
+                              uint32_t dst_ip, uint16_t sport, uint16_t dport,
+                              size_t payload_len) noexcept {
+  write_eth(f, dst, src, kEtherTypeIpv4);
+  uint8_t* ip = f + kEthHdrLen;
+  const auto udp_len = static_cast<uint16_t>(udp::kHdrLen + payload_len);
+  ip[ipv4::kOffVerIhl] = 0x45;
+  ip[ipv4::kOffTos] = 0;
+  store_be16(ip + ipv4::kOffTotLen, static_cast<uint16_t>(kIpv4MinHdrLen + udp_len));
+  store_be16(ip + ipv4::kOffId, 0);
+  store_be16(ip + ipv4::kOffFrag, 0);
+  ip[ipv4::kOffTtl] = 64;
+  ip[ipv4::kOffProto] = kIpProtoUdp;
+  store_be16(ip + ipv4::kOffCsum, 0);
+  store_be32(ip + ipv4::kOffSrc, src_ip);
+  store_be32(ip + ipv4::kOffDst, dst_ip);
+  store_be16(ip + ipv4::kOffCsum, csum(ip, kIpv4MinHdrLen));
+  uint8_t* u = ip + kIpv4MinHdrLen;
+  store_be16(u + udp::kOffSport, sport);
+  store_be16(u + udp::kOffDport, dport);
+  store_be16(u + udp::kOffLen, udp_len);
+  store_be16(u + udp::kOffCsum, 0);
+  uint16_t c = csum(u, udp_len, pseudo_sum(src_ip, dst_ip, kIpProtoUdp, udp_len));
+  store_be16(u + udp::kOffCsum, c == 0 ? 0xffff : c);  // 0 means "no checksum" (RFC 768)
+  return kUdpFrameHdrLen + payload_len;
+}
+
 namespace icmp {
 inline constexpr uint8_t kEchoReply = 0;
 inline constexpr uint8_t kEchoRequest = 8;

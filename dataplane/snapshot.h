@@ -4,8 +4,13 @@
 // by the control thread after every worker reported quiescence (rte_rcu_qsbr).
 
 #include <cstdint>
+#include <memory>
 
 #include "dataplane/local.h"
+
+namespace dhcp {
+struct ServerConfig;
+}
 
 namespace dp {
 
@@ -20,6 +25,13 @@ struct Snapshot {
   uint32_t burst = 32;
   uint32_t n_ports = 0;
   PortView ports[kMaxPorts];  // indexed by our port index (config order), not DPDK port id
+  // Every address of every port (interface addresses and held VIPs): the DHCP server answers
+  // for a subnet whose server identifier is among them (dhcp::Ingress::owned).
+  uint32_t n_owned = 0;
+  uint32_t owned[kMaxPorts * kMaxPortAddrs] = {};
+  // The DHCP server's configuration (null: DHCP disabled). Shared between snapshots while the
+  // dhcp section does not change; released with the last snapshot, on the control thread.
+  std::shared_ptr<const dhcp::ServerConfig> dhcp;
 };
 
 }  // namespace dp

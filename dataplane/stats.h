@@ -4,22 +4,12 @@
 // Increments are plain load+store on x86 (no lock prefix): single writer, so nothing is lost.
 
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <string_view>
 
+#include "dataplane/counter.h"
+
 namespace dp {
-
-class Counter {
- public:
-  void add(uint64_t n = 1) noexcept {
-    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
 
 // Why a packet was dropped. Names are the `reason` label of tandem_drops_total.
 enum class Drop : uint8_t {
@@ -38,6 +28,8 @@ enum class Drop : uint8_t {
   kIcmpMalformed,  // truncated
   kIcmpChecksum,   // bad checksum
   kIcmpUnhandled,  // ICMP types we do not answer
+  kUdpMalformed,   // UDP length field impossible
+  kUdpChecksum,    // bad UDP checksum (a zero checksum means none and is accepted)
   kL4Unhandled,    // TCP/UDP to us without a service
   kTxFull,         // TX queue refused the packet
   kPuntRingFull,   // control thread's event ring was full
@@ -48,7 +40,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)>
     "too_short",      "vlan_tagged",    "ether_type",     "not_our_mac",   "arp_malformed",
     "arp_not_ours",   "ipv4_malformed", "ipv4_checksum",  "ipv4_fragment", "ipv4_options",
     "ipv4_not_local", "ipv4_martian",   "icmp_malformed", "icmp_checksum", "icmp_unhandled",
-    "l4_unhandled",   "tx_full",        "punt_ring_full",
+    "udp_malformed",  "udp_checksum",   "l4_unhandled",   "tx_full",        "punt_ring_full",
 };
 
 struct alignas(64) WorkerStats {

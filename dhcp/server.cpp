@@ -158,6 +158,66 @@ void ServerConfig::finish(const std::vector<std::vector<uint32_t>>& relays_of) {
         HostIndex{host_hash(hc.subnet, hc.key, {bytes.data() + hc.id_off, hc.id_len}), h});
   }
   std::sort(host_index.begin(), host_index.end());
+  hosts_by_circuit = hosts_by_remote = false;
+  for (const HostConf& hc : hosts) {
+    hosts_by_circuit = hosts_by_circuit || hc.key == HostKey::kCircuitId;
+    hosts_by_remote = hosts_by_remote || hc.key == HostKey::kRemoteId;
+  }
+}
+
+namespace {
+
+uint32_t bucket(uint8_t kind, std::span<const uint8_t> id, uint32_t n) noexcept {
+  if (n <= 1) return 0;
+  return static_cast<uint32_t>(fnv(fnv(kFnvBasis, &kind, 1), id.data(), id.size()) % n);
+}
+
+// The first instance of relay sub-option `code` in option 82 (a torn sub-option ends the walk).
+std::span<const uint8_t> relay_sub(const Request& req, uint8_t code,
+                                   std::array<uint8_t, 512>& buf) noexcept {
+  if (!req.has(opt::kRelayAgent)) return {};
+  const size_t len = req.copy_option(opt::kRelayAgent, buf);
+  for (size_t i = 0; i + 2 <= len;) {
+    const uint8_t c = buf[i], n = buf[i + 1];
+    if (i + 2 + n > len) break;
+    if (c == code) return {buf.data() + i + 2, n};
+    i += 2 + n;
+  }
+  return {};
+}
+
+}  // namespace
+
+uint32_t owner_of(const ServerConfig& c, const Request& req, uint32_t n) noexcept {
+  if (n <= 1) return 0;
+  std::array<uint8_t, 512> buf;
+  if (c.hosts_by_circuit) {
+    if (auto id = relay_sub(req, opt::kCircuitId, buf); !id.empty())
+      return bucket(opt::kCircuitId, id, n);
+  }
+  if (c.hosts_by_remote) {
+    if (auto id = relay_sub(req, opt::kRemoteId, buf); !id.empty())
+      return bucket(opt::kRemoteId, id, n);
+  }
+  return bucket(0, req.chaddr, n);
+}
+
+uint32_t owner_of(const ServerConfig& c, const HostConf& h, uint32_t n) noexcept {
+  std::span<const uint8_t> id(c.bytes.data() + h.id_off, h.id_len);
+  switch (h.key) {
+    case HostKey::kMac:
+      return bucket(0, id, n);
+    case HostKey::kCircuitId:
+      return bucket(opt::kCircuitId, id, n);
+    case HostKey::kRemoteId:
+      return bucket(opt::kRemoteId, id, n);
+    case HostKey::kClientId:
+      // Dispatch is by chaddr: a client identifier of type 1 (Ethernet) names it (RFC 2132
+      // §9.14); any other form cannot be placed and lives on worker 0 (docs/configuration.md).
+      if (id.size() == 7 && id[0] == 1) return bucket(0, id.subspan(1), n);
+      return 0;
+  }
+  return 0;
 }
 
 ClientKey host_client_key(const ServerConfig& c, const HostConf& h) noexcept {
@@ -285,6 +345,22 @@ const HostConf* Server::find_host(uint32_t subnet, const Client& cl) const noexc
   return lookup(HostKey::kRemoteId, cl.remote);
 }
 
+void Server::count(const Outcome& o) noexcept {
+  if (o.reason != Reason::kNone) counters_.reasons[static_cast<size_t>(o.reason)].add();
+  if (o.sent != MessageType::kNone) counters_.sent[static_cast<size_t>(o.sent)].add();
+  if (o.options_left_out) counters_.options_left_out.add();
+  if (o.relay_info_left_out) counters_.relay_info_left_out.add();
+}
+
+bool Server::standby(std::span<const uint32_t> cands, const Ingress& in) const noexcept {
+  if (cands.empty()) return false;  // counted as no_subnet by the handlers
+  for (uint32_t s : cands) {
+    const uint32_t sid = cfg_->subnets[s].server_id;
+    if (sid == 0 || std::find(in.owned.begin(), in.owned.end(), sid) != in.owned.end()) return false;
+  }
+  return true;
+}
+
 uint32_t Server::server_id(uint32_t subnet, const Ingress& in) const noexcept {
   const uint32_t sid = cfg_->subnets[subnet].server_id;
   return sid != 0 ? sid : in.port_ip;
@@ -327,6 +403,11 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
   }
 
   Outcome o;
+  if (!in.owned.empty() && standby(select_subnets(c, req, in), in)) {
+    o.reason = Reason::kStandby;
+    count(o);
+    return o;
+  }
   switch (req.type) {
     case MessageType::kDiscover:
       o = discover(req, in, cl, now_ns, out, events);
@@ -345,10 +426,7 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
       o.reason = Reason::kNotServed;
       break;
   }
-  if (o.reason != Reason::kNone) ++counters_.reasons[static_cast<size_t>(o.reason)];
-  if (o.sent != MessageType::kNone) ++counters_.sent[static_cast<size_t>(o.sent)];
-  counters_.options_left_out += o.options_left_out;
-  counters_.relay_info_left_out += o.relay_info_left_out;
+  count(o);
   return o;
 }
 

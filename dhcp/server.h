@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "dataplane/counter.h"
 #include "dhcp/codec.h"
 #include "dhcp/leases.h"
 
@@ -142,6 +143,7 @@ struct ServerConfig {
   std::vector<Relay> relays;          // sorted by ip
   std::vector<uint32_t> by_network;   // subnet indexes sorted by network
   std::vector<HostIndex> host_index;  // sorted by hash
+  bool hosts_by_circuit = false, hosts_by_remote = false;  // dispatch keys (owner_of)
 
   // Control thread (allocate). Each returns the new element's index.
   uint32_t add_table(const OptionTable& t);
@@ -160,11 +162,23 @@ struct ServerConfig {
 // The LeaseStore identity of a reservation's client (see HostConf). Pure.
 ClientKey host_client_key(const ServerConfig& c, const HostConf& h) noexcept;
 
+// Multi-worker dispatch: which of `n` workers owns a request's client. Every request of one
+// client, and the reservation made for it, map to the same worker: the hash of chaddr, or of the
+// option-82 circuit-id (remote-id) when the configuration reserves addresses by it and the
+// request carries it. Pure, O(1) (one walk of option 82 when needed).
+uint32_t owner_of(const ServerConfig& c, const Request& req, uint32_t n) noexcept;
+// The worker that holds a reservation's address (same mapping as owner_of()).
+uint32_t owner_of(const ServerConfig& c, const HostConf& h, uint32_t n) noexcept;
+
 // Where the receiving worker got the request.
 struct Ingress {
   uint32_t port = 0;          // port index (as in ServerConfig::port_addresses)
   uint32_t port_ip = 0;       // the receiving port's address: server id when a subnet sets none
   bool to_broadcast = false;  // informational: the request was sent to a broadcast address
+  // The addresses this node holds now (interface addresses and the VIPs it is VRRP master of).
+  // When set, a subnet whose server_id is none of them is not served (Reason::kStandby): in a
+  // pair, only the node holding the virtual IP answers. Empty: no such gating (tests, tools).
+  std::span<const uint32_t> owned;
 };
 
 // Where the reply goes (RFC 2131 §4.1). The caller builds Ethernet/IP/UDP from it.
@@ -196,12 +210,13 @@ enum class Reason : uint8_t {
   kNoLease,         // RELEASE/DECLINE of an address the client does not hold
   kNotServed,       // OFFER, ACK, NAK: messages a server does not take
   kNoRoom,          // reply buffer shorter than kMinReplyLen
+  kStandby,         // the subnet's server identifier is a virtual IP this node does not hold
   kCount
 };
 inline constexpr std::array<const char*, static_cast<size_t>(Reason::kCount)> kReasonNames{
     "none",        "no_subnet",    "min_secs",    "not_for_us", "pool_exhausted",
     "no_pool",     "wrong_subnet", "not_allowed", "taken",      "unknown_address",
-    "bad_request", "no_lease",     "not_served",  "no_room"};
+    "bad_request", "no_lease",     "not_served",  "no_room",    "standby"};
 
 struct Outcome {
   MessageType sent = MessageType::kNone;  // kNone: nothing to send
@@ -216,14 +231,15 @@ class Server {
  public:
   // Single writer: the worker that owns this Server; the exporter reads (sums) them.
   struct Counters {
-    std::array<uint64_t, static_cast<size_t>(Reason::kCount)> reasons{};  // drops and NAKs
-    std::array<uint64_t, 9> sent{};                                       // by MessageType
-    uint64_t options_left_out = 0, relay_info_left_out = 0;
+    std::array<dp::Counter, static_cast<size_t>(Reason::kCount)> reasons{};  // drops and NAKs
+    std::array<dp::Counter, 9> sent{};                                       // by MessageType
+    dp::Counter options_left_out, relay_info_left_out;
   };
 
   // Worker, at start or at a loop boundary (config swap). Both must outlive the Server.
   Server(const ServerConfig& config, LeaseStore& store) noexcept : cfg_(&config), store_(&store) {}
   void set_config(const ServerConfig& config) noexcept { cfg_ = &config; }
+  const ServerConfig* config() const noexcept { return cfg_; }
 
   // Worker, per request. Handles `req` (already parsed), writes any reply into `out` (capacity
   // >= kMaxReplyLen recommended; must not overlap the request) and appends lease changes to
@@ -251,6 +267,8 @@ class Server {
                         std::span<uint8_t> out) noexcept;
   const HostConf* find_host(uint32_t subnet, const Client& cl) const noexcept;
   uint32_t server_id(uint32_t subnet, const Ingress& in) const noexcept;
+  bool standby(std::span<const uint32_t> cands, const Ingress& in) const noexcept;
+  void count(const Outcome& o) noexcept;
   uint32_t lease_seconds(const Request& req, const LeaseTimes& t) const noexcept;
   bool pool_allowed(const PoolConf& p, uint64_t classes) const noexcept {
     return p.classes == 0 || (p.classes & classes) != 0;

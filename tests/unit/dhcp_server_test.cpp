@@ -274,7 +274,7 @@ class ServerTest : public ::testing::Test {
     }
     return o;
   }
-  uint64_t count(Reason r) const { return server_.counters().reasons[size_t(r)]; }
+  uint64_t count(Reason r) const { return server_.counters().reasons[size_t(r)].get(); }
 
   ServerConfig cfg_;
   LeaseStore store_;
@@ -332,8 +332,8 @@ TEST_F(ServerTest, DoraForDhclient) {
   EXPECT_EQ(store_.find(ip)->state, LeaseState::kBound);
   EXPECT_EQ(store_.find(ip)->expires_ns, kNow + 600 * kSec);
   EXPECT_EQ(events_.back().kind, LeaseEvent::kBind);
-  EXPECT_EQ(server_.counters().sent[size_t(MessageType::kOffer)], 1u);
-  EXPECT_EQ(server_.counters().sent[size_t(MessageType::kAck)], 1u);
+  EXPECT_EQ(server_.counters().sent[size_t(MessageType::kOffer)].get(), 1u);
+  EXPECT_EQ(server_.counters().sent[size_t(MessageType::kAck)].get(), 1u);
 }
 
 TEST_F(ServerTest, BroadcastFlagGivesBroadcastReply) {
@@ -712,7 +712,7 @@ TEST_F(ServerTest, SizeLimitKeepsEchoes) {
   EXPECT_FALSE(reply_.get(43));
   EXPECT_EQ(reply_.get(opt::kClientId), Bytes(40, 7));
   EXPECT_EQ(reply_.opts.back().first, opt::kRelayAgent);
-  EXPECT_EQ(server_.counters().options_left_out, 1u);
+  EXPECT_EQ(server_.counters().options_left_out.get(), 1u);
   server_.set_config(cfg_);
 }
 

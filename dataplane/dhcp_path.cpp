@@ -1,0 +1,72 @@
+#include "dataplane/dhcp_path.h"
+
+#include <cstring>
+#include <span>
+
+#include "dataplane/proto.h"
+
+namespace dp {
+
+DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t* frame,
+                       uint32_t len, uint32_t cap, uint32_t l4_off, uint32_t l4_len,
+                       uint64_t now_ns) noexcept {
+  DhcpResult res;
+  if (s.dhcp == nullptr || port >= s.n_ports || l4_off > len || l4_len > len - l4_off) return res;
+  const dhcp::ServerConfig& cfg = *s.dhcp;
+  dhcp::Request req;
+  dhcp::Malformed why{};
+  if (!dhcp::parse({frame + l4_off, l4_len}, req, why)) {
+    e.stats.malformed[static_cast<size_t>(why)].add();
+    return res;
+  }
+  if (e.n_workers > 1) {
+    const uint32_t owner = dhcp::owner_of(cfg, req, e.n_workers);
+    if (owner != e.worker) {
+      res.action = DhcpAction::kHandOff;
+      res.owner = owner;
+      return res;
+    }
+  }
+  e.stats.received[static_cast<size_t>(req.type)].add();
+
+  const PortView& pv = s.ports[port];
+  dhcp::Ingress in;
+  in.port = port;
+  in.port_ip = pv.n_addrs != 0 ? pv.addrs[0] : 0;
+  in.to_broadcast = load_be32(frame + kEthHdrLen + ipv4::kOffDst) == 0xffffffffu;
+  in.owned = {s.owned, s.n_owned < std::size(s.owned) ? s.n_owned : std::size(s.owned)};
+  const dhcp::Outcome o = e.server.handle(req, in, now_ns, e.out, &e.events);
+  if (o.sent == dhcp::MessageType::kNone || o.len == 0) return res;
+  if (kUdpFrameHdrLen + o.len > cap) return res;  // cannot happen: cap ≥ 2 KB mbufs
+
+  // The request's bytes are dead from here on: the reply overwrites the frame.
+  const Mac l2_src = EthView::src(frame);
+  Mac dst_mac = kBroadcastMac;
+  switch (o.dst.l2) {
+    case dhcp::Addressing::L2::kBroadcast:
+      break;
+    case dhcp::Addressing::L2::kChaddr:
+      std::memcpy(dst_mac.data(), req.chaddr.data(), 6);
+      break;
+    case dhcp::Addressing::L2::kRoute:
+      // A relay (giaddr): the reply goes back the way the request came, to the MAC that sent it
+      // (the relay itself, or the router in front of it). A single-homed server has no other
+      // route to a relay; multicast/broadcast senders cannot be answered that way.
+      if (is_multicast(l2_src)) {
+        e.stats.no_route.add();
+        return res;
+      }
+      dst_mac = l2_src;
+      break;
+  }
+  // The source MAC is the one the server identifier is answered with (a VRRP virtual MAC).
+  const int sid = pv.find(o.dst.src_ip);
+  const Mac& src_mac = sid >= 0 ? pv.mac_of(sid) : pv.mac;
+  std::memmove(frame + kUdpFrameHdrLen, e.out.data(), o.len);
+  res.len = static_cast<uint32_t>(write_udp_frame(frame, dst_mac, src_mac, o.dst.src_ip, o.dst.ip,
+                                                  dhcp::kServerPort, o.dst.port, o.len));
+  res.action = DhcpAction::kTransmit;
+  return res;
+}
+
+}  // namespace dp
