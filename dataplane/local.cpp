@@ -236,8 +236,13 @@ LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
   if (dst == kBroadcastMac && type == kEtherTypeArp) return handle_arp(frame, len, port, stats);
   if (dst == kBroadcastMac && type == kEtherTypeIpv4 && port.dhcp) {
     LocalResult r = handle_ipv4(frame, len, port, stats);
-    // DHCP is the only IP datagram taken from link-layer broadcast.
-    return r.verdict == Verdict::kDhcp || r.verdict == Verdict::kDrop ? r : drop(Drop::kNotOurMac);
+    // DHCP is the only IP datagram taken from link-layer broadcast; other broadcast chatter is
+    // counted as not ours, malformed datagrams by what is wrong with them.
+    if (r.verdict == Verdict::kDhcp) return r;
+    if (r.verdict == Verdict::kDrop && r.reason != Drop::kIpv4NotLocal &&
+        r.reason != Drop::kL4Unhandled && r.reason != Drop::kIpv4Martian)
+      return r;
+    return drop(Drop::kNotOurMac);
   }
   if (dst == kVrrpGroupMac && type == kEtherTypeIpv4) {
     LocalResult r = handle_ipv4(frame, len, port, stats);

@@ -195,7 +195,44 @@ PortView front_port() {
   p.prefix_len[1] = 24;
   p.addrs[2] = kBackIp;
   p.prefix_len[2] = 24;
+  p.dhcp = true;
   return p;
+}
+
+// A UDP datagram (checksum over the pseudo-header of src/dst unless `csum` is given).
+Bytes udp_msg(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, const Bytes& payload,
+              int csum = -1, int len_field = -1) {
+  Bytes u;
+  put16(u, sport);
+  put16(u, dport);
+  put16(u, len_field >= 0 ? static_cast<uint32_t>(len_field)
+                          : static_cast<uint32_t>(8 + payload.size()));
+  put16(u, 0);
+  u.insert(u.end(), payload.begin(), payload.end());
+  if (csum >= 0) {
+    set16(u, 6, static_cast<uint16_t>(csum));
+    return u;
+  }
+  Bytes ph;
+  put32(ph, src);
+  put32(ph, dst);
+  put16(ph, 17);
+  put16(ph, static_cast<uint32_t>(u.size()));
+  ph.insert(ph.end(), u.begin(), u.end());
+  uint16_t c = ref_csum(ph.data(), ph.size());
+  set16(u, 6, c == 0 ? 0xffff : c);
+  return u;
+}
+
+Bytes dhcp_frame(uint32_t src, uint32_t dst, const Mac& eth_dst, const Bytes& payload,
+                 int csum = -1) {
+  IpSpec s;
+  s.proto = 17;
+  s.src = src;
+  s.dst = dst;
+  s.eth_dst = eth_dst;
+  s.frag = 0;
+  return ipv4_frame(s, udp_msg(src, dst, 68, 67, payload, csum));
 }
 
 class LocalTest : public ::testing::Test {
@@ -732,6 +769,23 @@ std::vector<DropCase> drop_cases() {
     v.push_back({"tcp to us", ipv4_frame(s, tcp), Drop::kL4Unhandled});
     s.proto = 47;
     v.push_back({"gre to us", ipv4_frame(s, tcp), Drop::kL4Unhandled});
+    s.proto = 17;
+    v.push_back({"udp shorter than its header", ipv4_frame(s, Bytes{0x00, 0x44, 0x00, 0x43}),
+                 Drop::kUdpMalformed});
+    v.push_back({"udp length over the datagram",
+                 ipv4_frame(s, udp_msg(kClientIp, kOurIp, 68, 67, pattern(20), -1, 40)),
+                 Drop::kUdpMalformed});
+    v.push_back({"udp length under its header",
+                 ipv4_frame(s, udp_msg(kClientIp, kOurIp, 68, 67, pattern(20), -1, 7)),
+                 Drop::kUdpMalformed});
+    v.push_back({"dhcp with a bad udp checksum",
+                 dhcp_frame(0, 0xffffffffu, kBroadcastMac, pattern(300), 0x1234),
+                 Drop::kUdpChecksum});
+    Bytes frag = dhcp_frame(0, 0xffffffffu, kBroadcastMac, pattern(300));
+    set16(frag, kIp + 6, 0x2000);  // MF
+    set16(frag, kIp + 10, 0);
+    set16(frag, kIp + 10, ref_csum(frag.data() + kIp, 20));
+    v.push_back({"dhcp fragment", frag, Drop::kIpv4Fragment});
   }
   return v;
 }
@@ -759,6 +813,64 @@ TEST_F(LocalTest, EveryDropReason) {
 
 // ---------------------------------------------------------------------------------------------
 // PortView
+
+// ---------------------------------------------------------------------------------------------
+// DHCP classification
+
+TEST_F(LocalTest, DhcpBroadcastFromUnspecifiedSourceIsDhcp) {
+  Bytes f = dhcp_frame(0, 0xffffffffu, kBroadcastMac, pattern(300));
+  const Bytes before = f;
+  const LocalResult r = run(f);
+  ASSERT_EQ(r.verdict, Verdict::kDhcp);
+  EXPECT_EQ(r.l4_off, 14 + 20 + 8);
+  EXPECT_EQ(r.l4_len, 300);
+  EXPECT_EQ(f, before);  // classification only
+}
+
+TEST_F(LocalTest, DhcpUnicastToUsAndZeroChecksumAreDhcp) {
+  Bytes f = dhcp_frame(kClientIp, kOurIp, kOurMac, pattern(248));
+  EXPECT_EQ(run(f).verdict, Verdict::kDhcp);
+  Bytes z = dhcp_frame(kClientIp, kVip, kOurMac, pattern(248), 0);  // no checksum (RFC 768)
+  const LocalResult r = run(z);
+  EXPECT_EQ(r.verdict, Verdict::kDhcp);
+  EXPECT_EQ(r.l4_len, 248);
+}
+
+TEST_F(LocalTest, DhcpIgnoresEthernetPaddingAndIpOptions) {
+  Bytes f = dhcp_frame(0, 0xffffffffu, kBroadcastMac, pattern(100));
+  f.resize(f.size() + 20, 0xee);  // trailing bytes past the IP total length
+  const LocalResult r = run(f);
+  ASSERT_EQ(r.verdict, Verdict::kDhcp);
+  EXPECT_EQ(r.l4_len, 100);
+}
+
+TEST_F(LocalTest, DhcpOnlyWhenThePortServesIt) {
+  port_.dhcp = false;
+  Bytes b = dhcp_frame(0, 0xffffffffu, kBroadcastMac, pattern(300));
+  LocalResult r = run(b);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, Drop::kNotOurMac);
+  Bytes u = dhcp_frame(kClientIp, kOurIp, kOurMac, pattern(300));
+  r = run(u);
+  EXPECT_EQ(r.reason, Drop::kL4Unhandled);
+}
+
+TEST_F(LocalTest, DhcpToAnotherAddressOrOtherBroadcastUdpIsNotOurs) {
+  Bytes f = dhcp_frame(0, kClientIp + 50, kOurMac, pattern(300));
+  LocalResult r = run(f);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, Drop::kIpv4NotLocal);
+  // Broadcast UDP to another port (NetBIOS, mDNS-like chatter) is not taken from broadcast.
+  IpSpec s;
+  s.proto = 17;
+  s.src = kClientIp;
+  s.dst = 0xffffffffu;
+  s.eth_dst = kBroadcastMac;
+  Bytes o = ipv4_frame(s, udp_msg(kClientIp, 0xffffffffu, 137, 137, pattern(50)));
+  r = run(o);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, Drop::kNotOurMac);
+}
 
 TEST(PortViewTest, OwnsAndOnLink) {
   PortView p = front_port();
