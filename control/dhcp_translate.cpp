@@ -116,35 +116,72 @@ dhcp::ServerConfig make_dhcp_config(const cfg::Config& c) {
   return sc;
 }
 
-dhcp::LeaseStore::Params lease_params(const cfg::Config& c, uint32_t worker) {
+namespace {
+
+struct Slice {
+  uint32_t pool, first, last;
+};
+
+// The addresses worker `worker` owns: its contiguous share of every pool, minus the reserved
+// addresses whose client another worker owns, plus those of its own clients lying elsewhere
+// (dhcp::owner_of decides, as it does for requests).
+std::vector<Slice> worker_slices(const cfg::Config& c, const dhcp::ServerConfig& sc,
+                                 uint32_t worker) {
+  const auto n = static_cast<uint32_t>(std::max<size_t>(c.dataplane.worker_cores.size(), 1));
+  std::vector<Slice> out;
+  if (worker >= n) return out;
+  struct Moved {
+    uint32_t ip, pool, owner;
+  };
+  std::vector<Moved> moved;
+  for (const dhcp::HostConf& h : sc.hosts)
+    if (h.pool != dhcp::kNoIndex) moved.push_back({h.ip, h.pool, dhcp::owner_of(sc, h, n)});
+  std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.ip < b.ip; });
+  for (uint32_t p = 0; p < sc.pools.size(); ++p) {
+    const uint64_t first = sc.pools[p].first, size = uint64_t{sc.pools[p].last} - first + 1;
+    const uint64_t lo = first + size * worker / n, end = first + size * (worker + 1) / n;
+    uint64_t cur = lo;
+    for (const Moved& m : moved) {
+      if (m.pool != p) continue;
+      const bool inside = m.ip >= lo && m.ip < end;
+      if (inside && m.owner != worker) {
+        if (cur < m.ip) out.push_back({p, static_cast<uint32_t>(cur), m.ip - 1});
+        cur = uint64_t{m.ip} + 1;
+      } else if (!inside && m.owner == worker) {
+        out.push_back({p, m.ip, m.ip});
+      }
+    }
+    if (cur < end) out.push_back({p, static_cast<uint32_t>(cur), static_cast<uint32_t>(end - 1)});
+  }
+  return out;
+}
+
+}  // namespace
+
+dhcp::LeaseStore::Params lease_params(const cfg::Config& c, const dhcp::ServerConfig& sc,
+                                      uint32_t worker) {
   dhcp::LeaseStore::Params p;
   p.offer_hold_ns = uint64_t{c.dhcp.offer_hold_ms} * 1'000'000;
   p.decline_hold_ns = uint64_t{c.dhcp.decline_hold_s} * 1'000'000'000;
   uint64_t n = 0;
-  if (worker == 0) {
-    for (const cfg::DhcpSubnet& s : c.dhcp.subnets) {
-      for (const cfg::DhcpPool& pool : s.pools) n += uint64_t{pool.last} - pool.first + 1;
-    }
-  }
+  for (const Slice& s : worker_slices(c, sc, worker)) n += uint64_t{s.last} - s.first + 1;
   p.max_addresses = static_cast<size_t>(std::max<uint64_t>(n, 1));
   return p;
 }
 
 bool fill_lease_store(const cfg::Config& c, const dhcp::ServerConfig& sc, uint32_t worker,
                       dhcp::LeaseStore& store, std::string* error) {
-  (void)c;
-  if (worker != 0) return true;  // worker 0 owns every pool (see the header)
-  for (uint32_t p = 0; p < sc.pools.size(); ++p) {
-    if (!store.add_range(p, sc.pools[p].first, sc.pools[p].last)) {
+  for (const Slice& s : worker_slices(c, sc, worker)) {
+    if (!store.add_range(s.pool, s.first, s.last)) {
       if (error != nullptr) {
-        *error = "dhcp: lease store refused range " + cfg::format_ipv4(sc.pools[p].first) + " - " +
-                 cfg::format_ipv4(sc.pools[p].last) + " (capacity or overlap)";
+        *error = "dhcp: lease store refused range " + cfg::format_ipv4(s.first) + " - " +
+                 cfg::format_ipv4(s.last) + " (capacity or overlap)";
       }
       return false;
     }
   }
   for (const dhcp::HostConf& h : sc.hosts) {
-    if (h.pool == dhcp::kNoIndex) continue;  // static: served without a lease record
+    if (h.pool == dhcp::kNoIndex || store.find(h.ip) == nullptr) continue;  // static, or not ours
     if (!store.reserve(h.ip, dhcp::host_client_key(sc, h))) {
       if (error != nullptr) {
         *error = "dhcp: lease store refused the reservation of " + cfg::format_ipv4(h.ip);

@@ -21,15 +21,17 @@ dhcp::ServerConfig make_dhcp_config(const cfg::Config& c);
 
 // LeaseStore sizing for one worker: offer and decline holds from the configuration, capacity the
 // addresses the worker owns (at least 1). Control thread.
-dhcp::LeaseStore::Params lease_params(const cfg::Config& c, uint32_t worker);
+dhcp::LeaseStore::Params lease_params(const cfg::Config& c, const dhcp::ServerConfig& sc,
+                                      uint32_t worker);
 
 // Control thread, at start: adds to `store` the pool ranges worker `worker` owns and the
 // reservations of hosts whose address lies in them (keyed by dhcp::host_client_key()).
 //
-// Slicing: for now worker 0 owns every pool and every other worker owns nothing, so every DHCP
-// request must be steered to worker 0 (a later change will split pools between workers, and the
-// dispatch by client key with them). Returns false with `error` set when the store refuses a
-// range or a reservation (capacity, overlap: cannot happen for a validated configuration).
+// Slicing (share-nothing workers): with n = dataplane.worker_cores workers, worker w owns the
+// w-th of n contiguous parts of every pool; a reserved address belongs to the worker that owns
+// its client (dhcp::owner_of, the same mapping requests are dispatched by), wherever it lies.
+// Returns false with `error` set when the store refuses a range or a reservation (capacity,
+// overlap: cannot happen for a validated configuration).
 bool fill_lease_store(const cfg::Config& c, const dhcp::ServerConfig& sc, uint32_t worker,
                       dhcp::LeaseStore& store, std::string* error);
 

@@ -85,6 +85,12 @@ dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& mac
     if (m == v.n_vmacs) v.vmacs[v.n_vmacs++] = *e.mac;
     v.addr_mac[k] = static_cast<uint8_t>(m + 1);
   }
+  for (uint32_t i = 0; i < s.n_ports; ++i) {
+    dp::PortView& v = s.ports[i];
+    v.dhcp = c.dhcp.enabled;
+    for (uint32_t k = 0; k < v.n_addrs && s.n_owned < std::size(s.owned); ++k)
+      s.owned[s.n_owned++] = v.addrs[k];
+  }
   return s;
 }
 

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <array>
 #include <cstdint>
 #include <stdexcept>
@@ -176,18 +178,18 @@ TEST(DhcpTranslate, SnapshotFollowsTheConfiguration) {
 TEST(DhcpTranslate, LeaseStoreAndServerEndToEnd) {
   const cfg::Config c = load(kConf);
   const dhcp::ServerConfig sc = make_dhcp_config(c);
-  const dhcp::LeaseStore::Params p = lease_params(c, 0);
+  const dhcp::LeaseStore::Params p = lease_params(c, sc, 0);
   EXPECT_EQ(p.offer_hold_ns, 5'000'000'000u);
   EXPECT_EQ(p.decline_hold_ns, 600'000'000'000u);
   EXPECT_EQ(p.max_addresses, 50u + 51u + 241u + 11u);
-  EXPECT_EQ(lease_params(c, 1).max_addresses, 1u);
+  EXPECT_EQ(lease_params(c, sc, 1).max_addresses, 1u);
 
   dhcp::LeaseStore store(p);
   std::string err;
   ASSERT_TRUE(fill_lease_store(c, sc, 0, store, &err)) << err;
   EXPECT_EQ(store.stats(0).size, 50u);
   EXPECT_EQ(store.stats(3).size, 11u);
-  dhcp::LeaseStore other(lease_params(c, 1));
+  dhcp::LeaseStore other(lease_params(c, sc, 1));
   ASSERT_TRUE(fill_lease_store(c, sc, 1, other, &err));
   EXPECT_EQ(other.stats(0).size, 0u);
 
@@ -259,12 +261,44 @@ TEST(DhcpTranslate, TooManyClassesIsRefused) {
   EXPECT_THROW(make_dhcp_config(c), std::length_error);
 }
 
+// Share-nothing slices: every pool address belongs to exactly one worker, and a reserved address
+// to the worker its client is dispatched to.
+TEST(DhcpTranslate, WorkerSlicesPartitionEveryPool) {
+  for (uint32_t n : {2u, 3u, 7u}) {
+    cfg::Config c = load(kConf);
+    c.dataplane.worker_cores.resize(n, 1);
+    const dhcp::ServerConfig sc = make_dhcp_config(c);
+    std::vector<std::unique_ptr<dhcp::LeaseStore>> stores;
+    uint64_t total = 0;
+    for (uint32_t w = 0; w < n; ++w) {
+      stores.push_back(std::make_unique<dhcp::LeaseStore>(lease_params(c, sc, w)));
+      std::string err;
+      ASSERT_TRUE(fill_lease_store(c, sc, w, *stores.back(), &err)) << err;
+      for (uint32_t p = 0; p < sc.pools.size(); ++p) total += stores.back()->stats(p).size;
+    }
+    uint64_t want = 0;
+    for (const auto& pool : sc.pools) {
+      want += uint64_t{pool.last} - pool.first + 1;
+      for (uint32_t ip = pool.first; ip <= pool.last; ++ip) {
+        int owners = 0;
+        for (const auto& st : stores) owners += st->find(ip) != nullptr;
+        ASSERT_EQ(owners, 1) << "n=" << n << " ip=" << ip;
+      }
+    }
+    EXPECT_EQ(total, want) << "n=" << n;
+    for (const dhcp::HostConf& h : sc.hosts) {
+      if (h.pool == dhcp::kNoIndex) continue;
+      EXPECT_NE(stores[dhcp::owner_of(sc, h, n)]->find(h.ip), nullptr) << "n=" << n;
+    }
+  }
+}
+
 TEST(DhcpTranslate, EmptyDhcpSection) {
   const cfg::Config c = load("ports = ( { name = \"p0\"; device = \"net_ring0\"; } );\n");
   const dhcp::ServerConfig sc = make_dhcp_config(c);
   EXPECT_TRUE(sc.subnets.empty());
   EXPECT_EQ(sc.global_options, dhcp::kNoIndex);
-  dhcp::LeaseStore store(lease_params(c, 0));
+  dhcp::LeaseStore store(lease_params(c, sc, 0));
   std::string err;
   EXPECT_TRUE(fill_lease_store(c, sc, 0, store, &err));
 }
