@@ -6,8 +6,8 @@
 // ## On-disk format (version 1)
 //
 // A directory (JournalParams::dir) holds:
-//   lock            empty-ish file, flock(LOCK_EX) by the owner for as long as it runs; holds the
-//                   owner's pid in decimal (for the error message of a second daemon)
+//   lock            flock(LOCK_EX) by the owner for as long as it runs; holds the owner's pid in
+//                   decimal (for the error message a second daemon gets)
 //   leases.snap     snapshot: the latest state of every address the journal has seen
 //   leases.journal  journal: the changes since that snapshot, in the order they were appended
 //   leases.snap.tmp a snapshot being written; never read (a crash leaves it behind; removed at
@@ -152,7 +152,7 @@ class Journal {
   // file is then rolled back to the previous batch boundary. The in-memory table (address ->
   // latest Lease by generation; same generation: the later one) takes the events in any case:
   // it mirrors the workers, and the next compaction makes a lost batch durable after all.
-  // Cost: ~100 ns per event plus the write (and the fsync).
+  // Cost: well under 1 µs per event (encode, CRC, table) plus the write and any fsync.
   bool append(std::span<const LeaseEvent> events, uint64_t now_ns);
 
   // Journal thread. fdatasync now, whatever the policy; a cheap no-op when nothing written is
