@@ -1696,6 +1696,11 @@ void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
   if (l.journal == l.snapshot && (files[0] != nullptr || files[1] != nullptr)) {
     fail(files[1] != nullptr ? *files[1] : *files[0],
          "'dhcp.leases.journal' and 'dhcp.leases.snapshot' must be different files");
+  } else if (l.journal.substr(0, l.journal.rfind('/')) !=
+             l.snapshot.substr(0, l.snapshot.rfind('/'))) {
+    // A snapshot is made durable by fsyncing its directory, which must hold the journal too.
+    fail(files[1] != nullptr ? *files[1] : *files[0],
+         "'dhcp.leases.journal' and 'dhcp.leases.snapshot' must be in the same directory");
   }
   read_enum(g, p, "durability",
             {{"strict", DhcpDurability::kStrict},

@@ -15,6 +15,8 @@
 #include <filesystem>
 
 #include "control/api.h"
+#include "control/dhcp_translate.h"
+#include "control/lease_keeper.h"
 #include "control/log.h"
 #include "control/metrics.h"
 #include "control/translate.h"
@@ -118,10 +120,14 @@ int Daemon::run(const std::string& prog) {
       if (cfg_.ports[i].name == in.port)
         err = dp_->accept_mac(i, vrrp::virtual_mac(static_cast<uint8_t>(in.vrid)));
   }
+  if (err.empty() && cfg_.dhcp.enabled) err = start_dhcp();
   if (err.empty()) {
     for (uint32_t i = 0; i < dp_->n_ports(); ++i) macs_.push_back(dp_->port(i).mac);
-    err = dp_->start(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_)));
+    auto first = std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_));
+    first->dhcp = dhcp_cfg_;
+    err = dp_->start(std::move(first));
   }
+  if (err.empty() && leases_) leases_->start();
   if (err.empty()) {
     VrrpService::Hooks hooks;
     hooks.send = [this](uint32_t port, const uint8_t* f, uint32_t len) {
@@ -216,6 +222,8 @@ int Daemon::run(const std::string& prog) {
   exposer_.reset();
   collector_.reset();
   if (dp_) dp_->stop();
+  if (leases_) leases_->stop();  // after the workers: their last lease changes are journaled
+  leases_.reset();
   vrrp_.reset();
   dp_.reset();
   api_->close();
@@ -323,7 +331,143 @@ void Daemon::on_timer(uint64_t now) {
 void Daemon::publish_snapshot() {
   std::vector<ExtraAddress> vips;
   if (vrrp_) vrrp_->owned(vips);
-  dp_->publish(std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_, vips)));
+  auto s = std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_, vips));
+  s->dhcp = dhcp_cfg_;
+  dp_->publish(std::move(s));
+}
+
+std::string Daemon::start_dhcp() {
+  try {
+    dhcp_cfg_ = std::make_shared<const dhcp::ServerConfig>(make_dhcp_config(cfg_));
+  } catch (const std::exception& e) {
+    return std::string("dhcp: ") + e.what();
+  }
+  const uint32_t n = dp_->n_workers();
+  dp::DhcpParams p;
+  p.hold_for_journal = cfg_.dhcp.leases.durability == cfg::DhcpDurability::kStrict;
+  for (uint32_t w = 0; w < n; ++w) {
+    auto store = std::make_unique<dhcp::LeaseStore>(lease_params(cfg_, *dhcp_cfg_, w));
+    std::string err;
+    if (!fill_lease_store(cfg_, *dhcp_cfg_, w, *store, &err)) return err;
+    p.engines.push_back(std::make_unique<dp::DhcpEngine>(*dhcp_cfg_, std::move(store), w, n));
+  }
+  leases_ = std::make_unique<LeaseKeeper>(*dp_, cfg_);
+  uint64_t orphans = 0;
+  std::string err = leases_->open([&](const dhcp::Lease& l) {
+    for (auto& e : p.engines)
+      if (e->store->find(l.ip) != nullptr) {
+        e->store->restore(l);
+        return;
+      }
+    ++orphans;  // its address is in no pool any more
+  });
+  if (!err.empty()) return "dhcp: " + err;
+  if (orphans != 0)
+    log_warning("dhcp: " + std::to_string(orphans) +
+                " restored lease records name addresses outside every pool (ignored)");
+  return dp_->enable_dhcp(std::move(p));
+}
+
+namespace {
+
+nlohmann::json lease_json(const dhcp::Lease& l, uint64_t now_ns) {
+  static constexpr const char* kStates[] = {"free", "offered", "bound", "declined"};
+  std::string client;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (uint8_t i = 0; i < l.client.len; ++i) {
+    if (i) client.push_back(':');
+    client.push_back(kHex[l.client.bytes[i] >> 4]);
+    client.push_back(kHex[l.client.bytes[i] & 15]);
+  }
+  const int64_t left = static_cast<int64_t>(l.expires_ns / 1'000'000'000) -
+                       static_cast<int64_t>(now_ns / 1'000'000'000);
+  return {{"ip", cfg::format_ipv4(l.ip)},
+          {"mac", cfg::format_mac(l.mac)},
+          {"client_id", client},
+          {"state", kStates[static_cast<size_t>(l.state) & 3]},
+          {"pool", l.pool},
+          {"expires_unix", l.expires_ns / 1'000'000'000},
+          {"remaining_s", left},
+          {"updated_unix", l.updated_ns / 1'000'000'000},
+          {"valid_lifetime_s",
+           l.expires_ns > l.updated_ns ? (l.expires_ns - l.updated_ns + 500'000'000) / 1'000'000'000
+                                       : 0},
+          {"generation", l.generation}};
+}
+
+uint64_t wall_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+nlohmann::json Daemon::leases_json(const std::vector<std::string>& argv) const {
+  if (!leases_) throw ApiError("dhcp is not enabled in " + cfg_.file);
+  std::optional<uint32_t> ip;
+  std::optional<std::array<uint8_t, 6>> mac;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i] == "--ip" && i + 1 < argv.size()) {
+      ip = cfg::parse_ipv4(argv[++i]);
+      if (!ip) throw ApiError("not an IPv4 address: '" + argv[i] + "'");
+    } else if (argv[i] == "--mac" && i + 1 < argv.size()) {
+      mac = cfg::parse_mac(argv[++i]);
+      if (!mac) throw ApiError("not a MAC address: '" + argv[i] + "'");
+    } else {
+      throw ApiError("usage: leases [--ip IP | --mac MAC]");
+    }
+  }
+  const uint64_t now = wall_now_ns();
+  nlohmann::json out = nlohmann::json::array();
+  for (const dhcp::Lease& l : leases_->leases(ip, mac)) {
+    nlohmann::json j = lease_json(l, now);
+    if (dhcp_cfg_ && l.pool < dhcp_cfg_->pools.size()) {
+      const dhcp::SubnetConf& sn = dhcp_cfg_->subnets[dhcp_cfg_->pools[l.pool].subnet];
+      j["subnet"] = cfg::format_ipv4(sn.network) + "/" + std::to_string(sn.len);
+      j["subnet_id"] = dhcp_cfg_->pools[l.pool].subnet + 1;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json Daemon::lease_release(const std::vector<std::string>& argv) {
+  if (!leases_) throw ApiError("dhcp is not enabled in " + cfg_.file);
+  if (argv.size() != 3) throw ApiError("usage: lease release IP");
+  const auto ip = cfg::parse_ipv4(argv[2]);
+  if (!ip) throw ApiError("not an IPv4 address: '" + argv[2] + "'");
+  const auto held = leases_->leases(*ip, std::nullopt);
+  if (held.empty() || (held[0].state != dhcp::LeaseState::kBound &&
+                       held[0].state != dhcp::LeaseState::kOffered))
+    throw ApiError(argv[2] + " has no active lease");
+  if (!dp_->dhcp_command({dp::DhcpCommand::kRelease, *ip}))
+    throw ApiError("the workers' command queue is full; try again");
+  log_info("dhcp: lease of " + argv[2] + " released by the operator");
+  return {{"released", argv[2]}};
+}
+
+nlohmann::json Daemon::dhcp_pools_json() const {
+  if (!leases_ || !dhcp_cfg_) throw ApiError("dhcp is not enabled in " + cfg_.file);
+  const auto counts = leases_->pool_counts(dhcp_cfg_->pools.size());
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t p = 0; p < dhcp_cfg_->pools.size(); ++p) {
+    const dhcp::PoolConf& pc = dhcp_cfg_->pools[p];
+    const dhcp::SubnetConf& sn = dhcp_cfg_->subnets[pc.subnet];
+    const uint64_t size = uint64_t{pc.last} - pc.first + 1;
+    const auto& c = counts[p];
+    const uint64_t used = c.offered + c.bound + c.declined;
+    out.push_back({{"pool", p},
+                   {"subnet", cfg::format_ipv4(sn.network) + "/" + std::to_string(sn.len)},
+                   {"subnet_id", pc.subnet + 1},
+                   {"range", cfg::format_ipv4(pc.first) + " - " + cfg::format_ipv4(pc.last)},
+                   {"size", size},
+                   {"offered", c.offered},
+                   {"bound", c.bound},
+                   {"declined", c.declined},
+                   {"free", size >= used ? size - used : 0}});
+  }
+  return out;
 }
 
 std::string Daemon::reload() {
@@ -388,12 +532,16 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
     want(1);
     return vrrp_->status(now_ns());
   }
+  if (cmd == "leases") return leases_json(argv);
+  if (cmd == "lease" && argv.size() >= 2 && argv[1] == "release") return lease_release(argv);
+  if (cmd == "dhcp" && argv.size() == 2 && argv[1] == "pools") return dhcp_pools_json();
   if (cmd == "config" && argv.size() == 2 && argv[1] == "reload") {
     if (std::string err = reload(); !err.empty()) throw ApiError(err);
     return {{"reloaded", true}, {"file", cfg_.file}, {"generation", generation_}};
   }
   throw ApiError("unknown command '" + cmd + "' (try: status, ports, neighbors, " +
-                 "neighbors resolve IP [PORT], vrrp, config reload)");
+                 "neighbors resolve IP [PORT], vrrp, leases [--ip IP | --mac MAC], lease release IP, " +
+                 "dhcp pools, config reload)");
 }
 
 nlohmann::json Daemon::status_json() const {

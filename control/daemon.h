@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/model.h"
+#include "dhcp/server.h"
 #include "control/vrrp_service.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/neighbor.h"
@@ -24,6 +25,7 @@ class Exposer;
 namespace ctl {
 
 class ApiServer;
+class LeaseKeeper;
 class MetricsCollector;
 
 // Written by the control thread, read by the metrics collector (any thread).
@@ -62,6 +64,12 @@ class Daemon {
   void send_arp_probe(const dp::NeighProbe& p);
   uint32_t source_ip_for(uint32_t port, uint32_t target) const;
   void publish_snapshot();
+  // DHCP: builds the server snapshot and the workers' stores, restores the journal into them and
+  // hands them to the data plane (before it starts). "" or why not.
+  std::string start_dhcp();
+  nlohmann::json leases_json(const std::vector<std::string>& argv) const;
+  nlohmann::json lease_release(const std::vector<std::string>& argv);
+  nlohmann::json dhcp_pools_json() const;
 
   struct Announcement {
     uint32_t port;
@@ -79,6 +87,8 @@ class Daemon {
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<VrrpService> vrrp_;
+  std::shared_ptr<const dhcp::ServerConfig> dhcp_cfg_;  // null: DHCP disabled
+  std::unique_ptr<LeaseKeeper> leases_;
   ControlStats stats_;
   std::vector<Announcement> announcements_;
   std::vector<dp::Mac> macs_;

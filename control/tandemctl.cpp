@@ -35,6 +35,10 @@ void usage(FILE* out) {
                "  neighbors                    the neighbour (ARP) table\n"
                "  neighbors resolve IP [PORT]  start ARP resolution of IP\n"
                "  vrrp                         VRRP instances: state, priority, master, timers\n"
+               "  leases [--ip IP | --mac MAC] [--format kea-csv]\n"
+               "                               DHCP leases (kea-csv: Kea's memfile CSV, v4)\n"
+               "  lease release IP             free a DHCP lease now\n"
+               "  dhcp pools                   DHCP pools: size, offered, bound, declined, free\n"
                "  import keepalived FILE       translate a keepalived.conf (local, no daemon)\n"
                "  config reload                re-read the configuration file (like SIGHUP)\n"
                "options:\n"
@@ -57,6 +61,30 @@ std::string check_usage(const std::vector<std::string>& c) {
     in_addr a{};
     if (inet_pton(AF_INET, c[2].c_str(), &a) != 1) return "not an IPv4 address: '" + c[2] + "'";
     return "";
+  }
+  if (c[0] == "leases") {
+    for (size_t i = 1; i < n; i += 2) {
+      if (i + 1 >= n) return "usage: leases [--ip IP | --mac MAC] [--format kea-csv]";
+      if (c[i] == "--format") {
+        if (c[i + 1] != "kea-csv") return "unknown format '" + c[i + 1] + "' (try: kea-csv)";
+      } else if (c[i] == "--ip") {
+        in_addr a{};
+        if (inet_pton(AF_INET, c[i + 1].c_str(), &a) != 1)
+          return "not an IPv4 address: '" + c[i + 1] + "'";
+      } else if (c[i] != "--mac") {
+        return "usage: leases [--ip IP | --mac MAC] [--format kea-csv]";
+      }
+    }
+    return "";
+  }
+  if (c[0] == "lease") {
+    if (n != 3 || c[1] != "release") return "usage: lease release IP";
+    in_addr a{};
+    if (inet_pton(AF_INET, c[2].c_str(), &a) != 1) return "not an IPv4 address: '" + c[2] + "'";
+    return "";
+  }
+  if (c[0] == "dhcp") {
+    return n == 2 && c[1] == "pools" ? "" : "usage: dhcp pools";
   }
   if (c[0] == "import") {
     return n == 3 && c[1] == "keepalived" ? "" : "usage: import keepalived FILE";
@@ -177,6 +205,46 @@ void print_neighbors(const json& r) {
                 n["state"].get<std::string>().c_str(), n["age_ms"].get<double>() / 1000.0);
 }
 
+void print_leases(const json& r) {
+  std::printf("%-16s %-17s %-8s %-10s %-20s %s\n", "IP", "MAC", "STATE", "REMAINING", "SUBNET",
+              "CLIENT-ID");
+  for (const auto& l : r)
+    std::printf("%-16s %-17s %-8s %-10s %-20s %s\n", l["ip"].get<std::string>().c_str(),
+                l["mac"].get<std::string>().c_str(), l["state"].get<std::string>().c_str(),
+                (l["remaining_s"].dump() + "s").c_str(), l.value("subnet", "").c_str(),
+                l["client_id"].get<std::string>().c_str());
+}
+
+// Kea's memfile lease file (kea-leases4.csv, schema of Kea 2.2): bound leases as state 0 and
+// quarantined ones as 1 (declined); offers are not leases to Kea and are left out. client_id is
+// empty when the client sent no option 61 (our key is then 01 + chaddr, RFC 2132 §9.14).
+void print_kea_csv(const json& r) {
+  std::printf(
+      "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,"
+      "state,user_context\n");
+  for (const auto& l : r) {
+    const std::string state = l["state"].get<std::string>();
+    if (state != "bound" && state != "declined") continue;
+    const std::string mac = l["mac"].get<std::string>();
+    std::string cid = l["client_id"].get<std::string>();
+    if (cid == "01:" + mac) cid.clear();
+    std::printf("%s,%s,%s,%s,%s,%s,0,0,,%d,\n", l["ip"].get<std::string>().c_str(), mac.c_str(),
+                cid.c_str(), l["valid_lifetime_s"].dump().c_str(),
+                l["expires_unix"].dump().c_str(), l.value("subnet_id", json(0)).dump().c_str(),
+                state == "bound" ? 0 : 1);
+  }
+}
+
+void print_pools(const json& r) {
+  std::printf("%-5s %-18s %-33s %8s %8s %8s %8s %8s\n", "POOL", "SUBNET", "RANGE", "SIZE",
+              "OFFERED", "BOUND", "DECLINED", "FREE");
+  for (const auto& p : r)
+    std::printf("%-5s %-18s %-33s %8s %8s %8s %8s %8s\n", p["pool"].dump().c_str(),
+                p["subnet"].get<std::string>().c_str(), p["range"].get<std::string>().c_str(),
+                p["size"].dump().c_str(), p["offered"].dump().c_str(), p["bound"].dump().c_str(),
+                p["declined"].dump().c_str(), p["free"].dump().c_str());
+}
+
 // The converted configuration on stdout; what was not translated, and errors, on stderr too.
 // Exit 1 when the input has errors (the output then leaves the affected parts out).
 int import_keepalived_file(const std::string& path) {
@@ -227,12 +295,28 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cmd[0] == "import") return import_keepalived_file(cmd[2]);
+  // Output formats are tandemctl's business: the daemon answers JSON.
+  bool kea_csv = false;
+  if (cmd[0] == "leases") {
+    for (size_t i = 1; i + 1 < cmd.size();) {
+      if (cmd[i] == "--format") {
+        kea_csv = true;
+        cmd.erase(cmd.begin() + static_cast<long>(i), cmd.begin() + static_cast<long>(i) + 2);
+      } else {
+        i += 2;
+      }
+    }
+  }
   json reply = call(sock, cmd);
   if (!reply.value("ok", false)) {
     std::fprintf(stderr, "%s\n", reply.value("error", std::string("unknown error")).c_str());
     return 1;
   }
   const json& r = reply["result"];
+  if (kea_csv) {
+    print_kea_csv(r);
+    return 0;
+  }
   if (as_json) {
     std::cout << r.dump(2) << "\n";
     return 0;
@@ -249,6 +333,12 @@ int main(int argc, char** argv) {
   } else if (c == "neighbors") {
     std::printf("resolving %s on %s: %s\n", r["ip"].get<std::string>().c_str(),
                 r["port"].get<std::string>().c_str(), r["state"].get<std::string>().c_str());
+  } else if (c == "leases") {
+    print_leases(r);
+  } else if (c == "lease") {
+    std::printf("released %s\n", r["released"].get<std::string>().c_str());
+  } else if (c == "dhcp") {
+    print_pools(r);
   } else if (c == "config") {
     std::printf("configuration reloaded from %s (generation %s)\n",
                 r["file"].get<std::string>().c_str(), r["generation"].dump().c_str());

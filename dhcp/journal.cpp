@@ -267,10 +267,10 @@ std::string Journal::open(const JournalParams& p) {
   params_ = p;
   while (params_.dir.size() > 1 && params_.dir.back() == '/') params_.dir.pop_back();
   const std::string& dir = params_.dir;
-  journal_path_ = dir + "/leases.journal";
-  snap_path_ = dir + "/leases.snap";
-  tmp_path_ = dir + "/leases.snap.tmp";
-  lock_path_ = dir + "/lock";
+  journal_path_ = dir + "/" + params_.journal_file;
+  snap_path_ = dir + "/" + params_.snapshot_file;
+  tmp_path_ = snap_path_ + ".tmp";
+  lock_path_ = params_.journal_file == "leases.journal" ? dir + "/lock" : journal_path_ + ".lock";
 
   auto bail = [&](std::string msg) {
     fail(std::move(msg));

@@ -90,6 +90,11 @@ enum class FsyncPolicy : uint8_t {
 
 struct JournalParams {
   std::string dir;  // created if missing (mode 0750); holds leases.snap and leases.journal
+  // File names inside `dir` (tandemd: the basenames of dhcp.leases.journal and .snapshot, which
+  // must share a directory: the snapshot's rename is made durable by an fsync of it). With other
+  // names than the defaults the lock file is JOURNAL.lock, the temporary file SNAPSHOT.tmp.
+  std::string journal_file = "leases.journal";
+  std::string snapshot_file = "leases.snap";
   FsyncPolicy fsync = FsyncPolicy::kEveryBatch;
   uint32_t fsync_interval_ms = 1000;            // kInterval
   uint64_t compact_bytes = uint64_t{64} << 20;  // tick() compacts once the journal is this big

@@ -1,0 +1,187 @@
+#include "control/lease_keeper.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "control/log.h"
+#include "dataplane/dataplane.h"
+
+namespace ctl {
+namespace {
+
+uint64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+constexpr uint32_t kBatchMax = 8192;  // lease changes per pass (all workers)
+
+}  // namespace
+
+LeaseKeeper::LeaseKeeper(dp::Dataplane& dp, const cfg::Config& c)
+    : dp_(dp), conf_(c.dhcp.leases), n_workers_(dp.n_workers()) {}
+
+LeaseKeeper::~LeaseKeeper() {
+  stop();
+}
+
+std::string LeaseKeeper::open(const std::function<void(const dhcp::Lease&)>& restore) {
+  if (conf_.durability == cfg::DhcpDurability::kNone) return "";
+  dhcp::JournalParams p;
+  const std::filesystem::path jp(conf_.journal), sp(conf_.snapshot);
+  if (jp.parent_path() != sp.parent_path())
+    return "dhcp.leases.journal (" + conf_.journal + ") and dhcp.leases.snapshot (" +
+           conf_.snapshot + ") must be in the same directory";
+  p.dir = sp.parent_path().string();
+  p.journal_file = jp.filename().string();
+  p.snapshot_file = sp.filename().string();
+  p.fsync = conf_.durability == cfg::DhcpDurability::kStrict ? dhcp::FsyncPolicy::kEveryBatch
+                                                               : dhcp::FsyncPolicy::kInterval;
+  p.fsync_interval_ms = conf_.fsync_interval_ms;
+  p.compact_bytes = uint64_t{conf_.journal_max_mb} << 20;
+  p.compact_interval_ms = uint64_t{conf_.snapshot_interval_s} * 1000;
+  if (std::string err = journal_.open(p); !err.empty()) return err;
+  std::string err = journal_.replay([&](const dhcp::Lease& l) {
+    restore(l);
+    auto [it, added] = view_.try_emplace(l.ip, l);
+    if (!added && l.generation >= it->second.generation) it->second = l;
+  });
+  if (!err.empty()) return err;
+  journal_open_ = true;
+  stats_.journal_enabled = true;
+  stats_.journal = journal_.stats();
+  if (journal_.stats().torn_tail_bytes != 0)
+    log_warning("dhcp journal " + conf_.journal + ": dropped a torn tail of " +
+                std::to_string(journal_.stats().torn_tail_bytes) + " bytes (a crash mid-write)");
+  log_info("dhcp leases restored: " + std::to_string(journal_.stats().restored) + " records, " +
+           std::to_string(view_.size()) + " addresses, from " + conf_.snapshot + " and " +
+           conf_.journal);
+  return "";
+}
+
+void LeaseKeeper::start() {
+  if (thread_.joinable()) return;
+  stop_.store(false);
+  thread_ = std::thread([this] { run(); });
+}
+
+void LeaseKeeper::stop() {
+  if (thread_.joinable()) {
+    stop_.store(true);
+    thread_.join();
+  }
+  if (journal_open_) {
+    journal_.close();
+    journal_open_ = false;
+  }
+}
+
+void LeaseKeeper::apply(const dhcp::LeaseEvent& e) {
+  auto [it, added] = view_.try_emplace(e.lease.ip, e.lease);
+  if (!added && e.lease.generation >= it->second.generation) it->second = e.lease;
+}
+
+void LeaseKeeper::run() {
+  std::vector<dhcp::LeaseEvent> batch(kBatchMax);
+  std::vector<uint64_t> taken(n_workers_, 0);  // per worker, since start
+  uint32_t idle_us = 0;
+  bool failing = false;
+  for (;;) {
+    const bool stopping = stop_.load(std::memory_order_acquire);
+    size_t n = 0;
+    std::vector<uint64_t> upto(taken);
+    for (uint32_t w = 0; w < n_workers_ && n < kBatchMax; ++w) {
+      const uint32_t got =
+          dp_.poll_lease_events(w, batch.data() + n, static_cast<uint32_t>(kBatchMax - n));
+      n += got;
+      upto[w] += got;
+    }
+    const uint64_t now = mono_ns();
+    if (n != 0) {
+      bool ok = !journal_open_ || journal_.append({batch.data(), n}, now);
+      // After a failed pass, what it held is only in the journal's table: sync() compacts it
+      // into a snapshot, which makes it durable too.
+      if (ok && failing) ok = journal_.sync();
+      if (!ok && !failing)
+        log_error("dhcp journal: " + journal_.last_error() +
+                  " (strict durability holds replies until it is writable again)");
+      failing = !ok;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        for (size_t i = 0; i < n; ++i) apply(batch[i]);
+        stats_.events += n;
+        ++stats_.batches;
+        if (!ok) ++stats_.journal_failures;
+        if (journal_open_) stats_.journal = journal_.stats();
+        stats_.lag_events = journal_open_ ? journal_.written() - journal_.synced_upto() : 0;
+      }
+      // Written (and, when strict, fsynced by append): the workers may release the replies.
+      // Without a journal, or batched, nothing waits for this.
+      // A failed pass is retried by the next successful one (which then covers it).
+      taken = upto;
+      if (ok)
+        for (uint32_t w = 0; w < n_workers_; ++w) dp_.set_lease_durable(w, taken[w]);
+      idle_us = 0;
+      continue;
+    }
+    if (journal_open_ && journal_.tick(now)) {
+      std::lock_guard<std::mutex> g(mu_);
+      stats_.journal = journal_.stats();
+      stats_.lag_events = journal_.written() - journal_.synced_upto();
+    }
+    if (stopping) break;
+    // Adaptive: a waiting ACK costs at most ~100 µs of latency, an idle keeper a few wakeups.
+    idle_us = idle_us == 0 ? 20 : std::min<uint32_t>(idle_us * 2, 1000);
+    timespec ts{0, static_cast<long>(idle_us) * 1000};
+    nanosleep(&ts, nullptr);
+  }
+  if (journal_open_) journal_.sync();
+}
+
+std::vector<dhcp::Lease> LeaseKeeper::leases(std::optional<uint32_t> ip,
+                                             std::optional<std::array<uint8_t, 6>> mac) const {
+  std::vector<dhcp::Lease> out;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& [addr, l] : view_) {
+      if (l.state == dhcp::LeaseState::kFree) continue;
+      if (ip && addr != *ip) continue;
+      if (mac && l.mac != *mac) continue;
+      out.push_back(l);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ip < b.ip; });
+  return out;
+}
+
+std::vector<LeaseKeeper::PoolCounts> LeaseKeeper::pool_counts(size_t n_pools) const {
+  std::vector<PoolCounts> out(n_pools);
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto& [addr, l] : view_) {
+    if (l.pool >= n_pools) continue;
+    switch (l.state) {
+      case dhcp::LeaseState::kOffered:
+        ++out[l.pool].offered;
+        break;
+      case dhcp::LeaseState::kBound:
+        ++out[l.pool].bound;
+        break;
+      case dhcp::LeaseState::kDeclined:
+        ++out[l.pool].declined;
+        break;
+      case dhcp::LeaseState::kFree:
+        break;
+    }
+  }
+  return out;
+}
+
+LeaseKeeperStats LeaseKeeper::stats() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return stats_;
+}
+
+}  // namespace ctl

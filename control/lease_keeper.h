@@ -1,0 +1,82 @@
+#pragma once
+// The lease keeper: the one non-worker thread that takes every lease change the workers make
+// (one SP/SC ring per worker), writes it to the journal (dhcp::Journal: append-only, batched,
+// fsync per policy, compacted into snapshots), tells the workers how far their changes are
+// durable (strict durability: replies wait for that), and keeps the view of all leases that
+// tandemctl and the metrics read. At start it replays the journal so every lease is restored
+// into the workers' stores before they serve.
+//
+// Threads: open()/start()/stop() and the queries are called by the control thread; run() is the
+// keeper's own thread. The view is guarded by a mutex the workers never touch.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "config/model.h"
+#include "dhcp/journal.h"
+#include "dhcp/leases.h"
+
+namespace dp {
+class Dataplane;
+}
+
+namespace ctl {
+
+struct LeaseKeeperStats {
+  dhcp::JournalStats journal;  // copy, refreshed by the keeper after every batch
+  uint64_t events = 0;         // lease changes taken from the workers
+  uint64_t batches = 0;        // ... in this many passes
+  uint64_t lag_events = 0;     // taken but not yet durable (strict/batched), at the last pass
+  uint64_t journal_failures = 0;
+  bool journal_enabled = false;
+};
+
+class LeaseKeeper {
+ public:
+  LeaseKeeper(dp::Dataplane& dp, const cfg::Config& c);
+  ~LeaseKeeper();  // stop()
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+  // Control thread, before the workers start: opens the journal (unless durability = "none")
+  // and replays it, handing every restored lease to `restore` (which installs it in the store
+  // that holds its address) and into the view. "" or an error naming the file.
+  std::string open(const std::function<void(const dhcp::Lease&)>& restore);
+  void start();
+  // Drains what the workers left, syncs and closes the journal. Idempotent.
+  void stop();
+
+  // Control thread (API): leases in the view (not FREE ones), filtered; sorted by address.
+  std::vector<dhcp::Lease> leases(std::optional<uint32_t> ip,
+                                  std::optional<std::array<uint8_t, 6>> mac) const;
+  // Control thread: counts by pool id and state over the view.
+  struct PoolCounts {
+    uint64_t offered = 0, bound = 0, declined = 0;
+  };
+  std::vector<PoolCounts> pool_counts(size_t n_pools) const;
+  LeaseKeeperStats stats() const;
+
+ private:
+  void run();
+  void apply(const dhcp::LeaseEvent& e);  // view, under mu_
+
+  dp::Dataplane& dp_;
+  cfg::DhcpLeaseStore conf_;
+  uint32_t n_workers_;
+  dhcp::Journal journal_;
+  bool journal_open_ = false;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::unordered_map<uint32_t, dhcp::Lease> view_;  // ip -> latest lease (by generation)
+  LeaseKeeperStats stats_;
+};
+
+}  // namespace ctl
