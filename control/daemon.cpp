@@ -153,7 +153,8 @@ int Daemon::run(const std::string& prog) {
 
   if (rc == 0 && cfg_.metrics.enabled) {
     try {
-      collector_ = std::make_shared<MetricsCollector>(*dp_, stats_, vrrp_->stats(), cfg_.node);
+      collector_ = std::make_shared<MetricsCollector>(*dp_, stats_, vrrp_->stats(), cfg_.node,
+                                                      leases_.get(), dhcp_cfg_);
       exposer_ = std::make_unique<prometheus::Exposer>(cfg_.metrics.listen);
       exposer_->RegisterCollectable(collector_);
     } catch (const std::exception& e) {

@@ -80,6 +80,7 @@ void LeaseKeeper::stop() {
 }
 
 void LeaseKeeper::apply(const dhcp::LeaseEvent& e) {
+  if (e.kind < stats_.by_kind.size()) ++stats_.by_kind[e.kind];
   auto [it, added] = view_.try_emplace(e.lease.ip, e.lease);
   if (!added && e.lease.generation >= it->second.generation) it->second = e.lease;
 }

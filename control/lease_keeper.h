@@ -9,6 +9,7 @@
 // Threads: open()/start()/stop() and the queries are called by the control thread; run() is the
 // keeper's own thread. The view is guarded by a mutex the workers never touch.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -35,8 +36,11 @@ struct LeaseKeeperStats {
   uint64_t batches = 0;        // ... in this many passes
   uint64_t lag_events = 0;     // taken but not yet durable (strict/batched), at the last pass
   uint64_t journal_failures = 0;
+  std::array<uint64_t, 6> by_kind{};  // lease changes by dhcp::LeaseEvent::Kind
   bool journal_enabled = false;
 };
+inline constexpr std::array<const char*, 6> kLeaseEventNames{
+    "offer", "bind", "release", "decline", "expire", "offer_expired"};
 
 class LeaseKeeper {
  public:

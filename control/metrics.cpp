@@ -4,6 +4,9 @@
 
 #include <limits>
 
+#include "control/lease_keeper.h"
+#include "dataplane/dataplane.h"
+#include "dhcp/server.h"
 #include "tandem_version.h"
 
 namespace ctl {
@@ -53,6 +56,115 @@ class Families {
 
 double d(uint64_t v) {
   return static_cast<double>(v);
+}
+
+const char* const kMessageNames[] = {"none",    "discover", "offer",   "request", "decline",
+                                     "ack",     "nak",      "release", "inform"};
+
+// DHCP: per-worker counters summed, the lease keeper's view for the pools, its journal stats.
+void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
+                  const dhcp::ServerConfig& sc) {
+  std::array<uint64_t, 9> rx{}, tx{};
+  std::array<uint64_t, static_cast<size_t>(dhcp::Malformed::kCount)> bad{};
+  std::array<uint64_t, static_cast<size_t>(dhcp::Reason::kCount)> why{};
+  uint64_t handed = 0, handoff_full = 0, journal_full = 0, held = 0, held_full = 0, no_route = 0;
+  uint64_t left_out = 0, relay_left_out = 0;
+  for (uint32_t w = 0; w < dp.n_workers(); ++w) {
+    const dp::DhcpEngine* e = dp.dhcp_engine(w);
+    if (e == nullptr) continue;
+    for (size_t i = 0; i < rx.size(); ++i) rx[i] += e->stats.received[i].get();
+    for (size_t i = 0; i < tx.size(); ++i) tx[i] += e->server.counters().sent[i].get();
+    for (size_t i = 0; i < bad.size(); ++i) bad[i] += e->stats.malformed[i].get();
+    for (size_t i = 0; i < why.size(); ++i) why[i] += e->server.counters().reasons[i].get();
+    handed += e->stats.handed_off.get();
+    handoff_full += e->stats.handoff_full.get();
+    journal_full += e->stats.journal_full.get();
+    held += e->stats.held.get();
+    held_full += e->stats.held_full.get();
+    no_route += e->stats.no_route.get();
+    left_out += e->server.counters().options_left_out.get();
+    relay_left_out += e->server.counters().relay_info_left_out.get();
+  }
+  for (size_t t : {1, 3, 4, 7, 8})
+    f.counter("tandem_dhcp_received_total", "DHCP requests received (parsed), by message type.",
+              {{"type", kMessageNames[t]}}, d(rx[t]));
+  for (size_t t : {2, 5, 6})
+    f.counter("tandem_dhcp_sent_total", "DHCP replies sent, by message type.",
+              {{"type", kMessageNames[t]}}, d(tx[t]));
+  const char* const kDropHelp = "DHCP requests dropped before the server logic, by reason.";
+  for (size_t i = 0; i < bad.size(); ++i)
+    f.counter("tandem_dhcp_drops_total", kDropHelp, {{"reason", dhcp::kMalformedNames[i]}},
+              d(bad[i]));
+  f.counter("tandem_dhcp_drops_total", kDropHelp, {{"reason", "handoff_full"}}, d(handoff_full));
+  f.counter("tandem_dhcp_drops_total", kDropHelp, {{"reason", "held_full"}}, d(held_full));
+  f.counter("tandem_dhcp_drops_total", kDropHelp, {{"reason", "no_route"}}, d(no_route));
+  for (size_t i = 1; i < why.size(); ++i)
+    f.counter("tandem_dhcp_refusals_total",
+              "Requests the server did not grant as asked (no reply, or a NAK), by reason.",
+              {{"reason", dhcp::kReasonNames[i]}}, d(why[i]));
+  f.counter("tandem_dhcp_handoffs_total",
+            "Requests passed to the worker that owns their client.", {}, d(handed));
+  f.counter("tandem_dhcp_held_replies_total",
+            "Replies held until their lease change was on disk (strict durability).", {}, d(held));
+  f.counter("tandem_dhcp_options_left_out_total",
+            "Replies that left out options for the client's size limit.", {}, d(left_out));
+  f.counter("tandem_dhcp_relay_info_left_out_total",
+            "Replies sent without option 82 because it did not fit.", {}, d(relay_left_out));
+  f.counter("tandem_dhcp_journal_lost_total",
+            "Lease changes the journal ring refused (the keeper fell behind).", {}, d(journal_full));
+
+  const LeaseKeeperStats ks = lk.stats();
+  for (size_t k = 0; k < ks.by_kind.size(); ++k)
+    f.counter("tandem_dhcp_lease_events_total",
+              "Lease changes by kind (offer_expired: offers never claimed by a REQUEST).",
+              {{"kind", kLeaseEventNames[k]}}, d(ks.by_kind[k]));
+  const auto counts = lk.pool_counts(sc.pools.size());
+  for (size_t p = 0; p < sc.pools.size(); ++p) {
+    const dhcp::PoolConf& pc = sc.pools[p];
+    const dhcp::SubnetConf& sn = sc.subnets[pc.subnet];
+    const std::string subnet = cfg::format_ipv4(sn.network) + "/" + std::to_string(sn.len);
+    const std::string range = cfg::format_ipv4(pc.first) + "-" + cfg::format_ipv4(pc.last);
+    const uint64_t size = uint64_t{pc.last} - pc.first + 1;
+    const auto& c = counts[p];
+    const uint64_t used = c.offered + c.bound + c.declined;
+    const std::pair<const char*, uint64_t> states[] = {{"total", size},
+                                                       {"offered", c.offered},
+                                                       {"bound", c.bound},
+                                                       {"declined", c.declined},
+                                                       {"free", size >= used ? size - used : 0}};
+    for (const auto& [state, v] : states)
+      f.gauge("tandem_dhcp_pool_addresses", "Addresses of each pool by state.",
+              {{"subnet", subnet}, {"pool", range}, {"state", state}}, d(v));
+  }
+  if (!ks.journal_enabled) return;
+  const dhcp::JournalStats& js = ks.journal;
+  f.counter("tandem_dhcp_journal_records_total", "Lease records written to the journal.", {},
+            d(js.records_written));
+  f.counter("tandem_dhcp_journal_bytes_total", "Bytes written to the journal.", {},
+            d(js.bytes_written));
+  f.counter("tandem_dhcp_journal_fsyncs_total", "Journal fsyncs.", {}, d(js.fsyncs));
+  f.counter("tandem_dhcp_journal_compactions_total", "Snapshots written (journal compactions).",
+            {}, d(js.compactions));
+  f.counter("tandem_dhcp_journal_errors_total", "Journal I/O errors.", {}, d(js.errors));
+  f.gauge("tandem_dhcp_journal_lag_records", "Lease records written but not yet fsynced.", {},
+          d(ks.lag_events));
+  f.gauge("tandem_dhcp_leases_restored", "Lease records restored from disk at start.", {},
+          d(js.restored));
+  ClientMetric m;
+  uint64_t cum = 0;
+  for (size_t b = 0; b < js.fsync_buckets.size(); ++b) {
+    cum += js.fsync_buckets[b];
+    ClientMetric::Bucket bk;
+    bk.cumulative_count = cum;
+    bk.upper_bound = b < dhcp::JournalStats::kFsyncBucketsUs.size()
+                         ? dhcp::JournalStats::kFsyncBucketsUs[b] / 1e6
+                         : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(bk);
+  }
+  m.histogram.sample_count = cum;
+  m.histogram.sample_sum = static_cast<double>(js.fsync_ns_sum) / 1e9;
+  f.family("tandem_dhcp_journal_fsync_seconds", "Journal fsync latency.", MetricType::Histogram)
+      .metric.push_back(std::move(m));
 }
 
 }  // namespace
@@ -216,6 +328,8 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   f.counter("tandem_vrrp_script_runs_total", "Track script runs.", {}, d(vs_.script_runs.get()));
   f.counter("tandem_vrrp_script_failures_total", "Track script runs that failed or timed out.", {},
             d(vs_.script_failures.get()));
+
+  if (leases_ != nullptr && dhcp_ != nullptr) collect_dhcp(f, dp_, *leases_, *dhcp_);
 
   f.counter("tandem_config_reloads_total", "Configuration reloads by result.", {{"result", "ok"}},
             d(cs_.reloads_ok.get()));
