@@ -2575,9 +2575,10 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   }
   resized(rv.sync_groups, nv.sync_groups, nv.line, "vrrp.sync_groups");
 
-  // DHCP: turning the server on or off and the lease files (what the journal writer opened at
-  // start, and how it syncs) need a restart; subnets, pools, hosts, classes, options, timers and
-  // limits do not.
+  // DHCP: turning the server on or off, the lease files (what the journal writer opened at
+  // start, and how it syncs), and the address plan the workers' lease stores were built from
+  // (subnets, pool ranges, reserved addresses, offer and decline holds) need a restart; options,
+  // lease times, classes' matches, relays, server ids, min_secs and limits do not.
   const Dhcp& rh = running.dhcp;
   const Dhcp& nh = next.dhcp;
   if (rh.enabled != nh.enabled) conflict(nh.line, "dhcp.enabled");
@@ -2585,6 +2586,25 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   if (rh.leases.snapshot != nh.leases.snapshot) conflict(nh.leases.line, "dhcp.leases.snapshot");
   if (rh.leases.durability != nh.leases.durability) {
     conflict(nh.leases.line, "dhcp.leases.durability");
+  }
+  if (rh.offer_hold_ms != nh.offer_hold_ms) conflict(nh.line, "dhcp.offer_hold_ms");
+  if (rh.decline_hold_s != nh.decline_hold_s) conflict(nh.line, "dhcp.decline_hold_s");
+  if (rh.classes.size() != nh.classes.size()) conflict(nh.line, "dhcp.classes");
+  if (rh.subnets.size() != nh.subnets.size()) {
+    conflict(nh.line, "dhcp.subnets");
+  } else {
+    for (size_t i = 0; i < nh.subnets.size(); ++i) {
+      const DhcpSubnet& a = rh.subnets[i];
+      const DhcpSubnet& b = nh.subnets[i];
+      bool same = a.subnet.addr == b.subnet.addr && a.subnet.len == b.subnet.len &&
+                  a.pools.size() == b.pools.size() && a.hosts.size() == b.hosts.size();
+      for (size_t k = 0; same && k < a.pools.size(); ++k)
+        same = a.pools[k].first == b.pools[k].first && a.pools[k].last == b.pools[k].last;
+      for (size_t k = 0; same && k < a.hosts.size(); ++k)
+        same = a.hosts[k].ip == b.hosts[k].ip && a.hosts[k].key == b.hosts[k].key &&
+               a.hosts[k].id == b.hosts[k].id;
+      if (!same) conflict(b.line, "dhcp.subnets (prefix, pool ranges or reservations)");
+    }
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const Error& a, const Error& b) { return a.line < b.line; });

@@ -505,7 +505,10 @@ void Daemon::apply_runtime(const cfg::Config& next) {
     }
   }
   cfg_ = next;
-  vrrp_->reload(cfg_, now);
+  // DHCP: a new server snapshot (options, times, classes, relays...); the address plan is the
+  // same (reload_conflicts), so the workers' lease stores stay valid. Workers switch at their
+  // next loop; the old snapshot is freed with the last dp::Snapshot that holds it.
+  if (dhcp_cfg_) dhcp_cfg_ = std::make_shared<const dhcp::ServerConfig>(make_dhcp_config(cfg_));
   neigh_.set_params(neigh_params(cfg_));
   load_statics();
   publish_snapshot();
