@@ -390,9 +390,9 @@ nlohmann::json lease_json(const dhcp::Lease& l, uint64_t now_ns) {
           {"expires_unix", l.expires_ns / 1'000'000'000},
           {"remaining_s", left},
           {"updated_unix", l.updated_ns / 1'000'000'000},
-          {"valid_lifetime_s",
-           l.expires_ns > l.updated_ns ? (l.expires_ns - l.updated_ns + 500'000'000) / 1'000'000'000
-                                       : 0},
+          {"valid_lifetime_s", l.expires_ns > l.updated_ns
+                                   ? (l.expires_ns - l.updated_ns + 500'000'000) / 1'000'000'000
+                                   : 0},
           {"generation", l.generation}};
 }
 
@@ -439,8 +439,8 @@ nlohmann::json Daemon::lease_release(const std::vector<std::string>& argv) {
   const auto ip = cfg::parse_ipv4(argv[2]);
   if (!ip) throw ApiError("not an IPv4 address: '" + argv[2] + "'");
   const auto held = leases_->leases(*ip, std::nullopt);
-  if (held.empty() || (held[0].state != dhcp::LeaseState::kBound &&
-                       held[0].state != dhcp::LeaseState::kOffered))
+  if (held.empty() ||
+      (held[0].state != dhcp::LeaseState::kBound && held[0].state != dhcp::LeaseState::kOffered))
     throw ApiError(argv[2] + " has no active lease");
   if (!dp_->dhcp_command({dp::DhcpCommand::kRelease, *ip}))
     throw ApiError("the workers' command queue is full; try again");
@@ -543,9 +543,10 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
     if (std::string err = reload(); !err.empty()) throw ApiError(err);
     return {{"reloaded", true}, {"file", cfg_.file}, {"generation", generation_}};
   }
-  throw ApiError("unknown command '" + cmd + "' (try: status, ports, neighbors, " +
-                 "neighbors resolve IP [PORT], vrrp, leases [--ip IP | --mac MAC], lease release IP, " +
-                 "dhcp pools, config reload)");
+  throw ApiError(
+      "unknown command '" + cmd + "' (try: status, ports, neighbors, " +
+      "neighbors resolve IP [PORT], vrrp, leases [--ip IP | --mac MAC], lease release IP, " +
+      "dhcp pools, config reload)");
 }
 
 nlohmann::json Daemon::status_json() const {

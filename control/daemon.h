@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "config/model.h"
-#include "dhcp/server.h"
 #include "control/vrrp_service.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/neighbor.h"
 #include "dataplane/stats.h"
+#include "dhcp/server.h"
 
 namespace prometheus {
 class Exposer;

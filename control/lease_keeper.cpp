@@ -39,7 +39,7 @@ std::string LeaseKeeper::open(const std::function<void(const dhcp::Lease&)>& res
   p.journal_file = jp.filename().string();
   p.snapshot_file = sp.filename().string();
   p.fsync = conf_.durability == cfg::DhcpDurability::kStrict ? dhcp::FsyncPolicy::kEveryBatch
-                                                               : dhcp::FsyncPolicy::kInterval;
+                                                             : dhcp::FsyncPolicy::kInterval;
   p.fsync_interval_ms = conf_.fsync_interval_ms;
   p.compact_bytes = uint64_t{conf_.journal_max_mb} << 20;
   p.compact_interval_ms = uint64_t{conf_.snapshot_interval_s} * 1000;

@@ -39,8 +39,8 @@ struct LeaseKeeperStats {
   std::array<uint64_t, 6> by_kind{};  // lease changes by dhcp::LeaseEvent::Kind
   bool journal_enabled = false;
 };
-inline constexpr std::array<const char*, 6> kLeaseEventNames{
-    "offer", "bind", "release", "decline", "expire", "offer_expired"};
+inline constexpr std::array<const char*, 6> kLeaseEventNames{"offer",   "bind",   "release",
+                                                             "decline", "expire", "offer_expired"};
 
 class LeaseKeeper {
  public:

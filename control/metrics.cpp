@@ -58,8 +58,8 @@ double d(uint64_t v) {
   return static_cast<double>(v);
 }
 
-const char* const kMessageNames[] = {"none",    "discover", "offer",   "request", "decline",
-                                     "ack",     "nak",      "release", "inform"};
+const char* const kMessageNames[] = {"none", "discover", "offer",   "request", "decline",
+                                     "ack",  "nak",      "release", "inform"};
 
 // DHCP: per-worker counters summed, the lease keeper's view for the pools, its journal stats.
 void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
@@ -102,8 +102,8 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
     f.counter("tandem_dhcp_refusals_total",
               "Requests the server did not grant as asked (no reply, or a NAK), by reason.",
               {{"reason", dhcp::kReasonNames[i]}}, d(why[i]));
-  f.counter("tandem_dhcp_handoffs_total",
-            "Requests passed to the worker that owns their client.", {}, d(handed));
+  f.counter("tandem_dhcp_handoffs_total", "Requests passed to the worker that owns their client.",
+            {}, d(handed));
   f.counter("tandem_dhcp_held_replies_total",
             "Replies held until their lease change was on disk (strict durability).", {}, d(held));
   f.counter("tandem_dhcp_options_left_out_total",
@@ -111,7 +111,8 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
   f.counter("tandem_dhcp_relay_info_left_out_total",
             "Replies sent without option 82 because it did not fit.", {}, d(relay_left_out));
   f.counter("tandem_dhcp_journal_lost_total",
-            "Lease changes the journal ring refused (the keeper fell behind).", {}, d(journal_full));
+            "Lease changes the journal ring refused (the keeper fell behind).", {},
+            d(journal_full));
 
   const LeaseKeeperStats ks = lk.stats();
   for (size_t k = 0; k < ks.by_kind.size(); ++k)
@@ -143,8 +144,8 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
   f.counter("tandem_dhcp_journal_bytes_total", "Bytes written to the journal.", {},
             d(js.bytes_written));
   f.counter("tandem_dhcp_journal_fsyncs_total", "Journal fsyncs.", {}, d(js.fsyncs));
-  f.counter("tandem_dhcp_journal_compactions_total", "Snapshots written (journal compactions).",
-            {}, d(js.compactions));
+  f.counter("tandem_dhcp_journal_compactions_total", "Snapshots written (journal compactions).", {},
+            d(js.compactions));
   f.counter("tandem_dhcp_journal_errors_total", "Journal I/O errors.", {}, d(js.errors));
   f.gauge("tandem_dhcp_journal_lag_records", "Lease records written but not yet fsynced.", {},
           d(ks.lag_events));

@@ -27,7 +27,11 @@ class MetricsCollector : public prometheus::Collectable {
   MetricsCollector(const dp::Dataplane& dp, const ControlStats& cs, const VrrpStats& vs,
                    std::string node, const LeaseKeeper* leases = nullptr,
                    std::shared_ptr<const dhcp::ServerConfig> dhcp = nullptr)
-      : dp_(dp), cs_(cs), vs_(vs), node_(std::move(node)), leases_(leases),
+      : dp_(dp),
+        cs_(cs),
+        vs_(vs),
+        node_(std::move(node)),
+        leases_(leases),
         dhcp_(std::move(dhcp)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 

@@ -229,9 +229,8 @@ void print_kea_csv(const json& r) {
     std::string cid = l["client_id"].get<std::string>();
     if (cid == "01:" + mac) cid.clear();
     std::printf("%s,%s,%s,%s,%s,%s,0,0,,%d,\n", l["ip"].get<std::string>().c_str(), mac.c_str(),
-                cid.c_str(), l["valid_lifetime_s"].dump().c_str(),
-                l["expires_unix"].dump().c_str(), l.value("subnet_id", json(0)).dump().c_str(),
-                state == "bound" ? 0 : 1);
+                cid.c_str(), l["valid_lifetime_s"].dump().c_str(), l["expires_unix"].dump().c_str(),
+                l.value("subnet_id", json(0)).dump().c_str(), state == "bound" ? 0 : 1);
   }
 }
 

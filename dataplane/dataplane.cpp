@@ -79,7 +79,8 @@ std::string Dataplane::init(const Params& p) {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   tsc_base_ = rte_rdtsc();
-  wall_base_ns_ = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+  wall_base_ns_ =
+      static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
   ns_per_tsc_ = 1e9 / static_cast<double>(tsc_hz_);
   const uint32_t n_workers = static_cast<uint32_t>(p.worker_lcores.size());
   ctl_txq_ = static_cast<uint16_t>(n_workers);
@@ -236,7 +237,8 @@ void Dataplane::stop() {
   ports_.clear();
   for (auto& w : workers_) {
     for (uint32_t i = 0; i < w->n_ports; ++i) rte_free(w->tx_buffer[i]);
-    for (; w->held_count != 0; --w->held_count, w->held_head = (w->held_head + 1) % Worker::kHeldMax)
+    for (; w->held_count != 0;
+         --w->held_count, w->held_head = (w->held_head + 1) % Worker::kHeldMax)
       rte_pktmbuf_free(w->held[w->held_head].m);
     if (w->handoff) {
       void* m;
@@ -468,8 +470,8 @@ uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) 
   e.stats.expired.add(w.expiry.size());
   // Operators' orders.
   DhcpCommand cmds[16];
-  const uint32_t nc = rte_ring_sc_dequeue_burst_elem(w.commands, cmds, sizeof(DhcpCommand), 16,
-                                                     nullptr);
+  const uint32_t nc =
+      rte_ring_sc_dequeue_burst_elem(w.commands, cmds, sizeof(DhcpCommand), 16, nullptr);
   for (uint32_t i = 0; i < nc; ++i) {
     const dhcp::Lease* l = e.store->find(cmds[i].ip);
     if (cmds[i].kind == DhcpCommand::kRelease && l != nullptr &&
@@ -480,13 +482,13 @@ uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) 
   }
   // Requests other workers received for our clients.
   rte_mbuf* ms[32];
-  const uint32_t nh = rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(ms), 32, nullptr);
+  const uint32_t nh =
+      rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(ms), 32, nullptr);
   for (uint32_t i = 0; i < nh; ++i) {
     const uint32_t port = ms[i]->hash.usr;
-    const LocalResult r =
-        port < s.n_ports
-            ? handle_local(rte_pktmbuf_mtod(ms[i], uint8_t*), ms[i]->data_len, s.ports[port], w.stats)
-            : LocalResult{};
+    const LocalResult r = port < s.n_ports ? handle_local(rte_pktmbuf_mtod(ms[i], uint8_t*),
+                                                          ms[i]->data_len, s.ports[port], w.stats)
+                                           : LocalResult{};
     if (r.verdict == Verdict::kDhcp)
       dhcp_request(w, s, port, ms[i], r.l4_off, r.l4_len, now);
     else

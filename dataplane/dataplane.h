@@ -211,8 +211,8 @@ class Dataplane {
     Dataplane* dp;
     Worker* w;
   };
-  void handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
-                    uint16_t n, uint64_t now) noexcept;
+  void handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts, uint16_t n,
+                    uint64_t now) noexcept;
   void idle_backoff(Worker& w, const Snapshot& s, uint64_t now) noexcept;
   // DHCP: one request (frame already classified kDhcp); takes the mbuf (sends, holds, hands
   // off or frees it).
@@ -222,7 +222,8 @@ class Dataplane {
   // Enqueues this loop's lease changes (expiry first) for the journal thread.
   void dhcp_flush(Worker& w) noexcept;
   uint64_t wall_ns(uint64_t tsc) const noexcept {
-    return wall_base_ns_ + static_cast<uint64_t>(static_cast<double>(tsc - tsc_base_) * ns_per_tsc_);
+    return wall_base_ns_ +
+           static_cast<uint64_t>(static_cast<double>(tsc - tsc_base_) * ns_per_tsc_);
   }
 
   std::vector<PortStatus> ports_;

@@ -25,13 +25,13 @@ namespace dp {
 struct DhcpStats {
   std::array<Counter, 9> received;  // parsed requests by message type (index = MessageType)
   std::array<Counter, static_cast<size_t>(dhcp::Malformed::kCount)> malformed;
-  Counter handed_off;     // requests passed to the worker that owns their client
-  Counter handoff_full;   // ... dropped: that worker's ring was full
-  Counter journal_full;   // lease changes the journal ring refused (strict: reply dropped)
-  Counter held;           // replies held until their lease change was on disk (strict)
-  Counter held_full;      // replies dropped: the hold queue was full
-  Counter no_route;       // replies with no way to address them (no source MAC to answer)
-  Counter expired;        // lease changes made by expiry (offers, leases, quarantines)
+  Counter handed_off;    // requests passed to the worker that owns their client
+  Counter handoff_full;  // ... dropped: that worker's ring was full
+  Counter journal_full;  // lease changes the journal ring refused (strict: reply dropped)
+  Counter held;          // replies held until their lease change was on disk (strict)
+  Counter held_full;     // replies dropped: the hold queue was full
+  Counter no_route;      // replies with no way to address them (no source MAC to answer)
+  Counter expired;       // lease changes made by expiry (offers, leases, quarantines)
 };
 
 // What the caller does with the frame after dhcp_handle().

@@ -40,7 +40,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)>
     "too_short",      "vlan_tagged",    "ether_type",     "not_our_mac",   "arp_malformed",
     "arp_not_ours",   "ipv4_malformed", "ipv4_checksum",  "ipv4_fragment", "ipv4_options",
     "ipv4_not_local", "ipv4_martian",   "icmp_malformed", "icmp_checksum", "icmp_unhandled",
-    "udp_malformed",  "udp_checksum",   "l4_unhandled",   "tx_full",        "punt_ring_full",
+    "udp_malformed",  "udp_checksum",   "l4_unhandled",   "tx_full",       "punt_ring_full",
 };
 
 struct alignas(64) WorkerStats {

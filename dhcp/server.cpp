@@ -356,7 +356,8 @@ bool Server::standby(std::span<const uint32_t> cands, const Ingress& in) const n
   if (cands.empty()) return false;  // counted as no_subnet by the handlers
   for (uint32_t s : cands) {
     const uint32_t sid = cfg_->subnets[s].server_id;
-    if (sid == 0 || std::find(in.owned.begin(), in.owned.end(), sid) != in.owned.end()) return false;
+    if (sid == 0 || std::find(in.owned.begin(), in.owned.end(), sid) != in.owned.end())
+      return false;
   }
   return true;
 }

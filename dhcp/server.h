@@ -138,11 +138,11 @@ struct ServerConfig {
     uint32_t host = 0;
     bool operator<(const HostIndex& o) const noexcept { return hash < o.hash; }
   };
-  std::vector<uint32_t> lists;        // subnet indexes
-  std::vector<List> by_port;          // port index -> subnets, file order
-  std::vector<Relay> relays;          // sorted by ip
-  std::vector<uint32_t> by_network;   // subnet indexes sorted by network
-  std::vector<HostIndex> host_index;  // sorted by hash
+  std::vector<uint32_t> lists;                             // subnet indexes
+  std::vector<List> by_port;                               // port index -> subnets, file order
+  std::vector<Relay> relays;                               // sorted by ip
+  std::vector<uint32_t> by_network;                        // subnet indexes sorted by network
+  std::vector<HostIndex> host_index;                       // sorted by hash
   bool hosts_by_circuit = false, hosts_by_remote = false;  // dispatch keys (owner_of)
 
   // Control thread (allocate). Each returns the new element's index.
