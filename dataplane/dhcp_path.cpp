@@ -46,6 +46,12 @@ DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t*
     case dhcp::Addressing::L2::kBroadcast:
       break;
     case dhcp::Addressing::L2::kChaddr:
+      // An off-link ciaddr (a relayed client renewing by unicast) is reached through the router
+      // its request came from, not by its own MAC.
+      if (!pv.on_link(o.dst.ip) && !is_multicast(l2_src)) {
+        dst_mac = l2_src;
+        break;
+      }
       std::memcpy(dst_mac.data(), req.chaddr.data(), 6);
       break;
     case dhcp::Addressing::L2::kRoute:

@@ -286,6 +286,15 @@ std::span<const uint32_t> select_subnets(const ServerConfig& c, const Request& r
     if (!c.subnets[*p].contains(req.giaddr)) return {};
     return {p, 1};
   }
+  // A unicast renewal (RENEWING) comes without giaddr, straight from the client, which may sit
+  // behind a relay: its subnet is the one holding ciaddr (as ISC dhcpd and Kea do).
+  if (req.ciaddr != 0 && !in.to_broadcast) {
+    const auto nt =
+        std::upper_bound(c.by_network.begin(), c.by_network.end(), req.ciaddr,
+                         [&](uint32_t ip, uint32_t s) { return ip < c.subnets[s].network; });
+    if (nt != c.by_network.begin() && c.subnets[*(nt - 1)].contains(req.ciaddr))
+      return {&*(nt - 1), 1};
+  }
   if (in.port >= c.by_port.size()) return {};
   const ServerConfig::List& l = c.by_port[in.port];
   return {c.lists.data() + l.off, l.count};
