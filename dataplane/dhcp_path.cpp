@@ -13,14 +13,20 @@ DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t*
   DhcpResult res;
   if (s.dhcp == nullptr || port >= s.n_ports || l4_off > len || l4_len > len - l4_off) return res;
   const dhcp::ServerConfig& cfg = *s.dhcp;
-  dhcp::Request req;
+  dhcp::Request& req = e.req;
   dhcp::Malformed why{};
   if (!dhcp::parse({frame + l4_off, l4_len}, req, why)) {
     e.stats.malformed[static_cast<size_t>(why)].add();
     return res;
   }
+  const PortView& pv = s.ports[port];
+  dhcp::Ingress in;
+  in.port = port;
+  in.port_ip = pv.n_addrs != 0 ? pv.addrs[0] : 0;
+  in.to_broadcast = load_be32(frame + kEthHdrLen + ipv4::kOffDst) == 0xffffffffu;
+  in.owned = {s.owned, s.n_owned < std::size(s.owned) ? s.n_owned : std::size(s.owned)};
   if (e.n_workers > 1) {
-    const uint32_t owner = dhcp::owner_of(cfg, req, e.n_workers);
+    const uint32_t owner = dhcp::owner_of(cfg, req, in, e.n_workers);
     if (owner != e.worker) {
       res.action = DhcpAction::kHandOff;
       res.owner = owner;
@@ -29,12 +35,6 @@ DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t*
   }
   e.stats.received[static_cast<size_t>(req.type)].add();
 
-  const PortView& pv = s.ports[port];
-  dhcp::Ingress in;
-  in.port = port;
-  in.port_ip = pv.n_addrs != 0 ? pv.addrs[0] : 0;
-  in.to_broadcast = load_be32(frame + kEthHdrLen + ipv4::kOffDst) == 0xffffffffu;
-  in.owned = {s.owned, s.n_owned < std::size(s.owned) ? s.n_owned : std::size(s.owned)};
   const dhcp::Outcome o = e.server.handle(req, in, now_ns, e.out, &e.events);
   if (o.sent == dhcp::MessageType::kNone || o.len == 0) return res;
   if (kUdpFrameHdrLen + o.len > cap) return res;  // cannot happen: cap ≥ 2 KB mbufs

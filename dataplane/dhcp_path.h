@@ -63,6 +63,7 @@ struct DhcpEngine {
   uint32_t worker;
   uint32_t n_workers;
   std::vector<dhcp::LeaseEvent> events;  // this burst's lease changes; capacity kEventBatch
+  dhcp::Request req;                     // reused: parse() clears only what it set last time
   alignas(64) std::array<uint8_t, dhcp::kMaxReplyLen> out{};
   DhcpStats stats;
 };

@@ -151,10 +151,14 @@ bool parse(std::span<const uint8_t> payload, Request& out, Malformed& why) noexc
   if (load_be32(d + kOffMagic) != kMagicCookie) return fail(why, Malformed::kMagic);
   if (len > kMaxPayload) return fail(why, Malformed::kOptionOverrun);
 
-  out.options.fill(Request::Span{});
+  for (uint16_t i = 0; i < out.n_present; ++i) out.options[out.present[i]] = Request::Span{};
+  out.n_present = 0;
   const bool ok = walk(d, len, why, [&out](uint8_t code, size_t value, size_t n) {
     Request::Span& s = out.options[code];
-    if (s.count == 0) s.first = static_cast<uint16_t>(value);
+    if (s.count == 0) {
+      s.first = static_cast<uint16_t>(value);
+      out.present[out.n_present++] = code;  // ≤ 256 distinct codes
+    }
     // Instances occupy disjoint bytes of a payload ≤ 65535 bytes, so the sum cannot wrap.
     s.len = static_cast<uint16_t>(s.len + n);
     if (s.count != UINT8_MAX) ++s.count;

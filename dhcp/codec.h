@@ -86,6 +86,10 @@ struct Request {
     uint8_t count = 0;   // instances, saturating at 255 (a 1500-byte packet holds 750)
   };
   std::array<Span, 256> options{};
+  // The codes present, in order of first appearance: parse() resets only these entries of
+  // `options` instead of clearing all 256 (a Request is meant to be reused per worker).
+  std::array<uint8_t, 256> present{};
+  uint16_t n_present = 0;
 
   bool broadcast() const noexcept { return (flags & 0x8000) != 0; }
   bool has(uint8_t code) const noexcept { return options[code].count != 0; }
@@ -103,7 +107,8 @@ struct Request {
 // Returns false with `why` on refusal; never reads outside the span. Checks in this order:
 // truncated, op, htype, magic, then the option walk (overrun, overload), then message type and
 // the lengths of known options. A missing END is tolerated in every area (real clients omit it).
-// On refusal `out` is partly filled and must not be used. Worker; O(payload) plus a 1.5 KB clear.
+// On refusal `out` is partly filled and must not be used (it may still be passed to the next
+// parse()). Worker; O(payload): only the options the previous parse() found are cleared.
 bool parse(std::span<const uint8_t> payload, Request& out, Malformed& why) noexcept;
 
 // Builds a reply into `out` (capacity ≥ kMaxReplyLen): op 2, htype/hlen/xid/flags/giaddr/chaddr

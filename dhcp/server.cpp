@@ -158,66 +158,6 @@ void ServerConfig::finish(const std::vector<std::vector<uint32_t>>& relays_of) {
         HostIndex{host_hash(hc.subnet, hc.key, {bytes.data() + hc.id_off, hc.id_len}), h});
   }
   std::sort(host_index.begin(), host_index.end());
-  hosts_by_circuit = hosts_by_remote = false;
-  for (const HostConf& hc : hosts) {
-    hosts_by_circuit = hosts_by_circuit || hc.key == HostKey::kCircuitId;
-    hosts_by_remote = hosts_by_remote || hc.key == HostKey::kRemoteId;
-  }
-}
-
-namespace {
-
-uint32_t bucket(uint8_t kind, std::span<const uint8_t> id, uint32_t n) noexcept {
-  if (n <= 1) return 0;
-  return static_cast<uint32_t>(fnv(fnv(kFnvBasis, &kind, 1), id.data(), id.size()) % n);
-}
-
-// The first instance of relay sub-option `code` in option 82 (a torn sub-option ends the walk).
-std::span<const uint8_t> relay_sub(const Request& req, uint8_t code,
-                                   std::array<uint8_t, 512>& buf) noexcept {
-  if (!req.has(opt::kRelayAgent)) return {};
-  const size_t len = req.copy_option(opt::kRelayAgent, buf);
-  for (size_t i = 0; i + 2 <= len;) {
-    const uint8_t c = buf[i], n = buf[i + 1];
-    if (i + 2 + n > len) break;
-    if (c == code) return {buf.data() + i + 2, n};
-    i += 2 + n;
-  }
-  return {};
-}
-
-}  // namespace
-
-uint32_t owner_of(const ServerConfig& c, const Request& req, uint32_t n) noexcept {
-  if (n <= 1) return 0;
-  std::array<uint8_t, 512> buf;
-  if (c.hosts_by_circuit) {
-    if (auto id = relay_sub(req, opt::kCircuitId, buf); !id.empty())
-      return bucket(opt::kCircuitId, id, n);
-  }
-  if (c.hosts_by_remote) {
-    if (auto id = relay_sub(req, opt::kRemoteId, buf); !id.empty())
-      return bucket(opt::kRemoteId, id, n);
-  }
-  return bucket(0, req.chaddr, n);
-}
-
-uint32_t owner_of(const ServerConfig& c, const HostConf& h, uint32_t n) noexcept {
-  std::span<const uint8_t> id(c.bytes.data() + h.id_off, h.id_len);
-  switch (h.key) {
-    case HostKey::kMac:
-      return bucket(0, id, n);
-    case HostKey::kCircuitId:
-      return bucket(opt::kCircuitId, id, n);
-    case HostKey::kRemoteId:
-      return bucket(opt::kRemoteId, id, n);
-    case HostKey::kClientId:
-      // Dispatch is by chaddr: a client identifier of type 1 (Ethernet) names it (RFC 2132
-      // §9.14); any other form cannot be placed and lives on worker 0 (docs/configuration.md).
-      if (id.size() == 7 && id[0] == 1) return bucket(0, id.subspan(1), n);
-      return 0;
-  }
-  return 0;
 }
 
 ClientKey host_client_key(const ServerConfig& c, const HostConf& h) noexcept {
@@ -330,8 +270,14 @@ std::span<const uint8_t> copy_opt(const Request& req, uint8_t code,
 
 }  // namespace
 
-const HostConf* Server::find_host(uint32_t subnet, const Client& cl) const noexcept {
-  const ServerConfig& c = *cfg_;
+namespace {
+
+// The reservation of a client in `subnet`, in the order of docs/configuration.md: client_id, mac,
+// circuit_id, remote_id. O(log hosts).
+const HostConf* lookup_host(const ServerConfig& c, uint32_t subnet,
+                            std::span<const uint8_t> client_id, std::span<const uint8_t> mac,
+                            std::span<const uint8_t> circuit,
+                            std::span<const uint8_t> remote) noexcept {
   if (c.host_index.empty()) return nullptr;
   const auto lookup = [&](HostKey kind, std::span<const uint8_t> id) -> const HostConf* {
     if (id.empty()) return nullptr;
@@ -347,11 +293,16 @@ const HostConf* Server::find_host(uint32_t subnet, const Client& cl) const noexc
     }
     return nullptr;
   };
-  // Order of docs/configuration.md: client_id, mac, circuit_id, remote_id.
-  if (const HostConf* h = lookup(HostKey::kClientId, cl.client_id)) return h;
-  if (const HostConf* h = lookup(HostKey::kMac, cl.mac)) return h;
-  if (const HostConf* h = lookup(HostKey::kCircuitId, cl.circuit)) return h;
-  return lookup(HostKey::kRemoteId, cl.remote);
+  if (const HostConf* h = lookup(HostKey::kClientId, client_id)) return h;
+  if (const HostConf* h = lookup(HostKey::kMac, mac)) return h;
+  if (const HostConf* h = lookup(HostKey::kCircuitId, circuit)) return h;
+  return lookup(HostKey::kRemoteId, remote);
+}
+
+}  // namespace
+
+const HostConf* Server::find_host(uint32_t subnet, const Client& cl) const noexcept {
+  return lookup_host(*cfg_, subnet, cl.client_id, cl.mac, cl.circuit, cl.remote);
 }
 
 void Server::count(const Outcome& o) noexcept {
@@ -717,6 +668,66 @@ Outcome Server::build(const Request& req, const Ingress& in, const Reply& r,
     o.dst = {r.yiaddr, kClientPort, Addressing::L2::kChaddr, sid};
   }
   return o;
+}
+
+namespace {
+
+uint32_t bucket(uint8_t kind, std::span<const uint8_t> id, uint32_t n) noexcept {
+  if (n <= 1) return 0;
+  return static_cast<uint32_t>(fnv(fnv(kFnvBasis, &kind, 1), id.data(), id.size()) % n);
+}
+
+// The first instance of relay sub-option `code` in option 82 (a torn sub-option ends the walk).
+std::span<const uint8_t> relay_sub(const Request& req, uint8_t code,
+                                   std::array<uint8_t, 512>& buf) noexcept {
+  if (!req.has(opt::kRelayAgent)) return {};
+  const size_t len = req.copy_option(opt::kRelayAgent, buf);
+  for (size_t i = 0; i + 2 <= len;) {
+    const uint8_t c = buf[i], n = buf[i + 1];
+    if (i + 2 + n > len) break;
+    if (c == code) return {buf.data() + i + 2, n};
+    i += 2 + n;
+  }
+  return {};
+}
+
+}  // namespace
+
+uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
+                  uint32_t n) noexcept {
+  if (n <= 1) return 0;
+  std::array<uint8_t, 512> relay_buf;
+  std::span<const uint8_t> circuit, remote;
+  if (req.has(opt::kRelayAgent) && (!c.hosts.empty() || c.dispatch_by_circuit)) {
+    circuit = relay_sub(req, opt::kCircuitId, relay_buf);
+    remote = relay_sub(req, opt::kRemoteId, relay_buf);
+  }
+  // A client with a reservation goes to the worker holding its address.
+  if (!c.hosts.empty()) {
+    std::array<uint8_t, 512> id_buf;
+    const std::span<const uint8_t> client_id = copy_opt(req, opt::kClientId, id_buf);
+    for (uint32_t s : select_subnets(c, req, in)) {
+      if (const HostConf* h = lookup_host(c, s, client_id, req.chaddr, circuit, remote))
+        return owner_of(c, *h, n);
+    }
+  }
+  if (c.dispatch_by_circuit && !circuit.empty()) return bucket(opt::kCircuitId, circuit, n);
+  return bucket(0, req.chaddr, n);
+}
+
+uint32_t owner_of(const ServerConfig& c, const HostConf& h, uint32_t n) noexcept {
+  std::span<const uint8_t> id(c.bytes.data() + h.id_off, h.id_len);
+  switch (h.key) {
+    case HostKey::kMac:
+      return bucket(0, id, n);
+    case HostKey::kCircuitId:
+      return bucket(opt::kCircuitId, id, n);
+    case HostKey::kRemoteId:
+      return bucket(opt::kRemoteId, id, n);
+    case HostKey::kClientId:
+      return bucket(opt::kClientId, id, n);
+  }
+  return 0;
 }
 
 }  // namespace dhcp

@@ -138,12 +138,12 @@ struct ServerConfig {
     uint32_t host = 0;
     bool operator<(const HostIndex& o) const noexcept { return hash < o.hash; }
   };
-  std::vector<uint32_t> lists;                             // subnet indexes
-  std::vector<List> by_port;                               // port index -> subnets, file order
-  std::vector<Relay> relays;                               // sorted by ip
-  std::vector<uint32_t> by_network;                        // subnet indexes sorted by network
-  std::vector<HostIndex> host_index;                       // sorted by hash
-  bool hosts_by_circuit = false, hosts_by_remote = false;  // dispatch keys (owner_of)
+  std::vector<uint32_t> lists;        // subnet indexes
+  std::vector<List> by_port;          // port index -> subnets, file order
+  std::vector<Relay> relays;          // sorted by ip
+  std::vector<uint32_t> by_network;   // subnet indexes sorted by network
+  std::vector<HostIndex> host_index;  // sorted by hash
+  bool dispatch_by_circuit = false;   // owner_of: clients by circuit-id (per-circuit limits)
 
   // Control thread (allocate). Each returns the new element's index.
   uint32_t add_table(const OptionTable& t);
@@ -162,12 +162,15 @@ struct ServerConfig {
 // The LeaseStore identity of a reservation's client (see HostConf). Pure.
 ClientKey host_client_key(const ServerConfig& c, const HostConf& h) noexcept;
 
-// Multi-worker dispatch: which of `n` workers owns a request's client. Every request of one
-// client, and the reservation made for it, map to the same worker: the hash of chaddr, or of the
-// option-82 circuit-id (remote-id) when the configuration reserves addresses by it and the
-// request carries it. Pure, O(1) (one walk of option 82 when needed).
-uint32_t owner_of(const ServerConfig& c, const Request& req, uint32_t n) noexcept;
-// The worker that holds a reservation's address (same mapping as owner_of()).
+// Multi-worker dispatch: which of `n` workers owns a request's client. A client with a
+// reservation (by any key) goes to the worker holding the reserved address; any other to the hash
+// of its chaddr, or of its option-82 circuit-id when per-circuit limits are set (so one worker
+// counts a whole circuit). Pure; O(log hosts) when there are reservations, else O(1).
+struct Ingress;
+uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
+                  uint32_t n) noexcept;
+// The worker that holds a reservation's address: a hash of its key (for a MAC reservation the same
+// as the chaddr dispatch).
 uint32_t owner_of(const ServerConfig& c, const HostConf& h, uint32_t n) noexcept;
 
 // Where the receiving worker got the request.

@@ -596,7 +596,8 @@ uint32_t owner(const Rig& rig, const Bytes& f, uint32_t n) {
   dhcp::Request req;
   dhcp::Malformed why{};
   EXPECT_TRUE(dhcp::parse({f.data() + kPayloadOff, f.size() - kPayloadOff}, req, why));
-  return dhcp::owner_of(rig.server_config(), req, n);
+  dhcp::Ingress in;  // port 0, as the rig receives everything
+  return dhcp::owner_of(rig.server_config(), req, in, n);
 }
 
 // `f` (a golden request from 0.0.0.0) with another chaddr; UDP checksum 0 (none).

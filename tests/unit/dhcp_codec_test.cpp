@@ -1123,3 +1123,39 @@ TEST(DhcpWriter, InconsistentRequestIsHandledSafely) {
 
 }  // namespace
 }  // namespace dhcp
+
+namespace dhcp {
+namespace {
+
+// A Request is reused per worker: a parse() must leave no trace of the previous message's
+// options, whether that parse succeeded or was refused half-way.
+TEST(DhcpParse, ReusedRequestForgetsThePreviousOptions) {
+  const Bytes rich = make_msg(cat({tlv(53, {1}),
+                                   tlv(61, client_id({2, 0, 0, 0, 0, 1})),
+                                   tlv(60, str("PXEClient")),
+                                   tlv(50, be32(0xc0000296)),
+                                   tlv(55, {1, 3, 6}),
+                                   {255}}));
+  const Bytes plain = make_msg(cat({tlv(53, {3}), {255}}));
+  const Bytes torn = make_msg(cat({tlv(53, {1}), tlv(43, str("abc")), {12, 200}}));  // overrun
+  Request r;
+  Malformed why{};
+  ASSERT_TRUE(parse(rich, r, why));
+  EXPECT_EQ(r.n_present, 5u);
+  ASSERT_TRUE(parse(plain, r, why));
+  EXPECT_EQ(present(r), (std::vector<uint8_t>{53}));
+  EXPECT_EQ(r.n_present, 1u);
+  EXPECT_FALSE(parse(torn, r, why));
+  ASSERT_TRUE(parse(plain, r, why));
+  EXPECT_EQ(present(r), (std::vector<uint8_t>{53}));
+  // Against a fresh Request, field by field.
+  Request fresh;
+  ASSERT_TRUE(parse(plain, fresh, why));
+  for (int c = 0; c < 256; ++c) {
+    EXPECT_EQ(r.options[c].count, fresh.options[c].count) << c;
+    EXPECT_EQ(r.options[c].len, fresh.options[c].len) << c;
+  }
+}
+
+}  // namespace
+}  // namespace dhcp

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -915,6 +916,59 @@ TEST_F(GoldenTest, InformAckMatchesGoldenBytes) {
   const Bytes& want = gold_["ack_inform"];
   EXPECT_EQ(Bytes(out_.begin(), out_.begin() + o.len), want);
   EXPECT_EQ(o.dst.ip, ip4(192, 0, 2, 77));
+}
+
+}  // namespace
+}  // namespace dhcp
+
+namespace dhcp {
+namespace {
+
+// Multi-worker dispatch: a client with a reservation (by MAC, client id or circuit-id) goes to
+// the worker that holds its address, whatever else it sends; any other client always to the
+// same worker, by chaddr.
+TEST_F(ServerTest, OwnerOfFollowsReservationsThenChaddr) {
+  const auto owner = [&](const Msg& m, uint32_t n) {
+    const Bytes b = encode(m);
+    Request r;
+    Malformed why{};
+    EXPECT_TRUE(parse(b, r, why));
+    return owner_of(cfg_, r, Ingress{0, kPortIp, true}, n);
+  };
+  const auto host = [&](HostKey k) -> const HostConf& {
+    for (const HostConf& h : cfg_.hosts)
+      if (h.key == k) return h;
+    ADD_FAILURE() << "no host of that kind";
+    return cfg_.hosts[0];
+  };
+  for (uint32_t n : {2u, 3u, 5u, 8u}) {
+    Msg printer = dhclient(MessageType::kDiscover, mac_n(0x50));
+    EXPECT_EQ(owner(printer, n), owner_of(cfg_, host(HostKey::kMac), n)) << n;
+    for (uint8_t i = 1; i < 20; ++i) {
+      Msg byid;
+      byid.mac = mac_n(i);
+      byid.opt(opt::kClientId, {0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x04});
+      EXPECT_EQ(owner(byid, n), owner_of(cfg_, host(HostKey::kClientId), n)) << n;
+      Msg cpe;
+      cpe.mac = mac_n(i);
+      cpe.giaddr = kRelay;
+      Bytes ri{opt::kCircuitId, 8};
+      const Bytes id = str("olt7/1/1");
+      ri.insert(ri.end(), id.begin(), id.end());
+      cpe.opt(opt::kRelayAgent, ri);
+      EXPECT_EQ(owner(cpe, n), owner_of(cfg_, host(HostKey::kCircuitId), n)) << n;
+    }
+    std::set<uint32_t> seen;
+    for (uint8_t i = 100; i < 164; ++i) {
+      const uint32_t d = owner(dhclient(MessageType::kDiscover, mac_n(i)), n);
+      Msg renew = dhclient(MessageType::kRequest, mac_n(i));
+      renew.ciaddr = ip4(192, 0, 2, 160);
+      EXPECT_EQ(owner(renew, n), d);
+      EXPECT_LT(d, n);
+      seen.insert(d);
+    }
+    EXPECT_EQ(seen.size(), n) << "64 clients should reach every one of " << n << " workers";
+  }
 }
 
 }  // namespace
