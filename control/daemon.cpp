@@ -313,6 +313,8 @@ void Daemon::on_timer(uint64_t now) {
   }
   std::erase_if(announcements_, [](const Announcement& a) { return a.remaining == 0; });
 
+  if (dhcp_cfg_ && now >= next_exhaustion_check_ns_) check_exhaustion(now);
+
   if (now >= next_link_poll_ns_) {
     next_link_poll_ns_ = now + kLinkPollNs;
     // The tandem_neighbors gauge: a walk of the table, so once a second, not every tick.
@@ -335,6 +337,34 @@ void Daemon::publish_snapshot() {
   auto s = std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_, vips));
   s->dhcp = dhcp_cfg_;
   dp_->publish(std::move(s));
+}
+
+void Daemon::check_exhaustion(uint64_t now) {
+  constexpr uint64_t kInterval = 10'000'000'000;
+  next_exhaustion_check_ns_ = now + kInterval;
+  uint64_t refused = 0;
+  for (uint32_t w = 0; w < dp_->n_workers(); ++w) {
+    if (const dp::DhcpEngine* e = dp_->dhcp_engine(w)) {
+      const auto& r = e->server.counters().reasons;
+      refused += r[static_cast<size_t>(dhcp::Reason::kPoolExhausted)].get() +
+                 r[static_cast<size_t>(dhcp::Reason::kNoPool)].get();
+    }
+  }
+  if (refused > exhausted_seen_ && leases_) {
+    std::string full;
+    const auto counts = leases_->pool_counts(dhcp_cfg_->pools.size());
+    for (size_t p = 0; p < counts.size(); ++p) {
+      const dhcp::PoolConf& pc = dhcp_cfg_->pools[p];
+      const uint64_t size = uint64_t{pc.last} - pc.first + 1;
+      if (counts[p].offered + counts[p].bound + counts[p].declined >= size)
+        full += (full.empty() ? "" : ", ") + cfg::format_ipv4(pc.first) + "-" +
+                cfg::format_ipv4(pc.last);
+    }
+    log_warning("dhcp: " + std::to_string(refused - exhausted_seen_) +
+                " requests found no free address in the last 10 s" +
+                (full.empty() ? "" : " (full pools: " + full + ")"));
+  }
+  exhausted_seen_ = refused;
 }
 
 std::string Daemon::start_dhcp() {

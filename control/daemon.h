@@ -70,6 +70,8 @@ class Daemon {
   nlohmann::json leases_json(const std::vector<std::string>& argv) const;
   nlohmann::json lease_release(const std::vector<std::string>& argv);
   nlohmann::json dhcp_pools_json() const;
+  // Once per interval: one log line if requests were refused for want of an address.
+  void check_exhaustion(uint64_t now);
 
   struct Announcement {
     uint32_t port;
@@ -95,6 +97,8 @@ class Daemon {
   uint64_t generation_ = 0;
   uint64_t started_ns_ = 0;
   uint64_t next_link_poll_ns_ = 0;
+  uint64_t next_exhaustion_check_ns_ = 0;
+  uint64_t exhausted_seen_ = 0;  // pool_exhausted + no_pool refusals at the last check
   std::string last_error_;
   bool stop_ = false;
 };

@@ -112,6 +112,10 @@ dhcp::ServerConfig make_dhcp_config(const cfg::Config& c) {
       sc.add_host(hc, h.id);
     }
   }
+  sc.limits.window_ns = uint64_t{c.dhcp.limits.window_ms} * 1'000'000;
+  sc.limits.per_mac = c.dhcp.limits.requests_per_mac;
+  sc.limits.per_circuit = c.dhcp.limits.requests_per_circuit;
+  sc.dispatch_by_circuit = sc.limits.per_circuit != 0;
   sc.finish(relays_of);
   return sc;
 }

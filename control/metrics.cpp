@@ -68,7 +68,7 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
   std::array<uint64_t, static_cast<size_t>(dhcp::Malformed::kCount)> bad{};
   std::array<uint64_t, static_cast<size_t>(dhcp::Reason::kCount)> why{};
   uint64_t handed = 0, handoff_full = 0, journal_full = 0, held = 0, held_full = 0, no_route = 0;
-  uint64_t left_out = 0, relay_left_out = 0;
+  uint64_t left_out = 0, relay_left_out = 0, untracked = 0;
   for (uint32_t w = 0; w < dp.n_workers(); ++w) {
     const dp::DhcpEngine* e = dp.dhcp_engine(w);
     if (e == nullptr) continue;
@@ -82,6 +82,7 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
     held += e->stats.held.get();
     held_full += e->stats.held_full.get();
     no_route += e->stats.no_route.get();
+    untracked += e->limiter.untracked();
     left_out += e->server.counters().options_left_out.get();
     relay_left_out += e->server.counters().relay_info_left_out.get();
   }
@@ -110,6 +111,9 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
             "Replies that left out options for the client's size limit.", {}, d(left_out));
   f.counter("tandem_dhcp_relay_info_left_out_total",
             "Replies sent without option 82 because it did not fit.", {}, d(relay_left_out));
+  f.counter("tandem_dhcp_limiter_untracked_total",
+            "Requests let through unlimited because the limit table was full (a flood).", {},
+            d(untracked));
   f.counter("tandem_dhcp_journal_lost_total",
             "Lease changes the journal ring refused (the keeper fell behind).", {},
             d(journal_full));

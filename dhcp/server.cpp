@@ -369,6 +369,27 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
     count(o);
     return o;
   }
+  if (limiter_ != nullptr &&
+      (req.type == MessageType::kDiscover || req.type == MessageType::kRequest)) {
+    const ServerConfig::Limits& lim = c.limits;
+    bool ok = lim.per_mac == 0 ||
+              limiter_->allow(fnv(fnv(kFnvBasis, reinterpret_cast<const uint8_t*>("m"), 1),
+                                  req.chaddr.data(), req.chaddr.size()),
+                              lim.per_mac, lim.window_ns, now_ns);
+    if (ok && lim.per_circuit != 0 && !cl.circuit.empty()) {
+      const uint8_t gi[4] = {
+          static_cast<uint8_t>(req.giaddr >> 24), static_cast<uint8_t>(req.giaddr >> 16),
+          static_cast<uint8_t>(req.giaddr >> 8), static_cast<uint8_t>(req.giaddr)};
+      const uint64_t h = fnv(fnv(fnv(kFnvBasis, reinterpret_cast<const uint8_t*>("c"), 1), gi, 4),
+                             cl.circuit.data(), cl.circuit.size());
+      ok = limiter_->allow(h, lim.per_circuit, lim.window_ns, now_ns);
+    }
+    if (!ok) {
+      o.reason = Reason::kRateLimited;
+      count(o);
+      return o;
+    }
+  }
   switch (req.type) {
     case MessageType::kDiscover:
       o = discover(req, in, cl, now_ns, out, events);

@@ -16,6 +16,7 @@
 #include "dataplane/counter.h"
 #include "dhcp/codec.h"
 #include "dhcp/leases.h"
+#include "dhcp/rate_limit.h"
 
 namespace dhcp {
 
@@ -144,6 +145,14 @@ struct ServerConfig {
   std::vector<uint32_t> by_network;   // subnet indexes sorted by network
   std::vector<HostIndex> host_index;  // sorted by hash
   bool dispatch_by_circuit = false;   // owner_of: clients by circuit-id (per-circuit limits)
+  // dhcp.limits (0 = no limit): DISCOVER+REQUEST per chaddr, and per circuit-id + giaddr, per
+  // window. Counted by each worker's RequestLimiter (a circuit's clients share one worker when
+  // per_circuit is set: dispatch_by_circuit).
+  struct Limits {
+    uint64_t window_ns = 10'000'000'000;
+    uint32_t per_mac = 0, per_circuit = 0;
+  };
+  Limits limits;
 
   // Control thread (allocate). Each returns the new element's index.
   uint32_t add_table(const OptionTable& t);
@@ -214,12 +223,13 @@ enum class Reason : uint8_t {
   kNotServed,       // OFFER, ACK, NAK: messages a server does not take
   kNoRoom,          // reply buffer shorter than kMinReplyLen
   kStandby,         // the subnet's server identifier is a virtual IP this node does not hold
+  kRateLimited,     // over dhcp.limits (requests per MAC or per circuit in the window)
   kCount
 };
 inline constexpr std::array<const char*, static_cast<size_t>(Reason::kCount)> kReasonNames{
-    "none",        "no_subnet",    "min_secs",    "not_for_us", "pool_exhausted",
-    "no_pool",     "wrong_subnet", "not_allowed", "taken",      "unknown_address",
-    "bad_request", "no_lease",     "not_served",  "no_room",    "standby"};
+    "none",         "no_subnet",   "min_secs", "not_for_us",      "pool_exhausted", "no_pool",
+    "wrong_subnet", "not_allowed", "taken",    "unknown_address", "bad_request",    "no_lease",
+    "not_served",   "no_room",     "standby",  "rate_limited"};
 
 struct Outcome {
   MessageType sent = MessageType::kNone;  // kNone: nothing to send
@@ -243,6 +253,9 @@ class Server {
   Server(const ServerConfig& config, LeaseStore& store) noexcept : cfg_(&config), store_(&store) {}
   void set_config(const ServerConfig& config) noexcept { cfg_ = &config; }
   const ServerConfig* config() const noexcept { return cfg_; }
+  // Worker, at start: the table that enforces ServerConfig::limits (none: no limits).
+  void set_limiter(RequestLimiter* l) noexcept { limiter_ = l; }
+  const RequestLimiter* limiter() const noexcept { return limiter_; }
 
   // Worker, per request. Handles `req` (already parsed), writes any reply into `out` (capacity
   // >= kMaxReplyLen recommended; must not overlap the request) and appends lease changes to
@@ -279,6 +292,7 @@ class Server {
 
   const ServerConfig* cfg_;
   LeaseStore* store_;
+  RequestLimiter* limiter_ = nullptr;
   Counters counters_;
 };
 

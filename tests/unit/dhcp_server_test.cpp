@@ -973,3 +973,61 @@ TEST_F(ServerTest, OwnerOfFollowsReservationsThenChaddr) {
 
 }  // namespace
 }  // namespace dhcp
+
+namespace dhcp {
+namespace {
+
+TEST(RequestLimiter, CountsPerKeyPerWindow) {
+  RequestLimiter l(64);
+  const uint64_t w = 10 * kSec;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(l.allow(42, 3, w, kNow + i));
+  EXPECT_FALSE(l.allow(42, 3, w, kNow + 5));
+  EXPECT_TRUE(l.allow(43, 3, w, kNow + 5)) << "another key has its own count";
+  EXPECT_FALSE(l.allow(42, 3, w, kNow + w - 1));
+  EXPECT_TRUE(l.allow(42, 3, w, kNow + w)) << "a new window";
+  EXPECT_TRUE(l.allow(42, 0, w, kNow + w)) << "limit 0: no limit";
+}
+
+// A flood of distinct keys fills the table: newcomers are let through (untracked), and keys
+// already tracked keep their counts.
+TEST(RequestLimiter, AFloodNeverBlocksTheInnocentNorGrows) {
+  RequestLimiter l(64);
+  const uint64_t w = 10 * kSec;
+  EXPECT_TRUE(l.allow(7, 1, w, kNow));
+  for (uint64_t k = 1000; k < 11000; ++k)
+    EXPECT_TRUE(l.allow(k * 0x9e3779b97f4a7c15ull, 1, w, kNow));
+  EXPECT_GT(l.untracked(), 9000u);
+  EXPECT_FALSE(l.allow(7, 1, w, kNow + 1)) << "the tracked key is still limited";
+}
+
+TEST_F(ServerTest, RequestsPerMacAndPerCircuitAreLimited) {
+  cfg_.limits.window_ns = 10 * kSec;
+  cfg_.limits.per_mac = 2;
+  cfg_.limits.per_circuit = 3;
+  RequestLimiter lim;
+  server_.set_limiter(&lim);
+  Msg d = dhclient(MessageType::kDiscover, mac_n(9));
+  EXPECT_EQ(send(d).sent, MessageType::kOffer);
+  EXPECT_EQ(send(d).sent, MessageType::kOffer);
+  EXPECT_EQ(send(d).sent, MessageType::kNone);
+  EXPECT_EQ(count(Reason::kRateLimited), 1u);
+  EXPECT_EQ(send(dhclient(MessageType::kDiscover, mac_n(10))).sent, MessageType::kOffer)
+      << "another MAC is not affected";
+  EXPECT_EQ(send(d, 0, kNow + 10 * kSec).sent, MessageType::kOffer) << "next window";
+  // Three clients behind one circuit: the fourth request from that circuit is refused.
+  Bytes ri{opt::kCircuitId, 4, 'p', 'o', 'n', '1'};
+  for (uint8_t i = 0; i < 4; ++i) {
+    Msg r = dhclient(MessageType::kDiscover, mac_n(static_cast<uint8_t>(20 + i)));
+    r.giaddr = kRelay;
+    r.opt(opt::kRelayAgent, ri);
+    EXPECT_EQ(send(r).sent, i < 3 ? MessageType::kOffer : MessageType::kNone) << int(i);
+  }
+  EXPECT_EQ(count(Reason::kRateLimited), 2u);
+  // RELEASE and INFORM are never limited.
+  Msg rel = dhclient(MessageType::kRelease, mac_n(9));
+  send(rel);
+  EXPECT_EQ(count(Reason::kRateLimited), 2u);
+}
+
+}  // namespace
+}  // namespace dhcp
