@@ -579,7 +579,14 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   uint16_t n_free = 0, n_events = 0, n_punt = 0;
   uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    if (i + kPrefetch < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetch], void*));
+    if (i + kPrefetch < n) {
+      // Every cache line of the frame (up to 6: a DHCP request is ~350 bytes; ARP and ICMP
+      // echo fit in one or two).
+      const rte_mbuf* next = pkts[i + kPrefetch];
+      const auto* d = rte_pktmbuf_mtod(next, const uint8_t*);
+      const uint32_t lines = next->data_len > 384 ? 6 : (next->data_len + 63) / 64;
+      for (uint32_t l = 0; l < lines; ++l) rte_prefetch0(d + 64 * l);
+    }
     rte_mbuf* m = pkts[i];
     bytes += m->pkt_len;
     LocalResult r = handle_local(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, pv, w.stats);

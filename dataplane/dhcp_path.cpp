@@ -68,9 +68,9 @@ DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t*
   // The source MAC is the one the server identifier is answered with (a VRRP virtual MAC).
   const int sid = pv.find(o.dst.src_ip);
   const Mac& src_mac = sid >= 0 ? pv.mac_of(sid) : pv.mac;
-  std::memmove(frame + kUdpFrameHdrLen, e.out.data(), o.len);
-  res.len = static_cast<uint32_t>(write_udp_frame(frame, dst_mac, src_mac, o.dst.src_ip, o.dst.ip,
-                                                  dhcp::kServerPort, o.dst.port, o.len));
+  res.len =
+      static_cast<uint32_t>(write_udp_frame(frame, dst_mac, src_mac, o.dst.src_ip, o.dst.ip,
+                                            dhcp::kServerPort, o.dst.port, e.out.data(), o.len));
   res.action = DhcpAction::kTransmit;
   return res;
 }

@@ -63,6 +63,20 @@ inline bool is_multicast(const Mac& m) noexcept {
 // folded result once: the ones'-complement sum is byte-order independent (RFC 1071 §2(B)).
 inline uint32_t csum_partial(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {
   uint64_t sum = 0;
+  // Four independent accumulators: a DHCP reply (~330 bytes) is summed without one long
+  // dependency chain. 32-bit words into 64-bit sums cannot overflow below 2^34 bytes.
+  uint64_t s1 = 0, s2 = 0, s3 = 0;
+  while (len >= 16) {
+    uint32_t v[4];
+    std::memcpy(v, p, 16);
+    sum += v[0];
+    s1 += v[1];
+    s2 += v[2];
+    s3 += v[3];
+    p += 16;
+    len -= 16;
+  }
+  sum += s1 + s2 + s3;
   while (len >= 4) {
     uint32_t v;
     std::memcpy(&v, p, 4);
@@ -161,34 +175,56 @@ inline uint32_t pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l
 
 inline constexpr size_t kUdpFrameHdrLen = kEthHdrLen + kIpv4MinHdrLen + udp::kHdrLen;  // 42
 
-// Writes Ethernet, IPv4 (no options, TTL 64, DF clear) and UDP headers in front of a payload of
-// `payload_len` bytes already at f + kUdpFrameHdrLen, both checksums included. Addresses in host
+// Ones'-complement sum of 16-bit values, folded (not inverted).
+inline uint32_t fold16(uint64_t sum) noexcept {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint32_t>(sum);
+}
+
+// Writes Ethernet, IPv4 (no options, TTL 64, DF clear) and UDP headers at `f` followed by the
+// `payload_len` bytes at `payload` (copied unless already at f + kUdpFrameHdrLen), both checksums
+// included. The header checksums are computed from the values, and the payload's from its
+// source, so nothing just written is read back (no store-forwarding stalls). Addresses in host
 // order. Returns the frame length.
 inline size_t write_udp_frame(uint8_t* f, const Mac& dst, const Mac& src, uint32_t src_ip,
                               uint32_t dst_ip, uint16_t sport, uint16_t dport,
-                              size_t payload_len) noexcept {
+                              const uint8_t* payload, size_t payload_len) noexcept {
+  const uint32_t body = csum_partial(payload, payload_len);
+  if (payload != f + kUdpFrameHdrLen) std::memcpy(f + kUdpFrameHdrLen, payload, payload_len);
   write_eth(f, dst, src, kEtherTypeIpv4);
   uint8_t* ip = f + kEthHdrLen;
   const auto udp_len = static_cast<uint16_t>(udp::kHdrLen + payload_len);
+  const auto tot_len = static_cast<uint16_t>(kIpv4MinHdrLen + udp_len);
+  const uint64_t addrs = (src_ip >> 16) + (src_ip & 0xffff) + (dst_ip >> 16) + (dst_ip & 0xffff);
   ip[ipv4::kOffVerIhl] = 0x45;
   ip[ipv4::kOffTos] = 0;
-  store_be16(ip + ipv4::kOffTotLen, static_cast<uint16_t>(kIpv4MinHdrLen + udp_len));
+  store_be16(ip + ipv4::kOffTotLen, tot_len);
   store_be16(ip + ipv4::kOffId, 0);
   store_be16(ip + ipv4::kOffFrag, 0);
   ip[ipv4::kOffTtl] = 64;
   ip[ipv4::kOffProto] = kIpProtoUdp;
-  store_be16(ip + ipv4::kOffCsum, 0);
+  store_be16(ip + ipv4::kOffCsum,
+             static_cast<uint16_t>(~fold16(0x4500u + tot_len + (64u << 8 | kIpProtoUdp) + addrs)));
   store_be32(ip + ipv4::kOffSrc, src_ip);
   store_be32(ip + ipv4::kOffDst, dst_ip);
-  store_be16(ip + ipv4::kOffCsum, csum(ip, kIpv4MinHdrLen));
   uint8_t* u = ip + kIpv4MinHdrLen;
   store_be16(u + udp::kOffSport, sport);
   store_be16(u + udp::kOffDport, dport);
   store_be16(u + udp::kOffLen, udp_len);
-  store_be16(u + udp::kOffCsum, 0);
-  uint16_t c = csum(u, udp_len, pseudo_sum(src_ip, dst_ip, kIpProtoUdp, udp_len));
+  // Pseudo-header (addresses, protocol, length) + header (ports, length) + payload.
+  const uint32_t sum =
+      fold16(addrs + kIpProtoUdp + udp_len + sport + dport + udp_len + uint64_t{body});
+  const auto c = static_cast<uint16_t>(~sum);
   store_be16(u + udp::kOffCsum, c == 0 ? 0xffff : c);  // 0 means "no checksum" (RFC 768)
   return kUdpFrameHdrLen + payload_len;
+}
+
+// The same with the payload already in place at f + kUdpFrameHdrLen.
+inline size_t write_udp_frame(uint8_t* f, const Mac& dst, const Mac& src, uint32_t src_ip,
+                              uint32_t dst_ip, uint16_t sport, uint16_t dport,
+                              size_t payload_len) noexcept {
+  return write_udp_frame(f, dst, src, src_ip, dst_ip, sport, dport, f + kUdpFrameHdrLen,
+                         payload_len);
 }
 
 namespace icmp {
