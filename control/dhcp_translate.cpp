@@ -47,6 +47,48 @@ dhcp::ClassMatch::Field field(cfg::DhcpMatch::Field f) {
 
 }  // namespace
 
+namespace {
+
+struct Slice {
+  uint32_t pool, first, last;
+};
+
+// The addresses worker `worker` owns: its contiguous share of every pool, minus the reserved
+// addresses whose client another worker owns, plus those of its own clients lying elsewhere
+// (dhcp::owner_of decides, as it does for requests).
+std::vector<Slice> worker_slices(const cfg::Config& c, const dhcp::ServerConfig& sc,
+                                 uint32_t worker) {
+  const auto n = static_cast<uint32_t>(std::max<size_t>(c.dataplane.worker_cores.size(), 1));
+  std::vector<Slice> out;
+  if (worker >= n) return out;
+  struct Moved {
+    uint32_t ip, pool, owner;
+  };
+  std::vector<Moved> moved;
+  for (const dhcp::HostConf& h : sc.hosts)
+    if (h.pool != dhcp::kNoIndex) moved.push_back({h.ip, h.pool, dhcp::owner_of(sc, h, n)});
+  std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.ip < b.ip; });
+  for (uint32_t p = 0; p < sc.pools.size(); ++p) {
+    const uint64_t first = sc.pools[p].first, size = uint64_t{sc.pools[p].last} - first + 1;
+    const uint64_t lo = first + size * worker / n, end = first + size * (worker + 1) / n;
+    uint64_t cur = lo;
+    for (const Moved& m : moved) {
+      if (m.pool != p) continue;
+      const bool inside = m.ip >= lo && m.ip < end;
+      if (inside && m.owner != worker) {
+        if (cur < m.ip) out.push_back({p, static_cast<uint32_t>(cur), m.ip - 1});
+        cur = uint64_t{m.ip} + 1;
+      } else if (!inside && m.owner == worker) {
+        out.push_back({p, m.ip, m.ip});
+      }
+    }
+    if (cur < end) out.push_back({p, static_cast<uint32_t>(cur), static_cast<uint32_t>(end - 1)});
+  }
+  return out;
+}
+
+}  // namespace
+
 dhcp::ServerConfig make_dhcp_config(const cfg::Config& c) {
   const cfg::Dhcp& d = c.dhcp;
   dhcp::ServerConfig sc;
@@ -117,50 +159,13 @@ dhcp::ServerConfig make_dhcp_config(const cfg::Config& c) {
   sc.limits.per_circuit = c.dhcp.limits.requests_per_circuit;
   sc.dispatch_by_circuit = sc.limits.per_circuit != 0;
   sc.finish(relays_of);
+  const size_t n = c.dataplane.worker_cores.size();
+  for (uint32_t w = 0; n > 1 && w < n; ++w)
+    for (const Slice& s : worker_slices(c, sc, w)) sc.holders.push_back({s.first, s.last, w});
+  std::sort(sc.holders.begin(), sc.holders.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   return sc;
 }
-
-namespace {
-
-struct Slice {
-  uint32_t pool, first, last;
-};
-
-// The addresses worker `worker` owns: its contiguous share of every pool, minus the reserved
-// addresses whose client another worker owns, plus those of its own clients lying elsewhere
-// (dhcp::owner_of decides, as it does for requests).
-std::vector<Slice> worker_slices(const cfg::Config& c, const dhcp::ServerConfig& sc,
-                                 uint32_t worker) {
-  const auto n = static_cast<uint32_t>(std::max<size_t>(c.dataplane.worker_cores.size(), 1));
-  std::vector<Slice> out;
-  if (worker >= n) return out;
-  struct Moved {
-    uint32_t ip, pool, owner;
-  };
-  std::vector<Moved> moved;
-  for (const dhcp::HostConf& h : sc.hosts)
-    if (h.pool != dhcp::kNoIndex) moved.push_back({h.ip, h.pool, dhcp::owner_of(sc, h, n)});
-  std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.ip < b.ip; });
-  for (uint32_t p = 0; p < sc.pools.size(); ++p) {
-    const uint64_t first = sc.pools[p].first, size = uint64_t{sc.pools[p].last} - first + 1;
-    const uint64_t lo = first + size * worker / n, end = first + size * (worker + 1) / n;
-    uint64_t cur = lo;
-    for (const Moved& m : moved) {
-      if (m.pool != p) continue;
-      const bool inside = m.ip >= lo && m.ip < end;
-      if (inside && m.owner != worker) {
-        if (cur < m.ip) out.push_back({p, static_cast<uint32_t>(cur), m.ip - 1});
-        cur = uint64_t{m.ip} + 1;
-      } else if (!inside && m.owner == worker) {
-        out.push_back({p, m.ip, m.ip});
-      }
-    }
-    if (cur < end) out.push_back({p, static_cast<uint32_t>(cur), static_cast<uint32_t>(end - 1)});
-  }
-  return out;
-}
-
-}  // namespace
 
 dhcp::LeaseStore::Params lease_params(const cfg::Config& c, const dhcp::ServerConfig& sc,
                                       uint32_t worker) {

@@ -67,7 +67,8 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
   std::array<uint64_t, 9> rx{}, tx{};
   std::array<uint64_t, static_cast<size_t>(dhcp::Malformed::kCount)> bad{};
   std::array<uint64_t, static_cast<size_t>(dhcp::Reason::kCount)> why{};
-  uint64_t handed = 0, handoff_full = 0, journal_full = 0, held = 0, held_full = 0, no_route = 0;
+  uint64_t lent = 0, handed = 0, handoff_full = 0, journal_full = 0, held = 0, held_full = 0,
+           no_route = 0;
   uint64_t left_out = 0, relay_left_out = 0, untracked = 0;
   for (uint32_t w = 0; w < dp.n_workers(); ++w) {
     const dp::DhcpEngine* e = dp.dhcp_engine(w);
@@ -77,6 +78,7 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
     for (size_t i = 0; i < bad.size(); ++i) bad[i] += e->stats.malformed[i].get();
     for (size_t i = 0; i < why.size(); ++i) why[i] += e->server.counters().reasons[i].get();
     handed += e->stats.handed_off.get();
+    lent += e->stats.lent.get();
     handoff_full += e->stats.handoff_full.get();
     journal_full += e->stats.journal_full.get();
     held += e->stats.held.get();
@@ -105,6 +107,9 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
               {{"reason", dhcp::kReasonNames[i]}}, d(why[i]));
   f.counter("tandem_dhcp_handoffs_total", "Requests passed to the worker that owns their client.",
             {}, d(handed));
+  f.counter("tandem_dhcp_lent_total",
+            "DISCOVERs a worker passed on because its share of the pools was dry (borrowing).", {},
+            d(lent));
   f.counter("tandem_dhcp_held_replies_total",
             "Replies held until their lease change was on disk (strict durability).", {}, d(held));
   f.counter("tandem_dhcp_options_left_out_total",

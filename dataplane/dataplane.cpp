@@ -485,12 +485,12 @@ uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) 
   const uint32_t nh =
       rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(ms), 32, nullptr);
   for (uint32_t i = 0; i < nh; ++i) {
-    const uint32_t port = ms[i]->hash.usr;
+    const uint32_t port = ms[i]->hash.usr & 0xffff, hops = ms[i]->hash.usr >> 16;
     const LocalResult r = port < s.n_ports ? handle_local(rte_pktmbuf_mtod(ms[i], uint8_t*),
                                                           ms[i]->data_len, s.ports[port], w.stats)
                                            : LocalResult{};
     if (r.verdict == Verdict::kDhcp)
-      dhcp_request(w, s, port, ms[i], r.l4_off, r.l4_len, now);
+      dhcp_request(w, s, port, ms[i], r.l4_off, r.l4_len, now, hops);
     else
       rte_pktmbuf_free(ms[i]);
   }
@@ -527,17 +527,18 @@ void Dataplane::dhcp_flush(Worker& w) noexcept {
 }
 
 void Dataplane::dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
-                             uint32_t l4_off, uint32_t l4_len, uint64_t now) noexcept {
+                             uint32_t l4_off, uint32_t l4_len, uint64_t now,
+                             uint32_t hops) noexcept {
   DhcpEngine& e = *w.dhcp;
   const size_t before = e.events.size();
   const DhcpResult r = dhcp_handle(e, s, port, rte_pktmbuf_mtod(m, uint8_t*), m->data_len,
-                                   m->buf_len - m->data_off, l4_off, l4_len, now);
+                                   m->buf_len - m->data_off, l4_off, l4_len, now, hops);
   switch (r.action) {
     case DhcpAction::kDrop:
       rte_pktmbuf_free(m);
       return;
     case DhcpAction::kHandOff:
-      m->hash.usr = port;
+      m->hash.usr = port | r.hops << 16;
       if (r.owner < workers_.size() && rte_ring_mp_enqueue(workers_[r.owner]->handoff, m) == 0) {
         e.stats.handed_off.add();
       } else {

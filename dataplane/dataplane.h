@@ -217,7 +217,7 @@ class Dataplane {
   // DHCP: one request (frame already classified kDhcp); takes the mbuf (sends, holds, hands
   // off or frees it).
   void dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m, uint32_t l4_off,
-                    uint32_t l4_len, uint64_t now) noexcept;
+                    uint32_t l4_len, uint64_t now, uint32_t hops = 0) noexcept;
   uint32_t dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) noexcept;
   // Enqueues this loop's lease changes (expiry first) for the journal thread.
   void dhcp_flush(Worker& w) noexcept;

@@ -9,7 +9,7 @@ namespace dp {
 
 DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t* frame,
                        uint32_t len, uint32_t cap, uint32_t l4_off, uint32_t l4_len,
-                       uint64_t now_ns) noexcept {
+                       uint64_t now_ns, uint32_t hops) noexcept {
   DhcpResult res;
   if (s.dhcp == nullptr || port >= s.n_ports || l4_off > len || l4_len > len - l4_off) return res;
   const dhcp::ServerConfig& cfg = *s.dhcp;
@@ -25,7 +25,7 @@ DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t*
   in.port_ip = pv.n_addrs != 0 ? pv.addrs[0] : 0;
   in.to_broadcast = load_be32(frame + kEthHdrLen + ipv4::kOffDst) == 0xffffffffu;
   in.owned = {s.owned, s.n_owned < std::size(s.owned) ? s.n_owned : std::size(s.owned)};
-  if (e.n_workers > 1) {
+  if (e.n_workers > 1 && hops == 0) {
     const uint32_t owner = dhcp::owner_of(cfg, req, in, e.n_workers);
     if (owner != e.worker) {
       res.action = DhcpAction::kHandOff;
@@ -35,7 +35,19 @@ DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t*
   }
   e.stats.received[static_cast<size_t>(req.type)].add();
 
+  // Borrowing: a DISCOVER our share cannot serve goes on to the next worker, lock-free over its
+  // hand-off ring, until every worker was asked (not with per-circuit dispatch: the circuit's
+  // owner must see all of its requests).
+  in.may_lend = e.n_workers > 1 && hops + 1 < e.n_workers && !cfg.dispatch_by_circuit &&
+                req.type == dhcp::MessageType::kDiscover;
   const dhcp::Outcome o = e.server.handle(req, in, now_ns, e.out, &e.events);
+  if (in.may_lend && o.reason == dhcp::Reason::kPoolExhausted) {
+    e.stats.lent.add();
+    res.action = DhcpAction::kHandOff;
+    res.owner = (e.worker + 1) % e.n_workers;
+    res.hops = hops + 1;
+    return res;
+  }
   if (o.sent == dhcp::MessageType::kNone || o.len == 0) return res;
   if (kUdpFrameHdrLen + o.len > cap) return res;  // cannot happen: cap ≥ 2 KB mbufs
 

@@ -26,6 +26,7 @@ struct DhcpStats {
   std::array<Counter, 9> received;  // parsed requests by message type (index = MessageType)
   std::array<Counter, static_cast<size_t>(dhcp::Malformed::kCount)> malformed;
   Counter handed_off;    // requests passed to the worker that owns their client
+  Counter lent;          // DISCOVERs passed on because our share of the pools was dry
   Counter handoff_full;  // ... dropped: that worker's ring was full
   Counter journal_full;  // lease changes the journal ring refused (strict: reply dropped)
   Counter held;          // replies held until their lease change was on disk (strict)
@@ -45,6 +46,7 @@ struct DhcpResult {
   DhcpAction action = DhcpAction::kDrop;
   uint32_t len = 0;    // kTransmit: frame length
   uint32_t owner = 0;  // kHandOff
+  uint32_t hops = 0;   // kHandOff: 0 = to the request's owner; k > 0 = lent on, k-th worker asked
 };
 
 // One worker's DHCP state. Built by the control thread before the worker starts; afterwards only
@@ -72,12 +74,15 @@ struct DhcpEngine {
 
 // Worker, per request. `frame` holds the whole received frame (`len` bytes) in a buffer of `cap`
 // bytes; the DHCP payload is at [l4_off, l4_off + l4_len) (from handle_local). The receiving port
-// is `port` of snapshot `s`, whose dhcp config must be set. When the client belongs to another
-// worker (more than one worker), returns kHandOff before touching anything. Otherwise runs the
-// server (appending lease changes to e.events, which must have room for 2) and, for a reply,
-// rewrites `frame` into it. `now_ns`: wall clock (leases outlive the process). No allocation.
+// is `port` of snapshot `s`, whose dhcp config must be set. With more than one worker: when
+// another worker handles this request (dhcp::owner_of), returns kHandOff (hops 0) before touching
+// anything; a DISCOVER this worker's share of the pools cannot serve is passed on to the next
+// worker (kHandOff, hops + 1) until every worker was asked. `hops` > 0: a lent DISCOVER, served
+// here whoever owns it. Otherwise runs the server (appending lease changes to e.events, which
+// must have room for 2) and, for a reply, rewrites `frame` into it. `now_ns`: wall clock (leases
+// outlive the process). No allocation.
 DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t* frame,
                        uint32_t len, uint32_t cap, uint32_t l4_off, uint32_t l4_len,
-                       uint64_t now_ns) noexcept;
+                       uint64_t now_ns, uint32_t hops = 0) noexcept;
 
 }  // namespace dp

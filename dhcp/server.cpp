@@ -305,8 +305,9 @@ const HostConf* Server::find_host(uint32_t subnet, const Client& cl) const noexc
   return lookup_host(*cfg_, subnet, cl.client_id, cl.mac, cl.circuit, cl.remote);
 }
 
-void Server::count(const Outcome& o) noexcept {
-  if (o.reason != Reason::kNone) counters_.reasons[static_cast<size_t>(o.reason)].add();
+void Server::count(const Outcome& o, const Ingress& in) noexcept {
+  if (o.reason != Reason::kNone && !(o.reason == Reason::kPoolExhausted && in.may_lend))
+    counters_.reasons[static_cast<size_t>(o.reason)].add();
   if (o.sent != MessageType::kNone) counters_.sent[static_cast<size_t>(o.sent)].add();
   if (o.options_left_out) counters_.options_left_out.add();
   if (o.relay_info_left_out) counters_.relay_info_left_out.add();
@@ -366,7 +367,7 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
   Outcome o;
   if (!in.owned.empty() && standby(select_subnets(c, req, in), in)) {
     o.reason = Reason::kStandby;
-    count(o);
+    count(o, in);
     return o;
   }
   if (limiter_ != nullptr &&
@@ -386,7 +387,7 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
     }
     if (!ok) {
       o.reason = Reason::kRateLimited;
-      count(o);
+      count(o, in);
       return o;
     }
   }
@@ -408,7 +409,7 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
       o.reason = Reason::kNotServed;
       break;
   }
-  count(o);
+  count(o, in);
   return o;
 }
 
@@ -733,7 +734,33 @@ uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
     }
   }
   if (c.dispatch_by_circuit && !circuit.empty()) return bucket(opt::kCircuitId, circuit, n);
+  uint32_t named = 0;
+  switch (req.type) {
+    case MessageType::kRequest:
+      named = req.has(opt::kRequestedIp) ? req.option_ip(opt::kRequestedIp) : req.ciaddr;
+      break;
+    case MessageType::kRelease:
+    case MessageType::kDecline:
+      named = req.ciaddr != 0 ? req.ciaddr : req.option_ip(opt::kRequestedIp);
+      break;
+    case MessageType::kDiscover:
+      named = req.option_ip(opt::kRequestedIp);
+      break;
+    default:
+      break;
+  }
+  if (named != 0) {
+    if (const uint32_t w = c.holder_of(named); w < n) return w;
+  }
   return bucket(0, req.chaddr, n);
+}
+
+uint32_t ServerConfig::holder_of(uint32_t ip) const noexcept {
+  auto it = std::upper_bound(holders.begin(), holders.end(), ip,
+                             [](uint32_t v, const Holder& h) { return v < h.first; });
+  if (it == holders.begin()) return kNoIndex;
+  --it;
+  return ip <= it->last ? it->worker : kNoIndex;
 }
 
 uint32_t owner_of(const ServerConfig& c, const HostConf& h, uint32_t n) noexcept {

@@ -153,6 +153,14 @@ struct ServerConfig {
     uint32_t per_mac = 0, per_circuit = 0;
   };
   Limits limits;
+  // With several workers: which worker's LeaseStore holds each pool address (its slice), sorted
+  // by `first`. Requests that name an address go to its holder (owner_of). Empty with one worker.
+  struct Holder {
+    uint32_t first = 0, last = 0, worker = 0;
+  };
+  std::vector<Holder> holders;
+  // The worker holding `ip`, or kNoIndex. O(log slices).
+  uint32_t holder_of(uint32_t ip) const noexcept;
 
   // Control thread (allocate). Each returns the new element's index.
   uint32_t add_table(const OptionTable& t);
@@ -171,10 +179,12 @@ struct ServerConfig {
 // The LeaseStore identity of a reservation's client (see HostConf). Pure.
 ClientKey host_client_key(const ServerConfig& c, const HostConf& h) noexcept;
 
-// Multi-worker dispatch: which of `n` workers owns a request's client. A client with a
-// reservation (by any key) goes to the worker holding the reserved address; any other to the hash
-// of its chaddr, or of its option-82 circuit-id when per-circuit limits are set (so one worker
-// counts a whole circuit). Pure; O(log hosts) when there are reservations, else O(1).
+// Multi-worker dispatch: which of `n` workers handles a request. A client with a reservation (by
+// any key) goes to the worker holding the reserved address; a request naming an address of our
+// pools (REQUEST: option 50 or ciaddr; RELEASE, DECLINE: ciaddr; DISCOVER: option 50) to the
+// worker holding that address; any other to the hash of chaddr, or of the option-82 circuit-id
+// when per-circuit limits are set (then every request of a circuit goes there, so one worker
+// counts it). Pure; O(log hosts + log slices).
 struct Ingress;
 uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
                   uint32_t n) noexcept;
@@ -191,6 +201,9 @@ struct Ingress {
   // When set, a subnet whose server_id is none of them is not served (Reason::kStandby): in a
   // pair, only the node holding the virtual IP answers. Empty: no such gating (tests, tools).
   std::span<const uint32_t> owned;
+  // The caller passes a DISCOVER this worker cannot serve for want of an address to another
+  // worker (borrowing from its slice): pool_exhausted is then not counted here.
+  bool may_lend = false;
 };
 
 // Where the reply goes (RFC 2131 §4.1). The caller builds Ethernet/IP/UDP from it.
@@ -284,7 +297,7 @@ class Server {
   const HostConf* find_host(uint32_t subnet, const Client& cl) const noexcept;
   uint32_t server_id(uint32_t subnet, const Ingress& in) const noexcept;
   bool standby(std::span<const uint32_t> cands, const Ingress& in) const noexcept;
-  void count(const Outcome& o) noexcept;
+  void count(const Outcome& o, const Ingress& in) noexcept;
   uint32_t lease_seconds(const Request& req, const LeaseTimes& t) const noexcept;
   bool pool_allowed(const PoolConf& p, uint64_t classes) const noexcept {
     return p.classes == 0 || (p.classes & classes) != 0;

@@ -172,6 +172,7 @@ struct RigOptions {
   bool hold_for_journal = false;
   uint32_t server_id = 0;               // subnet 192.0.2.0/24's server_id (0: the port's address)
   std::vector<ctl::ExtraAddress> vips;  // VIPs held now (owned, answered)
+  uint32_t pool_last = 0;               // subnet 192.0.2.0/24's pool ends here (0: as configured)
 };
 
 rte_mempool* test_pool() {
@@ -213,6 +214,7 @@ class Rig {
     ASSERT_TRUE(loaded.config.has_value()) << (loaded.errors.empty() ? "" : loaded.errors[0].str());
     cfg_ = *loaded.config;
     cfg_.dhcp.subnets[0].server_id = o.server_id;
+    if (o.pool_last != 0) cfg_.dhcp.subnets[0].pools[0].last = o.pool_last;
     // Pools are sliced by the configured worker count: it must match the engines.
     cfg_.dataplane.worker_cores.clear();
     for (uint32_t w = 0; w < o.workers; ++w) cfg_.dataplane.worker_cores.push_back(1 + w);
@@ -699,6 +701,46 @@ TEST(DhcpPacket, TwoWorkersManyClientsEachAnsweredOnceByItsOwner) {
   EXPECT_EQ(rig.stats(0).handed_off.get() + rig.stats(1).handed_off.get(), handed);
   std::sort(seen.begin(), seen.end());
   EXPECT_EQ(std::unique(seen.begin(), seen.end()) - seen.begin(), 40);
+}
+
+// Borrowing: a pool of 4 addresses split 2 + 2 between two workers; 4 clients that all hash to
+// worker 0 still get 4 distinct addresses (worker 0 lends the DISCOVERs its share cannot serve to
+// worker 1), and each REQUEST goes to the worker holding the offered address and is ACKed.
+TEST(DhcpPacket, TwoWorkersLendWhenAShareRunsDry) {
+  MAKE_RIG(rig, .workers = 2, .pool_last = ip4(192, 0, 2, 153));
+  std::vector<dp::Mac> macs;
+  for (uint8_t i = 1; macs.size() < 4; ++i) {
+    const dp::Mac m{0x02, 0, 0, 0, 0x40, i};
+    if (owner(rig, with_chaddr(frame("discover_broadcast"), m), 2) == 0) macs.push_back(m);
+  }
+  std::vector<uint32_t> got;
+  for (const dp::Mac& m : macs) {
+    rig.inject(with_chaddr(frame("discover_broadcast"), m), 0);
+    for (int k = 0; k < 3; ++k) {
+      rig.poll(0);
+      rig.poll(1);
+    }
+    std::vector<Bytes> out = rig.sent(0);
+    for (Bytes& b : rig.sent(1)) out.push_back(std::move(b));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(reply_type(out[0]), 2);  // OFFER
+    got.push_back(be32(&out[0][kPayloadOff + 16]));
+  }
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<uint32_t>{ip4(192, 0, 2, 150), ip4(192, 0, 2, 151),
+                                        ip4(192, 0, 2, 152), ip4(192, 0, 2, 153)}));
+  EXPECT_EQ(rig.stats(0).lent.get(), 2u);
+  EXPECT_EQ(rig.reason(dhcp::Reason::kPoolExhausted), 0u) << "lent, not refused";
+  // A fifth client: every share is dry, so worker 1 (the last asked) refuses it.
+  dp::Mac fifth{0x02, 0, 0, 0, 0x41, 1};
+  rig.inject(with_chaddr(frame("discover_broadcast"), fifth), 0);
+  for (int k = 0; k < 3; ++k) {
+    rig.poll(0);
+    rig.poll(1);
+  }
+  EXPECT_TRUE(rig.sent(0).empty());
+  EXPECT_TRUE(rig.sent(1).empty());
+  EXPECT_EQ(rig.reason(dhcp::Reason::kPoolExhausted), 1u);
 }
 
 }  // namespace

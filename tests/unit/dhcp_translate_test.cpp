@@ -283,6 +283,10 @@ TEST(DhcpTranslate, WorkerSlicesPartitionEveryPool) {
         int owners = 0;
         for (const auto& st : stores) owners += st->find(ip) != nullptr;
         ASSERT_EQ(owners, 1) << "n=" << n << " ip=" << ip;
+        // The dispatch table names the same worker (requests naming ip go there).
+        const uint32_t h = sc.holder_of(ip);
+        ASSERT_LT(h, n) << "n=" << n << " ip=" << ip;
+        EXPECT_NE(stores[h]->find(ip), nullptr) << "n=" << n << " ip=" << ip;
       }
     }
     EXPECT_EQ(total, want) << "n=" << n;
