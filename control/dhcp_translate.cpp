@@ -157,7 +157,8 @@ dhcp::ServerConfig make_dhcp_config(const cfg::Config& c) {
   sc.limits.window_ns = uint64_t{c.dhcp.limits.window_ms} * 1'000'000;
   sc.limits.per_mac = c.dhcp.limits.requests_per_mac;
   sc.limits.per_circuit = c.dhcp.limits.requests_per_circuit;
-  sc.dispatch_by_circuit = sc.limits.per_circuit != 0;
+  sc.limits.leases_per_circuit = c.dhcp.limits.leases_per_circuit;
+  sc.dispatch_by_circuit = sc.limits.per_circuit != 0 || sc.limits.leases_per_circuit != 0;
   sc.finish(relays_of);
   const size_t n = c.dataplane.worker_cores.size();
   for (uint32_t w = 0; n > 1 && w < n; ++w)

@@ -468,6 +468,7 @@ uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) 
   // Expiry: bounded per loop by the batch's capacity.
   e.store->expire(now, &w.expiry);
   e.stats.expired.add(w.expiry.size());
+  for (const dhcp::LeaseEvent& ev : w.expiry) e.server.track(ev);
   // Operators' orders.
   DhcpCommand cmds[16];
   const uint32_t nc =
@@ -477,7 +478,7 @@ uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) 
     if (cmds[i].kind == DhcpCommand::kRelease && l != nullptr &&
         (l->state == dhcp::LeaseState::kBound || l->state == dhcp::LeaseState::kOffered)) {
       const dhcp::ClientKey client = l->client;
-      e.store->release(client, cmds[i].ip, now, &e.events);
+      if (e.store->release(client, cmds[i].ip, now, &e.events)) e.server.track(e.events.back());
     }
   }
   // Requests other workers received for our clients.

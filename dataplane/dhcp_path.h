@@ -57,6 +57,7 @@ struct DhcpEngine {
       : store(std::move(s)), server(cfg, *store), worker(self), n_workers(n) {
     events.reserve(kEventBatch);
     server.set_limiter(&limiter);
+    server.set_circuit_counts(&circuits);
   }
   // Lease changes one burst may produce: ≤ 2 per request, plus an expiry batch.
   static constexpr size_t kEventBatch = 2 * 256 + 256;
@@ -68,6 +69,7 @@ struct DhcpEngine {
   std::vector<dhcp::LeaseEvent> events;  // this burst's lease changes; capacity kEventBatch
   dhcp::Request req;                     // reused: parse() clears only what it set last time
   dhcp::RequestLimiter limiter;          // dhcp.limits for this worker's clients
+  dhcp::CircuitCounts circuits;          // leases_per_circuit
   alignas(64) std::array<uint8_t, dhcp::kMaxReplyLen> out{};
   DhcpStats stats;
 };

@@ -293,6 +293,16 @@ const Lease* LeaseStore::find(uint32_t ip) const noexcept {
   return w.addr == kNone ? nullptr : &cells_[w.addr].lease;
 }
 
+void LeaseStore::set_mark(uint32_t ip, uint32_t m) noexcept {
+  const Where w = locate(ip);
+  if (w.addr != kNone) cells_[w.addr].user = m;
+}
+
+uint32_t LeaseStore::mark(uint32_t ip) const noexcept {
+  const Where w = locate(ip);
+  return w.addr == kNone ? 0 : cells_[w.addr].user;
+}
+
 const Lease* LeaseStore::find(const ClientKey& client) const noexcept {
   const auto tag = static_cast<uint32_t>(client.hash());
   for (size_t pos = tag & clients_mask_;; pos = (pos + 1) & clients_mask_) {

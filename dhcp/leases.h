@@ -131,6 +131,11 @@ class LeaseStore {
   bool restore(const Lease& l);
 
   const Lease* find(uint32_t ip) const noexcept;  // any address in a range (kFree included)
+  // A 32-bit mark the caller keeps per address (0 at start; the store never changes it): the
+  // per-circuit lease count keeps its counter slot there. No-op / 0 outside the ranges. O(log
+  // ranges).
+  void set_mark(uint32_t ip, uint32_t mark) noexcept;
+  uint32_t mark(uint32_t ip) const noexcept;
   // Its OFFERED or BOUND lease, if any (the first found if it holds leases in several pools).
   const Lease* find(const ClientKey& client) const noexcept;
   PoolStats stats(uint32_t pool) const noexcept;  // O(1): counters maintained on every change
@@ -156,6 +161,7 @@ class LeaseStore {
     Lease lease;
     Link link;
     uint32_t resv = kNone;  // index into reservations_
+    uint32_t user = 0;      // the caller's mark (set_mark)
   };
   // Open-addressing slot (linear probing, backward-shift deletion, load <= 1/2). The key is not
   // stored: it is read from the lease (or reservation) at `idx`; `tag` is the low 32 bits of the

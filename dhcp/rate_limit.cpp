@@ -1,5 +1,7 @@
 #include "dhcp/rate_limit.h"
 
+#include <cstdint>
+
 namespace dhcp {
 
 RequestLimiter::RequestLimiter(size_t slots) {
@@ -30,6 +32,50 @@ bool RequestLimiter::allow(uint64_t key, uint32_t limit, uint64_t window_ns,
   if (s->count >= limit) return false;
   ++s->count;
   return true;
+}
+
+CircuitCounts::CircuitCounts(size_t slots) {
+  size_t n = 2;
+  while (n < slots) n <<= 1;
+  slots_.resize(n);
+  mask_ = n - 1;
+}
+
+uint32_t CircuitCounts::count(uint64_t key) const noexcept {
+  if (key == 0) key = 1;
+  for (size_t i = key & mask_, probes = 0; probes <= mask_; i = (i + 1) & mask_, ++probes) {
+    if (slots_[i].key == key) return slots_[i].count;
+    if (slots_[i].key == 0) return 0;
+  }
+  return 0;
+}
+
+uint32_t CircuitCounts::add(uint64_t key) noexcept {
+  if (key == 0) key = 1;
+  size_t reuse = SIZE_MAX;
+  // The whole chain is walked (up to a never-used slot) before a zero-count slot is reused, so a
+  // key is never in the table twice.
+  for (size_t i = key & mask_, probes = 0; probes <= mask_; i = (i + 1) & mask_, ++probes) {
+    Slot& s = slots_[i];
+    if (s.key == key) {
+      ++s.count;
+      return static_cast<uint32_t>(i + 1);
+    }
+    if (s.key == 0) {
+      if (reuse == SIZE_MAX) reuse = i;
+      break;
+    }
+    if (s.count == 0 && reuse == SIZE_MAX) reuse = i;
+  }
+  if (reuse == SIZE_MAX) return 0;
+  slots_[reuse] = Slot{key, 1};
+  return static_cast<uint32_t>(reuse + 1);
+}
+
+void CircuitCounts::remove(uint32_t mark) noexcept {
+  if (mark == 0 || mark > slots_.size()) return;
+  Slot& s = slots_[mark - 1];
+  if (s.count != 0) --s.count;
 }
 
 }  // namespace dhcp

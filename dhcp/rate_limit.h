@@ -36,4 +36,25 @@ class RequestLimiter {
   dp::Counter untracked_;
 };
 
+// Addresses held (offered or bound) per relay circuit, for dhcp.limits.leases_per_circuit. Keys
+// are 64-bit circuit hashes; a key's slot index is stable while its count is above zero (slots
+// are reused only at zero, never moved), so callers mark each counted address with slot + 1.
+class CircuitCounts {
+ public:
+  explicit CircuitCounts(size_t slots = size_t{1} << 16);  // rounded up to a power of two
+  uint32_t count(uint64_t key) const noexcept;
+  // Adds one address for `key`; returns its slot + 1, or 0 when the table is full (not counted).
+  uint32_t add(uint64_t key) noexcept;
+  // Removes one address counted in slot `mark - 1` (the value add() returned).
+  void remove(uint32_t mark) noexcept;
+
+ private:
+  struct Slot {
+    uint64_t key = 0;  // 0: never used
+    uint32_t count = 0;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
+
 }  // namespace dhcp

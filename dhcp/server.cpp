@@ -370,6 +370,15 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
     count(o, in);
     return o;
   }
+  // The circuit this client sits behind (option 82.1 with giaddr), for the per-circuit limits.
+  uint64_t circuit_key = 0;
+  if (!cl.circuit.empty() && (c.limits.per_circuit != 0 || c.limits.leases_per_circuit != 0)) {
+    const uint8_t gi[4] = {static_cast<uint8_t>(req.giaddr >> 24),
+                           static_cast<uint8_t>(req.giaddr >> 16),
+                           static_cast<uint8_t>(req.giaddr >> 8), static_cast<uint8_t>(req.giaddr)};
+    circuit_key = fnv(fnv(fnv(kFnvBasis, reinterpret_cast<const uint8_t*>("c"), 1), gi, 4),
+                      cl.circuit.data(), cl.circuit.size());
+  }
   if (limiter_ != nullptr &&
       (req.type == MessageType::kDiscover || req.type == MessageType::kRequest)) {
     const ServerConfig::Limits& lim = c.limits;
@@ -377,20 +386,23 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
               limiter_->allow(fnv(fnv(kFnvBasis, reinterpret_cast<const uint8_t*>("m"), 1),
                                   req.chaddr.data(), req.chaddr.size()),
                               lim.per_mac, lim.window_ns, now_ns);
-    if (ok && lim.per_circuit != 0 && !cl.circuit.empty()) {
-      const uint8_t gi[4] = {
-          static_cast<uint8_t>(req.giaddr >> 24), static_cast<uint8_t>(req.giaddr >> 16),
-          static_cast<uint8_t>(req.giaddr >> 8), static_cast<uint8_t>(req.giaddr)};
-      const uint64_t h = fnv(fnv(fnv(kFnvBasis, reinterpret_cast<const uint8_t*>("c"), 1), gi, 4),
-                             cl.circuit.data(), cl.circuit.size());
-      ok = limiter_->allow(h, lim.per_circuit, lim.window_ns, now_ns);
-    }
+    if (ok && lim.per_circuit != 0 && circuit_key != 0)
+      ok = limiter_->allow(circuit_key, lim.per_circuit, lim.window_ns, now_ns);
     if (!ok) {
       o.reason = Reason::kRateLimited;
       count(o, in);
       return o;
     }
   }
+  const bool per_circuit_leases = circuits_ != nullptr && c.limits.leases_per_circuit != 0;
+  if (per_circuit_leases && circuit_key != 0 && req.type == MessageType::kDiscover &&
+      circuits_->count(circuit_key) >= c.limits.leases_per_circuit &&
+      store_->find(cl.key) == nullptr) {
+    o.reason = Reason::kCircuitFull;
+    count(o, in);
+    return o;
+  }
+  const size_t first_event = events != nullptr ? events->size() : 0;
   switch (req.type) {
     case MessageType::kDiscover:
       o = discover(req, in, cl, now_ns, out, events);
@@ -409,8 +421,23 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
       o.reason = Reason::kNotServed;
       break;
   }
+  if (per_circuit_leases && events != nullptr)
+    for (size_t i = first_event; i < events->size(); ++i) track((*events)[i], circuit_key);
   count(o, in);
   return o;
+}
+
+void Server::track(const LeaseEvent& e, uint64_t circuit_key) noexcept {
+  if (circuits_ == nullptr || cfg_->limits.leases_per_circuit == 0) return;
+  const uint32_t ip = e.lease.ip;
+  const uint32_t mark = store_->mark(ip);
+  const bool held = e.lease.state == LeaseState::kOffered || e.lease.state == LeaseState::kBound;
+  if (held && mark == 0 && circuit_key != 0) {
+    store_->set_mark(ip, circuits_->add(circuit_key));
+  } else if (!held && mark != 0) {
+    circuits_->remove(mark);
+    store_->set_mark(ip, 0);
+  }
 }
 
 Outcome Server::discover(const Request& req, const Ingress& in, const Client& cl, uint64_t now,

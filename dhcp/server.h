@@ -151,6 +151,7 @@ struct ServerConfig {
   struct Limits {
     uint64_t window_ns = 10'000'000'000;
     uint32_t per_mac = 0, per_circuit = 0;
+    uint32_t leases_per_circuit = 0;  // addresses offered or bound per circuit-id + giaddr
   };
   Limits limits;
   // With several workers: which worker's LeaseStore holds each pool address (its slice), sorted
@@ -237,12 +238,13 @@ enum class Reason : uint8_t {
   kNoRoom,          // reply buffer shorter than kMinReplyLen
   kStandby,         // the subnet's server identifier is a virtual IP this node does not hold
   kRateLimited,     // over dhcp.limits (requests per MAC or per circuit in the window)
+  kCircuitFull,     // the client's circuit holds leases_per_circuit addresses already
   kCount
 };
 inline constexpr std::array<const char*, static_cast<size_t>(Reason::kCount)> kReasonNames{
     "none",         "no_subnet",   "min_secs", "not_for_us",      "pool_exhausted", "no_pool",
     "wrong_subnet", "not_allowed", "taken",    "unknown_address", "bad_request",    "no_lease",
-    "not_served",   "no_room",     "standby",  "rate_limited"};
+    "not_served",   "no_room",     "standby",  "rate_limited",    "circuit_full"};
 
 struct Outcome {
   MessageType sent = MessageType::kNone;  // kNone: nothing to send
@@ -268,6 +270,11 @@ class Server {
   const ServerConfig* config() const noexcept { return cfg_; }
   // Worker, at start: the table that enforces ServerConfig::limits (none: no limits).
   void set_limiter(RequestLimiter* l) noexcept { limiter_ = l; }
+  // Worker, at start: the per-circuit lease counts (leases_per_circuit); none: not enforced.
+  void set_circuit_counts(CircuitCounts* c) noexcept { circuits_ = c; }
+  // Worker: accounts a lease change the server did not make itself (expiry, operator release)
+  // in the per-circuit counts. Cheap no-op when leases_per_circuit is off.
+  void track(const LeaseEvent& e, uint64_t circuit_key = 0) noexcept;
   const RequestLimiter* limiter() const noexcept { return limiter_; }
 
   // Worker, per request. Handles `req` (already parsed), writes any reply into `out` (capacity
@@ -306,6 +313,7 @@ class Server {
   const ServerConfig* cfg_;
   LeaseStore* store_;
   RequestLimiter* limiter_ = nullptr;
+  CircuitCounts* circuits_ = nullptr;
   Counters counters_;
 };
 

@@ -1031,3 +1031,59 @@ TEST_F(ServerTest, RequestsPerMacAndPerCircuitAreLimited) {
 
 }  // namespace
 }  // namespace dhcp
+
+namespace dhcp {
+namespace {
+
+TEST(CircuitCounts, CountsAddAndRemoveAndReusesOnlyEmptySlots) {
+  CircuitCounts c(4);
+  const uint32_t a = c.add(11), b = c.add(11), x = c.add(22);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, x);
+  EXPECT_EQ(c.count(11), 2u);
+  c.remove(a);
+  c.remove(b);
+  EXPECT_EQ(c.count(11), 0u);
+  EXPECT_EQ(c.count(22), 1u);
+  for (uint64_t k = 100; k < 103; ++k) EXPECT_NE(c.add(k), 0u);  // reuses 11's slot
+  EXPECT_EQ(c.add(999), 0u) << "full: not counted";
+  EXPECT_EQ(c.count(22), 1u);
+}
+
+// Behind one circuit at most 2 addresses: a third client gets nothing until one is released;
+// clients of another circuit, and the two holders renewing, are not affected.
+TEST_F(ServerTest, LeasesPerCircuitBoundWhatOneCircuitHolds) {
+  cfg_.limits.leases_per_circuit = 2;
+  CircuitCounts counts;
+  server_.set_circuit_counts(&counts);
+  const auto behind = [](MessageType t, uint8_t n, const std::string& circuit) {
+    Msg m = dhclient(t, mac_n(n));
+    m.giaddr = kRelay;
+    Bytes ri{opt::kCircuitId, static_cast<uint8_t>(circuit.size())};
+    ri.insert(ri.end(), circuit.begin(), circuit.end());
+    m.opt(opt::kRelayAgent, ri);
+    return m;
+  };
+  std::vector<uint32_t> ips;
+  for (uint8_t n = 1; n <= 2; ++n) {
+    ASSERT_EQ(send(behind(MessageType::kDiscover, n, "pon1")).sent, MessageType::kOffer);
+    ips.push_back(reply_.yiaddr);
+    Msg r = behind(MessageType::kRequest, n, "pon1");
+    r.opt(opt::kRequestedIp, be32(ips.back())).opt(opt::kServerId, be32(kRelayedSid));
+    ASSERT_EQ(send(r).sent, MessageType::kAck);
+  }
+  EXPECT_EQ(send(behind(MessageType::kDiscover, 3, "pon1")).sent, MessageType::kNone);
+  EXPECT_EQ(count(Reason::kCircuitFull), 1u);
+  EXPECT_EQ(send(behind(MessageType::kDiscover, 4, "pon2")).sent, MessageType::kOffer);
+  EXPECT_EQ(send(behind(MessageType::kDiscover, 1, "pon1")).sent, MessageType::kOffer)
+      << "a holder is offered its own address again";
+  Msg rel = behind(MessageType::kRelease, 1, "pon1");
+  rel.ciaddr = ips[0];
+  rel.opt(opt::kServerId, be32(kRelayedSid));
+  send(rel);
+  EXPECT_EQ(send(behind(MessageType::kDiscover, 3, "pon1")).sent, MessageType::kOffer)
+      << "a released address frees room on the circuit";
+}
+
+}  // namespace
+}  // namespace dhcp
