@@ -222,8 +222,10 @@ int Daemon::run(const std::string& prog) {
   // Order matters: nothing may read port stats once ports are closed.
   exposer_.reset();
   collector_.reset();
+  // Workers first, then the lease keeper drains what they left in the rings, then the rings go.
+  if (dp_) dp_->halt();
+  if (leases_) leases_->stop();
   if (dp_) dp_->stop();
-  if (leases_) leases_->stop();  // after the workers: their last lease changes are journaled
   leases_.reset();
   vrrp_.reset();
   dp_.reset();

@@ -47,7 +47,13 @@ std::string LeaseKeeper::open(const std::function<void(const dhcp::Lease&)>& res
   std::string err = journal_.replay([&](const dhcp::Lease& l) {
     restore(l);
     auto [it, added] = view_.try_emplace(l.ip, l);
-    if (!added && l.generation >= it->second.generation) it->second = l;
+    if (added) {
+      count(l, +1);
+    } else if (l.generation >= it->second.generation) {
+      count(it->second, -1);
+      it->second = l;
+      count(l, +1);
+    }
   });
   if (!err.empty()) return err;
   journal_open_ = true;
@@ -82,7 +88,23 @@ void LeaseKeeper::stop() {
 void LeaseKeeper::apply(const dhcp::LeaseEvent& e) {
   if (e.kind < stats_.by_kind.size()) ++stats_.by_kind[e.kind];
   auto [it, added] = view_.try_emplace(e.lease.ip, e.lease);
-  if (!added && e.lease.generation >= it->second.generation) it->second = e.lease;
+  if (added) {
+    count(e.lease, +1);
+  } else if (e.lease.generation >= it->second.generation) {
+    count(it->second, -1);
+    it->second = e.lease;
+    count(e.lease, +1);
+  }
+}
+
+void LeaseKeeper::count(const dhcp::Lease& l, int delta) {
+  if (l.state == dhcp::LeaseState::kFree || l.pool > (1u << 24)) return;
+  if (l.pool >= counts_.size()) counts_.resize(l.pool + 1);
+  PoolCounts& c = counts_[l.pool];
+  uint64_t& v = l.state == dhcp::LeaseState::kOffered ? c.offered
+                : l.state == dhcp::LeaseState::kBound ? c.bound
+                                                      : c.declined;
+  v += static_cast<uint64_t>(static_cast<int64_t>(delta));
 }
 
 void LeaseKeeper::run() {
@@ -149,6 +171,13 @@ std::vector<dhcp::Lease> LeaseKeeper::leases(std::optional<uint32_t> ip,
   std::vector<dhcp::Lease> out;
   {
     std::lock_guard<std::mutex> g(mu_);
+    if (ip) {  // one address: no walk
+      const auto it = view_.find(*ip);
+      if (it != view_.end() && it->second.state != dhcp::LeaseState::kFree &&
+          (!mac || it->second.mac == *mac))
+        out.push_back(it->second);
+      return out;
+    }
     for (const auto& [addr, l] : view_) {
       if (l.state == dhcp::LeaseState::kFree) continue;
       if (ip && addr != *ip) continue;
@@ -161,24 +190,9 @@ std::vector<dhcp::Lease> LeaseKeeper::leases(std::optional<uint32_t> ip,
 }
 
 std::vector<LeaseKeeper::PoolCounts> LeaseKeeper::pool_counts(size_t n_pools) const {
-  std::vector<PoolCounts> out(n_pools);
   std::lock_guard<std::mutex> g(mu_);
-  for (const auto& [addr, l] : view_) {
-    if (l.pool >= n_pools) continue;
-    switch (l.state) {
-      case dhcp::LeaseState::kOffered:
-        ++out[l.pool].offered;
-        break;
-      case dhcp::LeaseState::kBound:
-        ++out[l.pool].bound;
-        break;
-      case dhcp::LeaseState::kDeclined:
-        ++out[l.pool].declined;
-        break;
-      case dhcp::LeaseState::kFree:
-        break;
-    }
-  }
+  std::vector<PoolCounts> out(counts_.begin(), counts_.begin() + std::min(n_pools, counts_.size()));
+  out.resize(n_pools);
   return out;
 }
 

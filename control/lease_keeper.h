@@ -60,7 +60,7 @@ class LeaseKeeper {
   // Control thread (API): leases in the view (not FREE ones), filtered; sorted by address.
   std::vector<dhcp::Lease> leases(std::optional<uint32_t> ip,
                                   std::optional<std::array<uint8_t, 6>> mac) const;
-  // Control thread: counts by pool id and state over the view.
+  // Control thread: counts by pool id and state (maintained with the view: O(pools)).
   struct PoolCounts {
     uint64_t offered = 0, bound = 0, declined = 0;
   };
@@ -69,7 +69,8 @@ class LeaseKeeper {
 
  private:
   void run();
-  void apply(const dhcp::LeaseEvent& e);  // view, under mu_
+  void apply(const dhcp::LeaseEvent& e);        // view, under mu_
+  void count(const dhcp::Lease& l, int delta);  // counts_, under mu_
 
   dp::Dataplane& dp_;
   cfg::DhcpLeaseStore conf_;
@@ -80,6 +81,7 @@ class LeaseKeeper {
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   std::unordered_map<uint32_t, dhcp::Lease> view_;  // ip -> latest lease (by generation)
+  std::vector<PoolCounts> counts_;  // by pool id, kept with view_ (scrapes never walk it)
   LeaseKeeperStats stats_;
 };
 

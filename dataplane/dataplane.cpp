@@ -220,11 +220,19 @@ std::string Dataplane::start(std::unique_ptr<Snapshot> first, bool launch) {
   return "";
 }
 
+void Dataplane::halt() {
+  if (!running_) return;
+  stop_.store(true, std::memory_order_release);
+  for (auto& w : workers_) rte_eal_wait_lcore(w->lcore);  // each goes offline itself
+  running_ = false;
+  halted_ = true;
+}
+
 void Dataplane::stop() {
   if (running_) {
-    stop_.store(true, std::memory_order_release);
-    for (auto& w : workers_) rte_eal_wait_lcore(w->lcore);  // each goes offline itself
-    running_ = false;
+    halt();
+  } else if (halted_) {
+    halted_ = false;  // the workers went offline themselves
   } else if (qsbr_) {
     // Readers attached by a caller driving poll_once() on this thread.
     for (auto& w : workers_) rte_rcu_qsbr_thread_offline(qsbr_, w->index);

@@ -148,7 +148,10 @@ class Dataplane {
   // launch = false leaves the workers to a caller that drives poll_once() itself (packet tests,
   // benchmarks): it must call attach_reader() first.
   std::string start(std::unique_ptr<Snapshot> first, bool launch = true);
-  // Signals the workers to stop, waits for them, stops and closes the ports. Idempotent.
+  // Signals the workers to stop and waits for them; ports, rings and memory stay (the journal
+  // thread drains the lease rings after this). Idempotent.
+  void halt();
+  // halt(), then stops and closes the ports and frees everything. Idempotent.
   void stop();
 
   // Replaces the snapshot workers read; frees the previous one once every worker moved on.
@@ -239,6 +242,7 @@ class Dataplane {
   uint16_t ctl_txq_ = 0;
   bool started_ports_ = false;
   bool running_ = false;
+  bool halted_ = false;
   uint64_t tsc_hz_ = 1;
   Counter ctl_tx_packets_, ctl_tx_dropped_;
   DhcpParams dhcp_;
