@@ -880,7 +880,7 @@ TEST(ConfigExamples, LabNodeA) {
   EXPECT_EQ(c.dataplane.idle, IdleMode::kAdaptive);
   ASSERT_EQ(c.ports.size(), 2u);
   EXPECT_EQ(c.ports[0].name, "front0");
-  EXPECT_EQ(c.ports[0].device, "net_af_packet0,iface=front0");
+  EXPECT_EQ(c.ports[0].device, "net_af_packet0,iface=front0,framecnt=4096");
   EXPECT_EQ(c.ports[0].addresses, (std::vector<Ipv4Prefix>{{ip("192.0.2.2"), 24}}));
   EXPECT_EQ(c.ports[1].name, "back0");
   EXPECT_EQ(c.ports[1].device, "net_af_packet1,iface=back0");
