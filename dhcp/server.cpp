@@ -262,6 +262,19 @@ const PoolConf* pool_of(const ServerConfig& c, uint32_t subnet, uint32_t ip) noe
   return nullptr;
 }
 
+// The circuit-id and remote-id (first instances) in an option-82 value (RFC 3046 §2.0: code,
+// length, value; a torn sub-option ends the walk).
+void relay_ids(std::span<const uint8_t> relay, std::span<const uint8_t>& circuit,
+               std::span<const uint8_t>& remote) noexcept {
+  for (size_t i = 0; i + 2 <= relay.size();) {
+    const uint8_t code = relay[i], n = relay[i + 1];
+    if (i + 2 + n > relay.size()) break;
+    if (code == opt::kCircuitId && circuit.empty()) circuit = relay.subspan(i + 2, n);
+    if (code == opt::kRemoteId && remote.empty()) remote = relay.subspan(i + 2, n);
+    i += 2 + n;
+  }
+}
+
 std::span<const uint8_t> copy_opt(const Request& req, uint8_t code,
                                   std::array<uint8_t, 512>& buf) noexcept {
   if (!req.has(code)) return {};
@@ -343,15 +356,7 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
   cl.key =
       cl.client_id.empty() ? ClientKey::from_mac(req.chaddr) : ClientKey::from_id(cl.client_id);
   cl.vendor = copy_opt(req, opt::kVendorClass, cl.vendor_buf);
-  // Relay agent sub-options (RFC 3046 §2.0): code, length, value; a torn one ends the walk.
-  const std::span<const uint8_t> relay = copy_opt(req, opt::kRelayAgent, cl.relay_buf);
-  for (size_t i = 0; i + 2 <= relay.size();) {
-    const uint8_t code = relay[i], n = relay[i + 1];
-    if (i + 2 + n > relay.size()) break;
-    if (code == opt::kCircuitId && cl.circuit.empty()) cl.circuit = relay.subspan(i + 2, n);
-    if (code == opt::kRemoteId && cl.remote.empty()) cl.remote = relay.subspan(i + 2, n);
-    i += 2 + n;
-  }
+  relay_ids(copy_opt(req, opt::kRelayAgent, cl.relay_buf), cl.circuit, cl.remote);
   for (size_t k = 0; k < c.classes.size() && k < ServerConfig::kMaxClasses; ++k) {
     bool all = c.classes[k].match_count != 0;
     for (uint32_t m = 0; all && m < c.classes[k].match_count; ++m) {
@@ -726,20 +731,6 @@ uint32_t bucket(uint8_t kind, std::span<const uint8_t> id, uint32_t n) noexcept 
   return static_cast<uint32_t>(fnv(fnv(kFnvBasis, &kind, 1), id.data(), id.size()) % n);
 }
 
-// The first instance of relay sub-option `code` in option 82 (a torn sub-option ends the walk).
-std::span<const uint8_t> relay_sub(const Request& req, uint8_t code,
-                                   std::array<uint8_t, 512>& buf) noexcept {
-  if (!req.has(opt::kRelayAgent)) return {};
-  const size_t len = req.copy_option(opt::kRelayAgent, buf);
-  for (size_t i = 0; i + 2 <= len;) {
-    const uint8_t c = buf[i], n = buf[i + 1];
-    if (i + 2 + n > len) break;
-    if (c == code) return {buf.data() + i + 2, n};
-    i += 2 + n;
-  }
-  return {};
-}
-
 }  // namespace
 
 uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
@@ -748,8 +739,7 @@ uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
   std::array<uint8_t, 512> relay_buf;
   std::span<const uint8_t> circuit, remote;
   if (req.has(opt::kRelayAgent) && (!c.hosts.empty() || c.dispatch_by_circuit)) {
-    circuit = relay_sub(req, opt::kCircuitId, relay_buf);
-    remote = relay_sub(req, opt::kRemoteId, relay_buf);
+    relay_ids(copy_opt(req, opt::kRelayAgent, relay_buf), circuit, remote);
   }
   // A client with a reservation goes to the worker holding its address.
   if (!c.hosts.empty()) {
