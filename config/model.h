@@ -325,6 +325,7 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next);
 
 // Formatting helpers shared by parser, CLI and daemon.
 std::string format_ipv4(uint32_t host_order);
+std::string format_prefix(uint32_t addr, uint8_t len);  // "A.B.C.D/LEN"
 std::string format_mac(const Mac& mac);
 std::optional<uint32_t> parse_ipv4(const std::string& s);
 std::optional<Mac> parse_mac(const std::string& s);

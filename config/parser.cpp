@@ -2611,6 +2611,10 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   return out;
 }
 
+std::string format_prefix(uint32_t addr, uint8_t len) {
+  return format_ipv4(addr) + "/" + std::to_string(len);
+}
+
 std::string format_ipv4(uint32_t host_order) {
   return std::to_string(host_order >> 24) + "." + std::to_string((host_order >> 16) & 0xff) + "." +
          std::to_string((host_order >> 8) & 0xff) + "." + std::to_string(host_order & 0xff);

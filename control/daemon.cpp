@@ -44,10 +44,6 @@ dp::NeighborTable::Params neigh_params(const cfg::Config& c) {
   return p;
 }
 
-std::string prefix_str(const cfg::Ipv4Prefix& p) {
-  return cfg::format_ipv4(p.addr) + "/" + std::to_string(p.len);
-}
-
 std::string join_errors(const std::vector<cfg::Error>& errs) {
   std::string out;
   for (const auto& e : errs) out += (out.empty() ? "" : "\n") + e.str();
@@ -357,7 +353,7 @@ void Daemon::check_exhaustion(uint64_t now) {
     const auto counts = leases_->pool_counts(dhcp_cfg_->pools.size());
     for (size_t p = 0; p < counts.size(); ++p) {
       const dhcp::PoolConf& pc = dhcp_cfg_->pools[p];
-      const uint64_t size = uint64_t{pc.last} - pc.first + 1;
+      const uint64_t size = pc.size();
       if (counts[p].offered + counts[p].bound + counts[p].declined >= size)
         full += (full.empty() ? "" : ", ") + cfg::format_ipv4(pc.first) + "-" +
                 cfg::format_ipv4(pc.last);
@@ -457,7 +453,7 @@ nlohmann::json Daemon::leases_json(const std::vector<std::string>& argv) const {
     nlohmann::json j = lease_json(l, now);
     if (dhcp_cfg_ && l.pool < dhcp_cfg_->pools.size()) {
       const dhcp::SubnetConf& sn = dhcp_cfg_->subnets[dhcp_cfg_->pools[l.pool].subnet];
-      j["subnet"] = cfg::format_ipv4(sn.network) + "/" + std::to_string(sn.len);
+      j["subnet"] = cfg::format_prefix(sn.network, sn.len);
       j["subnet_id"] = dhcp_cfg_->pools[l.pool].subnet + 1;
     }
     out.push_back(std::move(j));
@@ -487,11 +483,11 @@ nlohmann::json Daemon::dhcp_pools_json() const {
   for (size_t p = 0; p < dhcp_cfg_->pools.size(); ++p) {
     const dhcp::PoolConf& pc = dhcp_cfg_->pools[p];
     const dhcp::SubnetConf& sn = dhcp_cfg_->subnets[pc.subnet];
-    const uint64_t size = uint64_t{pc.last} - pc.first + 1;
+    const uint64_t size = pc.size();
     const auto& c = counts[p];
     const uint64_t used = c.offered + c.bound + c.declined;
     out.push_back({{"pool", p},
-                   {"subnet", cfg::format_ipv4(sn.network) + "/" + std::to_string(sn.len)},
+                   {"subnet", cfg::format_prefix(sn.network, sn.len)},
                    {"subnet_id", pc.subnet + 1},
                    {"range", cfg::format_ipv4(pc.first) + " - " + cfg::format_ipv4(pc.last)},
                    {"size", size},
@@ -619,7 +615,8 @@ nlohmann::json Daemon::ports_json() const {
     rte_eth_stats st{};
     rte_eth_stats_get(ps.port_id, &st);
     nlohmann::json addrs = nlohmann::json::array();
-    for (const auto& a : cfg_.ports[i].addresses) addrs.push_back(prefix_str(a));
+    for (const auto& a : cfg_.ports[i].addresses)
+      addrs.push_back(cfg::format_prefix(a.addr, a.len));
     out.push_back({{"name", ps.name},
                    {"device", cfg_.ports[i].device},
                    {"port_id", ps.port_id},

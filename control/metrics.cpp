@@ -132,9 +132,9 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
   for (size_t p = 0; p < sc.pools.size(); ++p) {
     const dhcp::PoolConf& pc = sc.pools[p];
     const dhcp::SubnetConf& sn = sc.subnets[pc.subnet];
-    const std::string subnet = cfg::format_ipv4(sn.network) + "/" + std::to_string(sn.len);
+    const std::string subnet = cfg::format_prefix(sn.network, sn.len);
     const std::string range = cfg::format_ipv4(pc.first) + "-" + cfg::format_ipv4(pc.last);
-    const uint64_t size = uint64_t{pc.last} - pc.first + 1;
+    const uint64_t size = pc.size();
     const auto& c = counts[p];
     const uint64_t used = c.offered + c.bound + c.declined;
     const std::pair<const char*, uint64_t> states[] = {{"total", size},

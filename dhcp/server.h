@@ -80,6 +80,8 @@ struct PoolConf {
   uint64_t classes = 0;  // bit i: members of class i may use it; 0: open to every client
   LeaseTimes lease;
   uint32_t options = kNoIndex;
+
+  uint64_t size() const noexcept { return uint64_t{last} - first + 1; }
 };
 
 enum class HostKey : uint8_t { kMac, kClientId, kCircuitId, kRemoteId };
