@@ -64,6 +64,7 @@
 #include <vector>
 
 #include "../tests/packet/eal_env.h"
+#include "bench_util.h"
 #include "config/model.h"
 #include "control/dhcp_translate.h"
 #include "control/translate.h"
@@ -220,25 +221,6 @@ uint64_t thread_cpu_ns() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-const char* fs_name(const std::string& dir) {
-  struct statfs s {};
-  if (::statfs(dir.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794C7630:
-      return "overlayfs";
-    default:
-      return "other";
-  }
 }
 
 // Drains worker 0's lease changes into the journal, as tandemd's lease keeper does: append (one
@@ -536,7 +518,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
       static_cast<unsigned long long>(malformed),
       static_cast<unsigned long long>(
           d.worker_stats(0).drops[static_cast<size_t>(dp::Drop::kTxFull)].get()),
-      fs_name(dir), o.journal ? "batch" : "none (drained, not written)",
+      bench::fs_name(dir), o.journal ? "batch" : "none (drained, not written)",
       static_cast<unsigned long long>(journal->events() - events0),
       static_cast<unsigned long long>(js.records_written),
       static_cast<unsigned long long>(js.batches), static_cast<unsigned long long>(js.fsyncs),

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "dhcp/journal.h"
 
 namespace {
@@ -40,25 +41,6 @@ double pct_us(std::vector<uint64_t> v, double p) {
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
   return static_cast<double>(v[i]) / 1000.0;
-}
-
-const char* fs_name(const std::string& dir) {
-  struct statfs s {};
-  if (::statfs(dir.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794C7630:
-      return "overlayfs";
-    default:
-      return "other";
-  }
 }
 
 const char* policy_name(dhcp::FsyncPolicy p) {
@@ -201,8 +183,8 @@ int main(int argc, char** argv) {
       "{\"bench\": \"dhcp_journal\", \"fs\": \"%s\", \"record_bytes\": %zu, "
       "\"max_records\": %llu, \"max_seconds\": %.1f, \"interval_ms\": 10,\n  \"runs\": [%s\n  ],\n"
       "  %s}\n",
-      fs_name(root), dhcp::Journal::kRecordSize, static_cast<unsigned long long>(max_records),
-      max_seconds, runs.c_str(), tail);
+      bench::fs_name(root), dhcp::Journal::kRecordSize,
+      static_cast<unsigned long long>(max_records), max_seconds, runs.c_str(), tail);
   std::error_code ec;
   fs::remove_all(root, ec);
   return 0;
