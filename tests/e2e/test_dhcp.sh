@@ -241,4 +241,20 @@ lease_release_cmd() {
 }
 check "tandemctl lease release frees a lease" lease_release_cmd
 
+bad_input() {
+    local out rc=0
+    out=$(ctl a lease release 192.0.2.249 2>&1) || rc=$?
+    echo "lease release of a free address: exit $rc: $out"
+    (( rc == 1 )) && grep -q '192.0.2.249 has no active lease' <<<"$out" || return 1
+    rc=0
+    out=$(ctl a leases --ip 192.0.2.999 2>&1) || rc=$?
+    echo "leases --ip 192.0.2.999: exit $rc: $(head -n1 <<<"$out")"
+    (( rc == 2 )) && grep -q "not an IPv4 address: '192.0.2.999'" <<<"$out" || return 1
+    rc=0
+    out=$(ctl a leases --format csv 2>&1) || rc=$?
+    echo "leases --format csv: exit $rc: $(head -n1 <<<"$out")"
+    (( rc == 2 )) && grep -q "unknown format 'csv'" <<<"$out"
+}
+check "tandemctl refuses bad DHCP commands with a clear message (exit 1 from the daemon, 2 for usage)" bad_input
+
 e2e_end
