@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "lb/model.h"
+
 namespace cfg {
 
 using Mac = std::array<uint8_t, 6>;
@@ -56,6 +58,10 @@ struct Port {
   uint16_t mtu = 1500;                // 68..9600
   uint16_t rx_desc = 1024;            // 64..16384, power of two
   uint16_t tx_desc = 1024;            // 64..16384, power of two
+  // Kernel exception path: a TAP interface of this name (≤ 15 characters) gets the port's MAC
+  // and interface addresses; the kernel's traffic for them (health checks of real servers, an
+  // operator's ssh) passes through it. "" = none.
+  std::string tap;
   int line = 0;
 };
 
@@ -286,6 +292,60 @@ struct Dhcp {
   int line = 0;
 };
 
+// routing { ... }: the node as an IPv4 router between its ports (an LVS-NAT director is its real
+// servers' gateway). Connected prefixes of the ports are routes of their own.
+struct StaticRoute {
+  Ipv4Prefix to;     // destination prefix (network address, host bits zero)
+  uint32_t via = 0;  // gateway: on a connected prefix of some port
+  std::string port;  // resolved: the port whose connected prefix holds `via`
+  int line = 0;
+};
+
+struct Routing {
+  bool forward = false;              // route transit traffic (true when the group is present)
+  uint32_t icmp_errors_per_s = 1000;  // ICMP errors (TTL exceeded, unreachable) per worker; 0..1000000
+  std::vector<StaticRoute> routes;
+  int line = 0;
+};
+
+// lb { ... }: the L4 load balancer (LVS's virtual_server / real_server).
+struct LbCheck {  // keepalived's TCP_CHECK / HTTP_GET
+  enum class Type : uint8_t { kNone, kTcp, kHttp };
+  Type type = Type::kNone;
+  uint16_t port = 0;  // 0: the real server's port
+  std::string path = "/";
+  uint32_t status = 200;
+  std::string host;              // HTTP Host header; "": the real server's address
+  uint32_t interval_ms = 2000;   // delay_loop; 10..3600000
+  uint32_t timeout_ms = 1000;    // connect_timeout; 10..600000, < interval_ms
+  uint32_t retries = 1;          // extra attempts in a round (retry); 0..100
+  uint32_t retry_delay_ms = 200;  // delay_before_retry; 0..600000
+  uint32_t rise = 1, fall = 1;   // consecutive rounds to come back / to fail; 1..100
+  bool operator==(const LbCheck&) const = default;
+};
+
+struct LbService {
+  std::string name;  // optional label (metrics use the service key)
+  lb::ServiceSpec spec;
+  LbCheck check;
+  std::vector<int> real_lines;  // line of each spec.reals[i]
+  int line = 0;
+};
+
+struct LbTimeouts {  // seconds (ipvsadm --set tcp tcpfin udp)
+  uint32_t tcp = 900, tcp_fin = 120, udp = 300;
+  bool operator==(const LbTimeouts&) const = default;
+};
+
+struct Lb {
+  bool enabled = false;            // true when the group is present
+  uint32_t connections = 1 << 20;  // connection table entries per worker; 1024..67108864
+  uint32_t maglev_table_size = 65537;  // prime, 65537..1048573
+  LbTimeouts timeouts;
+  std::vector<LbService> services;
+  int line = 0;
+};
+
 struct Config {
   std::string file;             // path it was loaded from
   std::string node = "tandem";  // node name, shown by status and metrics
@@ -298,6 +358,8 @@ struct Config {
   Metrics metrics;
   Vrrp vrrp;
   Dhcp dhcp;
+  Routing routing;
+  Lb lb;
 };
 
 struct Error {

@@ -355,6 +355,19 @@ class Parser {
   void parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpInstance& vi);
   void parse_sync_group(const Setting& s, int index, Vrrp& v);
 
+  void parse_routing(const Setting& g, Config& c);
+  void parse_route(const Setting& s, int index, Config& c);
+  void parse_lb(const Setting& g, Config& c);
+  void parse_lb_service(const Setting& s, int index, Config& c);
+  void parse_lb_check(const Setting& g, const std::string& p, LbCheck& ck);
+  void parse_lb_real(const Setting& s, const std::string& p, lb::Fwd default_fwd,
+                     LbService& svc, const Config& c);
+  // An address written "A.B.C.D" at `key`: the address, or nullopt after reporting.
+  std::optional<uint32_t> read_address(const Setting& g, const std::string& gpath, const char* key,
+                                       const Setting** where = nullptr);
+  // The port with a connected prefix holding `ip` (never an address of ours), or "".
+  static std::string connected_port(const Config& c, uint32_t ip);
+
   // Where a resolved value came from: the path of the setting that set it (or the default).
   struct LeaseSources {
     std::string default_s = "dhcp.default_lease_s";
@@ -424,6 +437,9 @@ class Parser {
   std::map<std::pair<std::string, uint32_t>, Seen> vrids_;  // (port, vrid) -> instance
   std::map<uint32_t, Seen> vips_;                           // virtual IP -> instance
   std::map<std::string, Seen> grouped_;                     // instance -> its sync group
+  // Load balancer.
+  std::map<std::tuple<uint8_t, uint32_t, uint16_t>, int> lb_keys_;  // service -> line
+  std::map<std::string, int> tap_names_;                           // TAP name -> line
   // DHCP.
   std::map<std::string, int> dhcp_class_names_;  // name -> line
   std::map<std::string, int> dhcp_host_names_;   // name -> line
@@ -602,7 +618,7 @@ const Setting* Parser::read_name(const Setting& g, const std::string& gpath, con
 void Parser::run(const Setting& root, Config& c) {
   check_keys(root, "",
              {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp",
-              "dhcp"});
+              "dhcp", "routing", "lb"});
   read_name(root, "", "node", c.node);
   if (const Setting* g = group(root, "", "eal")) parse_eal(*g, c.eal);
   if (const Setting* g = group(root, "", "dataplane")) parse_dataplane(*g, c.dataplane);
@@ -614,6 +630,9 @@ void Parser::run(const Setting& root, Config& c) {
   if (const Setting* g = group(root, "", "vrrp")) parse_vrrp(*g, c);
   // After ports and vrrp: ranges and reservations must avoid their addresses.
   if (const Setting* g = group(root, "", "dhcp")) parse_dhcp(*g, c);
+  // After ports (connected prefixes) and vrrp (VIPs): routes and services refer to them.
+  if (const Setting* g = group(root, "", "routing")) parse_routing(*g, c);
+  if (const Setting* g = group(root, "", "lb")) parse_lb(*g, c);
 }
 
 void Parser::parse_eal(const Setting& g, Eal& e) {
@@ -726,7 +745,7 @@ void Parser::parse_port(const Setting& s, int index, Config& c) {
   if (!is_group(s, p)) return;
   Port port;
   port.line = line_of(s);
-  check_keys(s, p, {"name", "device", "addresses", "mtu", "rx_desc", "tx_desc"});
+  check_keys(s, p, {"name", "device", "addresses", "mtu", "rx_desc", "tx_desc", "tap"});
 
   if (!s.exists("name")) fail(s, "missing required key " + quote(p + ".name"));
   if (const Setting* n = read_name(s, p, "name", port.name)) {
@@ -802,6 +821,15 @@ void Parser::parse_port(const Setting& s, int index, Config& c) {
         continue;
       }
       (std::string_view(key) == "rx_desc" ? port.rx_desc : port.tx_desc) = value;
+    }
+  }
+  if (const Setting* t = read_name(s, p, "tap", port.tap)) {
+    if (port.tap.size() > 15) {
+      fail(*t, quote(p + ".tap") + " = \"" + port.tap +
+                   "\" is longer than a Linux interface name may be (15 characters)");
+    } else if (const auto [it, fresh] = tap_names_.emplace(port.tap, line_of(*t)); !fresh) {
+      fail(*t, "TAP interface '" + port.tap + "' is already used on line " +
+                   std::to_string(it->second));
     }
   }
   c.ports.push_back(std::move(port));
@@ -909,6 +937,308 @@ void Parser::parse_static(const Setting& s, int index, Config& c) {
     }
   }
   if (ok) c.neighbors.statics.push_back(nb);
+}
+
+std::optional<uint32_t> Parser::read_address(const Setting& g, const std::string& gpath,
+                                             const char* key, const Setting** where) {
+  std::string text;
+  const Setting* s = read_string(g, gpath, key, text);
+  if (where != nullptr) *where = s;
+  if (s == nullptr) return std::nullopt;
+  const auto ip = parse_ipv4(text);
+  if (!ip) {
+    fail(*s, quote(join_path(gpath, key)) + " = \"" + text +
+                 "\" is not an IPv4 address (expected A.B.C.D)");
+    return std::nullopt;
+  }
+  if (const char* why = non_unicast_reason(*ip)) {
+    fail(*s, quote(join_path(gpath, key)) + " = \"" + text + "\" is " + why);
+    return std::nullopt;
+  }
+  return ip;
+}
+
+std::string Parser::connected_port(const Config& c, uint32_t ip) {
+  for (const Port& port : c.ports)
+    for (const Ipv4Prefix& a : port.addresses)
+      if (a.len < 32 && a.contains(ip) && a.addr != ip) return port.name;
+  return "";
+}
+
+void Parser::parse_routing(const Setting& g, Config& c) {
+  const std::string p = "routing";
+  Routing& r = c.routing;
+  r.line = line_of(g);
+  r.forward = true;
+  check_keys(g, p, {"forward", "icmp_errors_per_s", "routes"});
+  read_bool(g, p, "forward", r.forward);
+  read_int(g, p, "icmp_errors_per_s", 0, 1000000, r.icmp_errors_per_s);
+  if (const Setting* l = group_list(g, p, "routes")) {
+    for (int i = 0; i < l->getLength(); ++i) parse_route((*l)[i], i, c);
+  }
+}
+
+void Parser::parse_route(const Setting& s, int index, Config& c) {
+  const std::string p = index_path("routing.routes", index);
+  if (!is_group(s, p)) return;
+  StaticRoute rt;
+  rt.line = line_of(s);
+  check_keys(s, p, {"to", "via"});
+  bool ok = true;
+  for (const char* key : {"to", "via"}) {
+    if (!s.exists(key)) {
+      fail(s, "missing required key " + quote(join_path(p, key)));
+      ok = false;
+    }
+  }
+  std::string to;
+  if (const Setting* t = read_string(s, p, "to", to)) {
+    const size_t slash = to.find('/');
+    const auto addr = parse_ipv4(to.substr(0, slash));
+    int64_t len = -1;
+    if (slash != std::string::npos && slash + 1 < to.size() && slash + 3 >= to.size() &&
+        to.find_first_not_of("0123456789", slash + 1) == std::string::npos)
+      len = std::stoll(to.substr(slash + 1));
+    if (!addr || len < 0 || len > 32) {
+      fail(*t, quote(p + ".to") + " = \"" + to + "\" is not a prefix (expected A.B.C.D/LEN)");
+      ok = false;
+    } else {
+      rt.to.addr = *addr;
+      rt.to.len = static_cast<uint8_t>(len);
+      if ((rt.to.addr & rt.to.mask()) != rt.to.addr) {
+        fail(*t, quote(p + ".to") + " = \"" + to + "\" has host bits set (the network is " +
+                     format_prefix(rt.to.addr & rt.to.mask(), rt.to.len) + ")");
+        ok = false;
+      }
+      for (const StaticRoute& o : c.routing.routes) {
+        if (ok && o.to == rt.to) {
+          fail(*t, "route to " + to + " is already defined on line " + std::to_string(o.line));
+          ok = false;
+        }
+      }
+    }
+  } else {
+    ok = false;
+  }
+  const Setting* vs = nullptr;
+  if (const auto via = read_address(s, p, "via", &vs)) {
+    rt.via = *via;
+    rt.port = connected_port(c, *via);
+    if (rt.port.empty()) {
+      fail(*vs, quote(p + ".via") + " = \"" + format_ipv4(*via) +
+                    "\" is not on a connected prefix of any port (a gateway must be on-link)");
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  if (ok) c.routing.routes.push_back(std::move(rt));
+}
+
+namespace {
+bool is_prime(uint32_t n) {
+  if (n < 2) return false;
+  for (uint32_t d = 2; d * d <= n; ++d)
+    if (n % d == 0) return false;
+  return true;
+}
+}  // namespace
+
+void Parser::parse_lb(const Setting& g, Config& c) {
+  const std::string p = "lb";
+  Lb& l = c.lb;
+  l.line = line_of(g);
+  l.enabled = true;
+  check_keys(g, p, {"enabled", "connections", "maglev_table_size", "timeouts", "services"});
+  read_bool(g, p, "enabled", l.enabled);
+  read_int(g, p, "connections", 1024, 67108864, l.connections);
+  if (const Setting* m = read_int(g, p, "maglev_table_size", 65537, 1048573, l.maglev_table_size)) {
+    if (!is_prime(l.maglev_table_size)) {
+      fail(*m, quote(p + ".maglev_table_size") + " = " + std::to_string(l.maglev_table_size) +
+                   " must be a prime (e.g. 65537, 131071, 262139)");
+    }
+  }
+  if (const Setting* t = group(g, p, "timeouts")) {
+    const std::string tp = p + ".timeouts";
+    check_keys(*t, tp, {"tcp", "tcp_fin", "udp"});
+    read_int(*t, tp, "tcp", 1, 31536000, l.timeouts.tcp);
+    read_int(*t, tp, "tcp_fin", 1, 31536000, l.timeouts.tcp_fin);
+    read_int(*t, tp, "udp", 1, 31536000, l.timeouts.udp);
+  }
+  if (const Setting* s = group_list(g, p, "services")) {
+    for (int i = 0; i < s->getLength(); ++i) parse_lb_service((*s)[i], i, c);
+  }
+}
+
+void Parser::parse_lb_check(const Setting& g, const std::string& p, LbCheck& ck) {
+  check_keys(g, p,
+             {"type", "port", "path", "status", "host", "interval_ms", "timeout_ms", "retries",
+              "retry_delay_ms", "rise", "fall"});
+  ck.type = LbCheck::Type::kTcp;
+  read_enum(g, p, "type",
+            {{"tcp", LbCheck::Type::kTcp}, {"http", LbCheck::Type::kHttp},
+             {"none", LbCheck::Type::kNone}},
+            ck.type);
+  read_int(g, p, "port", 1, 65535, ck.port);
+  if (const Setting* ps = read_string(g, p, "path", ck.path)) {
+    if (ck.path.empty() || ck.path[0] != '/' ||
+        ck.path.find_first_of(" \r\n\t") != std::string::npos) {
+      fail(*ps, quote(p + ".path") + " = \"" + ck.path +
+                    "\" must start with / and contain no spaces or line breaks");
+    }
+  }
+  read_int(g, p, "status", 100, 599, ck.status);
+  if (const Setting* h = read_string(g, p, "host", ck.host)) {
+    if (ck.host.find_first_of(" \r\n\t") != std::string::npos)
+      fail(*h, quote(p + ".host") + " must contain no spaces or line breaks");
+  }
+  read_int(g, p, "interval_ms", 10, 3600000, ck.interval_ms);
+  ck.timeout_ms = std::min<uint32_t>(1000, ck.interval_ms / 2);
+  if (const Setting* t = read_int(g, p, "timeout_ms", 10, 600000, ck.timeout_ms)) {
+    if (ck.timeout_ms >= ck.interval_ms) {
+      fail(*t, quote(p + ".timeout_ms") + " = " + std::to_string(ck.timeout_ms) +
+                   " must be less than " + quote(p + ".interval_ms") + " = " +
+                   std::to_string(ck.interval_ms));
+    }
+  }
+  read_int(g, p, "retries", 0, 100, ck.retries);
+  read_int(g, p, "retry_delay_ms", 0, 600000, ck.retry_delay_ms);
+  read_int(g, p, "rise", 1, 100, ck.rise);
+  read_int(g, p, "fall", 1, 100, ck.fall);
+}
+
+void Parser::parse_lb_service(const Setting& s, int index, Config& c) {
+  const std::string p = index_path("lb.services", index);
+  if (!is_group(s, p)) return;
+  LbService svc;
+  svc.line = line_of(s);
+  check_keys(s, p,
+             {"name", "protocol", "vip", "port", "scheduler", "persistence_s",
+              "persistence_netmask", "mode", "weight", "check", "reals"});
+  bool ok = true;
+  read_name(s, p, "name", svc.name);
+  lb::ServiceSpec& spec = svc.spec;
+  spec.sched = lb::Sched::kWlc;
+  read_enum(s, p, "protocol", {{"tcp", lb::Proto::kTcp}, {"udp", lb::Proto::kUdp}},
+            spec.key.proto);
+  if (!s.exists("vip")) {
+    fail(s, "missing required key " + quote(p + ".vip"));
+    ok = false;
+  }
+  const Setting* vs = nullptr;
+  if (const auto vip = read_address(s, p, "vip", &vs)) {
+    spec.key.vip = *vip;
+    if (addresses_.count(*vip) == 0 && vips_.count(*vip) == 0) {
+      fail(*vs, quote(p + ".vip") + " = \"" + format_ipv4(*vip) +
+                    "\" is not an address of this node: list it in a port's addresses or in a "
+                    "VRRP instance's virtual_ips");
+      ok = false;
+    }
+  } else if (vs != nullptr) {
+    ok = false;
+  }
+  if (!s.exists("port")) {
+    fail(s, "missing required key " + quote(p + ".port") + " (0: every port)");
+    ok = false;
+  }
+  if (!read_int(s, p, "port", 0, 65535, spec.key.port) && s.exists("port")) ok = false;
+  read_enum(s, p, "scheduler",
+            {{"rr", lb::Sched::kRr}, {"wrr", lb::Sched::kWrr}, {"lc", lb::Sched::kLc},
+             {"wlc", lb::Sched::kWlc}, {"sh", lb::Sched::kSh}, {"mh", lb::Sched::kMh}},
+            spec.sched);
+  read_int(s, p, "persistence_s", 0, 31536000, spec.persist_s);
+  std::string mask_text;
+  if (const Setting* ms = read_string(s, p, "persistence_netmask", mask_text)) {
+    const auto m = parse_ipv4(mask_text);
+    if (!m || (~*m & (~*m + 1)) != 0) {
+      fail(*ms, quote(p + ".persistence_netmask") + " = \"" + mask_text +
+                    "\" is not a netmask (e.g. 255.255.255.0)");
+    } else {
+      spec.persist_mask = *m;
+    }
+  }
+  lb::Fwd fwd = lb::Fwd::kNat;
+  read_enum(s, p, "mode", {{"nat", lb::Fwd::kNat}, {"dr", lb::Fwd::kDr}, {"tun", lb::Fwd::kTun}},
+            fwd);
+  if (const Setting* ck = group(s, p, "check")) parse_lb_check(*ck, p + ".check", svc.check);
+  if (ok) {
+    const auto key = std::make_tuple(static_cast<uint8_t>(spec.key.proto), spec.key.vip,
+                                     spec.key.port);
+    if (const auto [it, fresh] = lb_keys_.emplace(key, svc.line); !fresh) {
+      fail(s, "service " + std::string(spec.key.proto == lb::Proto::kUdp ? "UDP " : "TCP ") +
+                  format_ipv4(spec.key.vip) + ":" + std::to_string(spec.key.port) +
+                  " is already defined on line " +
+                  std::to_string(it->second));
+      ok = false;
+    }
+  }
+  if (const Setting* l = group_list(s, p, "reals")) {
+    for (int i = 0; i < l->getLength(); ++i)
+      parse_lb_real((*l)[i], index_path(p + ".reals", i), fwd, svc, c);
+  }
+  if (ok) c.lb.services.push_back(std::move(svc));
+}
+
+void Parser::parse_lb_real(const Setting& s, const std::string& p, lb::Fwd default_fwd,
+                           LbService& svc, const Config& c) {
+  if (!is_group(s, p)) return;
+  check_keys(s, p, {"address", "port", "weight", "mode"});
+  lb::RealServer rs;
+  rs.fwd = default_fwd;
+  rs.port = svc.spec.key.port;
+  bool ok = true;
+  if (!s.exists("address")) {
+    fail(s, "missing required key " + quote(p + ".address"));
+    return;
+  }
+  const Setting* as = nullptr;
+  const auto ip = read_address(s, p, "address", &as);
+  if (!ip) return;
+  rs.ip = *ip;
+  read_int(s, p, "port", 0, 65535, rs.port);
+  read_int(s, p, "weight", 0, 65535, rs.weight);
+  read_enum(s, p, "mode", {{"nat", lb::Fwd::kNat}, {"dr", lb::Fwd::kDr}, {"tun", lb::Fwd::kTun}},
+            rs.fwd);
+  const std::string ips = format_ipv4(rs.ip);
+  if (addresses_.count(rs.ip) != 0 || vips_.count(rs.ip) != 0) {
+    fail(*as, "real server " + ips + " is one of this node's own addresses");
+    ok = false;
+  }
+  const std::string on_link = connected_port(c, rs.ip);
+  bool routed = !on_link.empty();
+  for (const StaticRoute& r : c.routing.routes) routed = routed || r.to.contains(rs.ip);
+  if (rs.fwd == lb::Fwd::kDr && on_link.empty()) {
+    fail(*as, "real server " + ips +
+                  " is in direct-routing mode but not on a connected prefix of any port (DR "
+                  "rewrites only the MAC address: the real server must be on-link)");
+    ok = false;
+  } else if (!routed) {
+    fail(*as, "real server " + ips +
+                  " is neither on a connected prefix of a port nor covered by a route in "
+                  "'routing.routes'");
+    ok = false;
+  }
+  if (rs.fwd != lb::Fwd::kNat && rs.port != svc.spec.key.port) {
+    fail(s, "real server " + ips + " has port " + std::to_string(rs.port) +
+                " but " + (rs.fwd == lb::Fwd::kDr ? "dr" : "tun") +
+                " mode cannot change the destination port (service port " +
+                std::to_string(svc.spec.key.port) + ")");
+    ok = false;
+  }
+  if (svc.spec.key.port == 0 && rs.port != 0) {
+    fail(s, "real server " + ips + " of an all-port service (port 0) must have port 0");
+    ok = false;
+  }
+  for (size_t i = 0; ok && i < svc.spec.reals.size(); ++i) {
+    if (svc.spec.reals[i].ip == rs.ip && svc.spec.reals[i].port == rs.port) {
+      fail(*as, "real server " + ips + ":" + std::to_string(rs.port) +
+                    " is already listed on line " + std::to_string(svc.real_lines[i]));
+      ok = false;
+    }
+  }
+  if (!ok) return;
+  svc.spec.reals.push_back(rs);
+  svc.real_lines.push_back(line_of(s));
 }
 
 void Parser::parse_arp(const Setting& g, Arp& a) {
@@ -2605,6 +2935,16 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
                a.hosts[k].id == b.hosts[k].id;
       if (!same) conflict(b.line, "dhcp.subnets (prefix, pool ranges or reservations)");
     }
+  }
+  // Load balancer: the connection tables are sized at start; services, checks, timeouts and
+  // routes apply on reload.
+  if (running.lb.enabled != next.lb.enabled) conflict(next.lb.line, "lb.enabled");
+  if (running.lb.connections != next.lb.connections) conflict(next.lb.line, "lb.connections");
+  if (running.routing.forward != next.routing.forward)
+    conflict(next.routing.line, "routing.forward");
+  for (size_t i = 0; i < common; ++i) {
+    if (running.ports[i].tap != next.ports[i].tap)
+      conflict(next.ports[i].line, index_path("ports", static_cast<int>(i)) + ".tap");
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const Error& a, const Error& b) { return a.line < b.line; });

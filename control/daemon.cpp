@@ -16,6 +16,8 @@
 
 #include "control/api.h"
 #include "control/dhcp_translate.h"
+#include "control/health_check.h"
+#include "control/kernel_tap.h"
 #include "control/lease_keeper.h"
 #include "control/log.h"
 #include "control/metrics.h"
@@ -117,10 +119,12 @@ int Daemon::run(const std::string& prog) {
         err = dp_->accept_mac(i, vrrp::virtual_mac(static_cast<uint8_t>(in.vrid)));
   }
   if (err.empty() && cfg_.dhcp.enabled) err = start_dhcp();
+  if (err.empty() && (cfg_.lb.enabled || cfg_.routing.forward)) err = start_forward();
   if (err.empty()) {
     for (uint32_t i = 0; i < dp_->n_ports(); ++i) macs_.push_back(dp_->port(i).mac);
     auto first = std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_));
     first->dhcp = dhcp_cfg_;
+    first->fwd = fwd_cfg_;
     err = dp_->start(std::move(first));
   }
   if (err.empty() && leases_) leases_->start();
@@ -182,6 +186,10 @@ int Daemon::run(const std::string& prog) {
     fds.clear();
     fds.push_back({sfd, POLLIN, 0});
     api_->append_pollfds(fds);
+    // Kernel TAPs and health-check transitions wake the loop too (on_timer handles them).
+    for (const auto& t : taps_)
+      if (t) fds.push_back({t->fd(), POLLIN, 0});
+    if (health_) fds.push_back({health_->notify_fd(), POLLIN, 0});
     // Sleep until the next VRRP deadline (sub-millisecond) or one tick, whichever is first.
     uint64_t wait_ns = uint64_t{kTickMs} * 1'000'000;
     uint64_t due = vrrp_->next_deadline();
@@ -215,6 +223,7 @@ int Daemon::run(const std::string& prog) {
 
   // Masters hand over at once (priority 0) while the ports still run.
   if (vrrp_) vrrp_->stop(now_ns());
+  health_.reset();
   // Order matters: nothing may read port stats once ports are closed.
   exposer_.reset();
   collector_.reset();
@@ -222,6 +231,7 @@ int Daemon::run(const std::string& prog) {
   if (dp_) dp_->halt();
   if (leases_) leases_->stop();
   if (dp_) dp_->stop();
+  stop_forward();
   leases_.reset();
   vrrp_.reset();
   dp_.reset();
@@ -241,8 +251,11 @@ int Daemon::run(const std::string& prog) {
 void Daemon::load_statics() {
   neigh_.clear_static();
   for (const auto& s : cfg_.neighbors.statics) {
-    for (uint32_t i = 0; i < cfg_.ports.size(); ++i)
-      if (cfg_.ports[i].name == s.port) neigh_.add_static(static_cast<uint16_t>(i), s.ip, s.mac);
+    for (uint32_t i = 0; i < cfg_.ports.size(); ++i) {
+      if (cfg_.ports[i].name != s.port) continue;
+      neigh_.add_static(static_cast<uint16_t>(i), s.ip, s.mac);
+      mirror_neighbor(static_cast<uint16_t>(i), s.ip);
+    }
   }
 }
 
@@ -280,9 +293,15 @@ void Daemon::on_timer(uint64_t now) {
   uint32_t n;
   while ((n = dp_->poll_events(evs, 256)) != 0) {
     for (uint32_t i = 0; i < n; ++i) {
+      if (evs[i].resolve) {  // a next hop a worker could not send to
+        if (!neigh_.request(evs[i].port, evs[i].ip, now)) stats_.neighbor_full.add();
+        continue;
+      }
       auto r = neigh_.learn(evs[i].port, evs[i].ip, evs[i].mac, evs[i].targeted != 0, now);
       if (r == dp::NeighborTable::Learn::kAdded) stats_.neighbor_learned.add();
       if (r == dp::NeighborTable::Learn::kFull) stats_.neighbor_full.add();
+      if (r == dp::NeighborTable::Learn::kAdded || r == dp::NeighborTable::Learn::kUpdated)
+        mirror_neighbor(evs[i].port, evs[i].ip);
     }
   }
 
@@ -290,14 +309,26 @@ void Daemon::on_timer(uint64_t now) {
   size_t before = neigh_.size();
   neigh_.tick(now, probes);
   for (const auto& p : probes) send_arp_probe(p);
-  if (neigh_.size() < before) stats_.neighbor_expired.add(before - neigh_.size());
+  if (neigh_.size() < before) {
+    stats_.neighbor_expired.add(before - neigh_.size());
+    // Entries that gave up: the workers must stop using their MAC.
+    std::vector<std::pair<uint16_t, uint32_t>> gone;
+    for (const auto& [port, ip] : mirrored_)
+      if (neigh_.find(port, ip) == nullptr) gone.push_back({port, ip});
+    for (const auto& [port, ip] : gone) mirror_neighbor(port, ip);
+  }
 
   // VRRP before the announcements: a takeover's first gratuitous ARPs leave in this same pass.
   static dp::PuntedFrame punted[32];
   while ((n = dp_->poll_punted(punted, 32)) != 0)
-    for (uint32_t i = 0; i < n; ++i)
-      vrrp_->on_frame(punted[i].port, punted[i].data, punted[i].len, now);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (punted[i].kind == dp::PuntedFrame::kKernel)
+        on_kernel_frame(punted[i].port, punted[i].data, punted[i].len);
+      else
+        vrrp_->on_frame(punted[i].port, punted[i].data, punted[i].len, now);
+    }
   vrrp_->tick(now);
+  poll_lb(now);
 
   // Gratuitous ARP (an ARP request with sender = target = our address, RFC 5227 announcement).
   for (auto& a : announcements_) {
@@ -334,6 +365,7 @@ void Daemon::publish_snapshot() {
   if (vrrp_) vrrp_->owned(vips);
   auto s = std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_, vips));
   s->dhcp = dhcp_cfg_;
+  s->fwd = fwd_cfg_;
   dp_->publish(std::move(s));
 }
 
@@ -507,6 +539,11 @@ std::string Daemon::reload() {
       errs.push_back({r.config->file, 0, lim});
   }
   if (errs.empty()) errs = cfg::reload_conflicts(cfg_, *r.config);
+  if (errs.empty() && (r.config->lb.enabled || r.config->routing.forward)) {
+    dp::Fib probe;
+    if (std::string e = make_fib(*r.config, probe); !e.empty())
+      errs.push_back({r.config->file, 0, e});
+  }
   if (!errs.empty()) {
     last_error_ = join_errors(errs);
     stats_.reloads_failed.add();
@@ -537,6 +574,21 @@ void Daemon::apply_runtime(const cfg::Config& next) {
   // same (reload_conflicts), so the workers' lease stores stay valid. Workers switch at their
   // next loop; the old snapshot is freed with the last dp::Snapshot that holds it.
   if (dhcp_cfg_) dhcp_cfg_ = std::make_shared<const dhcp::ServerConfig>(make_dhcp_config(cfg_));
+  // Load balancer: the file's services replace the previous file's (runtime additions stay);
+  // routes and checks follow. Connection timeouts go to the workers.
+  if (dp_->forward_enabled()) {
+    lb_services_.load_config(config_services(cfg_));
+    for (uint32_t w = 0; w < dp_->n_workers(); ++w) {
+      dp::ForwardEngine* e = dp_->forward_engine(w);
+      e->next_timeouts = conn_params(cfg_).timeouts;
+      e->timeouts_gen.fetch_add(1, std::memory_order_release);
+    }
+    try {
+      rebuild_forward();
+    } catch (const std::exception& e) {
+      log_error(std::string("lb: ") + e.what());
+    }
+  }
   neigh_.set_params(neigh_params(cfg_));
   load_statics();
   publish_snapshot();
@@ -567,6 +619,7 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
   if (cmd == "leases") return leases_json(argv);
   if (cmd == "lease" && argv.size() >= 2 && argv[1] == "release") return lease_release(argv);
   if (cmd == "dhcp" && argv.size() == 2 && argv[1] == "pools") return dhcp_pools_json();
+  if (cmd == "lb" || cmd == "ipvsadm") return lb_command(argv);
   if (cmd == "config" && argv.size() == 2 && argv[1] == "reload") {
     if (std::string err = reload(); !err.empty()) throw ApiError(err);
     return {{"reloaded", true}, {"file", cfg_.file}, {"generation", generation_}};
@@ -574,7 +627,7 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
   throw ApiError(
       "unknown command '" + cmd + "' (try: status, ports, neighbors, " +
       "neighbors resolve IP [PORT], vrrp, leases [--ip IP | --mac MAC], lease release IP, " +
-      "dhcp pools, config reload)");
+      "dhcp pools, lb ..., ipvsadm ..., config reload)");
 }
 
 nlohmann::json Daemon::status_json() const {

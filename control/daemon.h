@@ -9,9 +9,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <set>
+#include <unordered_set>
 #include <vector>
 
 #include "config/model.h"
+#include "control/lb_admin.h"
+#include "control/lb_translate.h"
 #include "control/vrrp_service.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/neighbor.h"
@@ -25,6 +29,8 @@ class Exposer;
 namespace ctl {
 
 class ApiServer;
+class HealthChecker;
+class KernelTap;
 class LeaseKeeper;
 class MetricsCollector;
 
@@ -73,6 +79,20 @@ class Daemon {
   // Once per interval: one log line if requests were refused for want of an address.
   void check_exhaustion(uint64_t now);
 
+  // Routing and load balancing (daemon_lb.cpp). start_forward: engines, TAPs, health checks,
+  // before the data plane starts. rebuild_forward: a new ForwardConfig from cfg_, the service
+  // set and the health states (then publish_snapshot). poll_lb: control-loop work (health
+  // transitions, TAP frames, rate estimates, neighbour mirror).
+  std::string start_forward();
+  void rebuild_forward();
+  void poll_lb(uint64_t now);
+  void mirror_neighbor(uint16_t port, uint32_t ip);
+  void on_kernel_frame(uint32_t port, const uint8_t* data, uint32_t len);
+  nlohmann::json lb_command(const std::vector<std::string>& argv);
+  std::vector<ServiceView> lb_views() const;
+  std::vector<ConnView> lb_conns();
+  void stop_forward();
+
   struct Announcement {
     uint32_t port;
     uint32_t ip;
@@ -92,7 +112,23 @@ class Daemon {
   std::shared_ptr<const dhcp::ServerConfig> dhcp_cfg_;  // null: DHCP disabled
   std::unique_ptr<LeaseKeeper> leases_;
   ControlStats stats_;
+  // Load balancer and router.
+  ServiceSet lb_services_;
+  LbIds lb_ids_;
+  std::shared_ptr<const dp::ForwardConfig> fwd_cfg_;  // null: neither routing nor LB
+  std::unique_ptr<HealthChecker> health_;
+  std::unordered_set<uint32_t> lb_down_;  // dest ids failed by their health check
+  std::vector<std::unique_ptr<KernelTap>> taps_;  // by port; null without a TAP
+  std::set<std::pair<uint16_t, uint32_t>> mirrored_;  // (port, ip) in the workers' cache
+  struct RateSample {
+    uint64_t at_ns = 0;
+    std::vector<Counters> dest, service;  // totals at the previous sample, by id
+    std::vector<Rates> dest_rate, service_rate;
+  } rates_;
+  uint64_t next_rate_ns_ = 0;
+  std::atomic<uint64_t> lb_health_transitions_{0};
   std::vector<Announcement> announcements_;
+
   std::vector<dp::Mac> macs_;
   uint64_t generation_ = 0;
   uint64_t started_ns_ = 0;

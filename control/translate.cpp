@@ -71,6 +71,10 @@ dp::Snapshot make_snapshot(const cfg::Config& c, const std::vector<dp::Mac>& mac
       v.addrs[k] = addrs[k].addr;
       v.prefix_len[k] = addrs[k].len;
     }
+    v.n_iface = v.n_addrs;
+    v.mtu = c.ports[i].mtu;
+    v.tap = !c.ports[i].tap.empty();
+    v.forward = c.lb.enabled || c.routing.forward;
   }
   for (const ExtraAddress& e : extra) {
     if (e.port >= s.n_ports) continue;

@@ -62,6 +62,15 @@ constexpr uint32_t kSpinPollsBeforeSleep = 256;
 // Lease changes one loop's expiry may make (the rest waits for the next loop).
 constexpr size_t kExpiryBatch = 256;
 
+// hash.usr of a handed-off mbuf: port | hops << 16, plus this bit for the forwarding path.
+constexpr uint32_t kHandoffForward = 1u << 31;
+// hash.usr of a punted mbuf: port, plus this bit when it is for the kernel's TAP.
+constexpr uint32_t kPuntKernel = 1u << 16;
+
+// Connections aged per worker pass, and passes per second (bounded work, no table scans).
+constexpr uint32_t kAgingBatch = 1024;
+constexpr uint64_t kAgingPerSecond = 1000;
+
 }  // namespace
 
 Dataplane::Dataplane() = default;
@@ -195,6 +204,11 @@ std::string Dataplane::init(const Params& p) {
     }
     if (int rc = rte_rcu_qsbr_thread_register(qsbr_, w.index); rc != 0)
       return "QSBR register: " + dpdk_err(rte_errno);
+    const std::string n = std::to_string(w.index);
+    w.handoff = rte_ring_create(("tdm_ho" + n).c_str(), 4096,
+                                static_cast<int>(rte_lcore_to_socket_id(w.lcore)), RING_F_SC_DEQ);
+    if (!w.handoff) return "cannot create the hand-off ring of worker " + n + ": " +
+                           dpdk_err(rte_errno);
   }
   return "";
 }
@@ -258,6 +272,8 @@ void Dataplane::stop() {
   }
   workers_.clear();
   dhcp_ = DhcpParams{};
+  fwd_ = ForwardParams{};
+  neigh_cache_.reset();
   delete current_.exchange(nullptr);
   for (auto* mp : pools_) rte_mempool_free(mp);
   pools_.clear();
@@ -293,18 +309,25 @@ std::string Dataplane::enable_dhcp(DhcpParams p) {
     Worker& w = *wp;
     const int sock = static_cast<int>(rte_lcore_to_socket_id(w.lcore));
     const std::string n = std::to_string(w.index);
-    w.handoff = rte_ring_create(("tdm_dh" + n).c_str(), 4096, sock, RING_F_SC_DEQ);
     w.journal = rte_ring_create_elem(("tdm_dj" + n).c_str(), sizeof(dhcp::LeaseEvent),
                                      p.journal_ring_size, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
     w.commands = rte_ring_create_elem(("tdm_dc" + n).c_str(), sizeof(DhcpCommand), 1024, sock,
                                       RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!w.handoff || !w.journal || !w.commands)
+    if (!w.journal || !w.commands)
       return "cannot create the DHCP rings of worker " + n + ": " + dpdk_err(rte_errno);
     w.dhcp = p.engines[w.index].get();
     w.held.resize(Worker::kHeldMax);
     w.expiry.reserve(kExpiryBatch);
   }
   dhcp_ = std::move(p);
+  return "";
+}
+
+std::string Dataplane::enable_forward(ForwardParams p) {
+  if (p.engines.size() != workers_.size()) return "one forwarding engine per worker is needed";
+  neigh_cache_ = std::make_unique<NeighborCache>(p.neighbor_capacity);
+  for (auto& wp : workers_) wp->fwd = p.engines[wp->index].get();
+  fwd_ = std::move(p);
   return "";
 }
 
@@ -356,7 +379,8 @@ uint32_t Dataplane::poll_punted(PuntedFrame* out, uint32_t max) {
   uint32_t n =
       rte_ring_sc_dequeue_burst(punt_, reinterpret_cast<void**>(ms), max < 64 ? max : 64, nullptr);
   for (uint32_t i = 0; i < n; ++i) {
-    out[i].port = ms[i]->hash.usr;
+    out[i].port = ms[i]->hash.usr & 0xffff;
+    out[i].kind = (ms[i]->hash.usr & kPuntKernel) ? PuntedFrame::kKernel : PuntedFrame::kControl;
     out[i].len = rte_pktmbuf_data_len(ms[i]) < PuntedFrame::kMaxLen ? rte_pktmbuf_data_len(ms[i])
                                                                     : PuntedFrame::kMaxLen;
     std::memcpy(out[i].data, rte_pktmbuf_mtod(ms[i], const uint8_t*), out[i].len);
@@ -416,16 +440,26 @@ uint32_t Dataplane::poll_once(Worker& w) noexcept {
   if (w.dhcp != nullptr && s.dhcp != nullptr) {
     now = wall_ns(t0);
     if (w.dhcp->server.config() != s.dhcp.get()) w.dhcp->server.set_config(*s.dhcp);
-    const uint32_t n = dhcp_loop_start(w, s, now);
+    const uint32_t n = dhcp_loop_start(w, now);
     total += n;
     tx = n != 0;
+  }
+  const uint64_t mono = w.fwd != nullptr ? mono_ns(t0) : 0;
+  if (w.fwd != nullptr && t0 >= w.next_maintenance) {
+    w.next_maintenance = t0 + tsc_hz_ / kAgingPerSecond;
+    forward_maintenance(*w.fwd, mono, kAgingBatch);
+  }
+  if (rte_ring_count(w.handoff) != 0) {
+    const uint32_t n = drain_handoff(w, s, now, mono);
+    total += n;
+    tx = tx || n != 0;
   }
   for (uint32_t r = 0; r < w.n_rx; ++r) {
     const Worker::RxQueue& q = w.rx[r];
     uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
     if (n == 0) continue;
     total += n;
-    handle_burst(w, s, q.port_index, pkts, n, now);
+    handle_burst(w, s, q.port_index, pkts, n, now, mono);
     if (w.dhcp != nullptr) dhcp_flush(w);
   }
   if (total != 0 || tx) {
@@ -459,7 +493,7 @@ void Dataplane::idle_backoff(Worker& w, const Snapshot& s, uint64_t) noexcept {
   rte_delay_us_sleep(w.sleep_us);
 }
 
-uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) noexcept {
+uint32_t Dataplane::dhcp_loop_start(Worker& w, uint64_t now) noexcept {
   DhcpEngine& e = *w.dhcp;
   uint32_t work = 0;
   // Replies whose lease changes the journal thread has made durable.
@@ -489,22 +523,105 @@ uint32_t Dataplane::dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) 
       if (e.store->release(client, cmds[i].ip, now, &e.events)) e.server.track(e.events.back());
     }
   }
-  // Requests other workers received for our clients.
+  dhcp_flush(w);
+  return work;
+}
+
+uint32_t Dataplane::drain_handoff(Worker& w, const Snapshot& s, uint64_t wall,
+                                  uint64_t mono) noexcept {
   rte_mbuf* ms[32];
   const uint32_t nh =
       rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(ms), 32, nullptr);
+  NeighborEvent events[32];
+  rte_mbuf* punt[32];
+  uint16_t n_events = 0, n_punt = 0;
   for (uint32_t i = 0; i < nh; ++i) {
-    const uint32_t port = ms[i]->hash.usr & 0xffff, hops = ms[i]->hash.usr >> 16;
+    const uint32_t usr = ms[i]->hash.usr;
+    const uint32_t port = usr & 0xffff, hops = (usr & ~kHandoffForward) >> 16;
     const LocalResult r = port < s.n_ports ? handle_local(rte_pktmbuf_mtod(ms[i], uint8_t*),
                                                           ms[i]->data_len, s.ports[port], w.stats)
                                            : LocalResult{};
-    if (r.verdict == Verdict::kDhcp)
-      dhcp_request(w, s, port, ms[i], r.l4_off, r.l4_len, now, hops);
-    else
+    if (r.verdict == Verdict::kDhcp && w.dhcp != nullptr && s.dhcp != nullptr) {
+      dhcp_request(w, s, port, ms[i], r.l4_off, r.l4_len, wall, hops);
+    } else if (r.verdict == Verdict::kForward && w.fwd != nullptr && (usr & kHandoffForward)) {
+      forward_packet(w, s, port, ms[i], r, mono, 1, events, &n_events, punt, &n_punt);
+    } else {
       rte_pktmbuf_free(ms[i]);
+    }
   }
-  dhcp_flush(w);
-  return work + nh;
+  if (w.dhcp != nullptr) dhcp_flush(w);
+  flush_side(w, events, n_events, punt, n_punt);
+  return nh;
+}
+
+void Dataplane::flush_side(Worker& w, NeighborEvent* events, uint16_t n_events, rte_mbuf** punt,
+                           uint16_t n_punt) noexcept {
+  if (n_punt) {
+    unsigned sent =
+        rte_ring_mp_enqueue_burst(punt_, reinterpret_cast<void**>(punt), n_punt, nullptr);
+    w.stats.punted.add(sent);
+    if (sent < n_punt) {
+      w.stats.drop(Drop::kPuntRingFull, n_punt - sent);
+      rte_pktmbuf_free_bulk(punt + sent, n_punt - sent);
+    }
+  }
+  if (n_events) {
+    unsigned sent =
+        rte_ring_mp_enqueue_burst_elem(events_, events, sizeof(NeighborEvent), n_events, nullptr);
+    w.stats.neighbor_events.add(sent);
+    if (sent < n_events) w.stats.drop(Drop::kPuntRingFull, n_events - sent);
+  }
+}
+
+void Dataplane::forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
+                               const LocalResult& r, uint64_t mono, uint32_t hops,
+                               NeighborEvent* events, uint16_t* n_events, rte_mbuf** punt,
+                               uint16_t* n_punt) noexcept {
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  const FwdResult f = dp::forward(*w.fwd, s, *neigh_cache_, frame, m->data_len,
+                                  rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m) + m->data_len,
+                                  port, r, mono, hops);
+  switch (f.action) {
+    case FwdAction::kTransmit:
+      if (f.prepend != 0 && rte_pktmbuf_prepend(m, f.prepend) == nullptr) {
+        w.stats.drop(Drop::kTooShort);
+        rte_pktmbuf_free(m);
+        return;
+      }
+      break;
+    case FwdAction::kReply:
+      m->data_len = static_cast<uint16_t>(f.len);
+      m->pkt_len = f.len;
+      break;
+    case FwdAction::kHandOff:
+      m->hash.usr = port | kHandoffForward;
+      if (f.owner < workers_.size() && rte_ring_mp_enqueue(workers_[f.owner]->handoff, m) == 0) {
+        w.fwd->stats.handed_off.add();
+      } else {
+        w.stats.drop(Drop::kHandoffFull);
+        rte_pktmbuf_free(m);
+      }
+      return;
+    case FwdAction::kToKernel:
+      m->hash.usr = port | kPuntKernel;
+      w.fwd->stats.to_kernel.add();
+      punt[(*n_punt)++] = m;
+      return;
+    case FwdAction::kDrop:
+      w.stats.drop(f.reason);
+      if (f.resolve) {
+        NeighborEvent& ev = events[(*n_events)++];
+        ev = NeighborEvent{};
+        ev.port = f.resolve_port;
+        ev.ip = f.resolve_ip;
+        ev.resolve = 1;
+      }
+      rte_pktmbuf_free(m);
+      return;
+  }
+  w.stats.tx_packets.add();
+  w.stats.tx_bytes.add(m->pkt_len);
+  rte_eth_tx_buffer(w.port_ids[f.out_port], w.txq, w.tx_buffer[f.out_port], m);
 }
 
 void Dataplane::dhcp_flush(Worker& w) noexcept {
@@ -578,14 +695,14 @@ void Dataplane::dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mb
 }
 
 void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
-                             uint16_t n, uint64_t now) noexcept {
+                             uint16_t n, uint64_t now, uint64_t mono) noexcept {
   constexpr uint16_t kPrefetch = 3;
   for (uint16_t i = 0; i < n && i < kPrefetch; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   const PortView& pv = s.ports[port_index];
   // Frees and control events are batched per burst: one bulk free, one ring enqueue.
   rte_mbuf* to_free[kMaxBurst];
   rte_mbuf* to_punt[kMaxBurst];
-  NeighborEvent events[kMaxBurst];
+  NeighborEvent events[2 * kMaxBurst];  // learned senders and next hops to resolve
   uint16_t n_free = 0, n_events = 0, n_punt = 0;
   uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -624,6 +741,14 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
         m->hash.usr = port_index;
         to_punt[n_punt++] = m;
         break;
+      case Verdict::kForward:
+        if (w.fwd != nullptr && s.fwd != nullptr) {
+          forward_packet(w, s, port_index, m, r, mono, 0, events, &n_events, to_punt, &n_punt);
+        } else {
+          w.stats.drop(r.local ? Drop::kL4Unhandled : Drop::kIpv4NotLocal);
+          to_free[n_free++] = m;
+        }
+        break;
       case Verdict::kDhcp:
         if (w.dhcp != nullptr && s.dhcp != nullptr) {
           dhcp_request(w, s, port_index, m, r.l4_off, r.l4_len, now);
@@ -634,22 +759,8 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
         break;
     }
   }
-  if (n_punt) {
-    unsigned sent =
-        rte_ring_mp_enqueue_burst(punt_, reinterpret_cast<void**>(to_punt), n_punt, nullptr);
-    w.stats.punted.add(sent);
-    if (sent < n_punt) {
-      w.stats.drop(Drop::kPuntRingFull, n_punt - sent);
-      rte_pktmbuf_free_bulk(to_punt + sent, n_punt - sent);
-    }
-  }
   if (n_free) rte_pktmbuf_free_bulk(to_free, n_free);
-  if (n_events) {
-    unsigned sent =
-        rte_ring_mp_enqueue_burst_elem(events_, events, sizeof(NeighborEvent), n_events, nullptr);
-    w.stats.neighbor_events.add(sent);
-    if (sent < n_events) w.stats.drop(Drop::kPuntRingFull, n_events - sent);
-  }
+  flush_side(w, events, n_events, to_punt, n_punt);
   w.stats.rx_packets.add(n);
   w.stats.rx_bytes.add(bytes);
   w.stats.tx_packets.add(n_tx);

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "dataplane/dhcp_path.h"
+#include "dataplane/forward.h"
+#include "dataplane/neighbor_cache.h"
 #include "dataplane/local.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/stats.h"
@@ -56,6 +58,13 @@ struct DhcpParams {
   uint32_t journal_ring_size = 65536;  // lease changes per worker awaiting the journal thread
 };
 
+// Routing and load balancing on the workers (Dataplane::enable_forward). One engine per worker
+// (connection table, scheduler state, counters), built by the control thread before start().
+struct ForwardParams {
+  std::vector<std::unique_ptr<ForwardEngine>> engines;  // index = worker
+  uint32_t neighbor_capacity = 65536;                    // next hops the workers can see
+};
+
 // Control → worker: an operator's order on one lease (tandemctl lease release).
 struct DhcpCommand {
   enum Kind : uint32_t { kRelease = 1 };
@@ -67,7 +76,7 @@ struct DhcpCommand {
 struct NeighborEvent {
   uint16_t port = 0;  // our port index
   uint8_t targeted = 0;
-  uint8_t pad = 0;
+  uint8_t resolve = 0;  // 1: not a learned sender but a next hop a worker needs resolved (no MAC)
   uint32_t ip = 0;
   Mac mac{};
   uint8_t pad2[2] = {};
@@ -77,9 +86,13 @@ static_assert(sizeof(NeighborEvent) == 16);
 // Worker → control: a frame for the control thread (VRRP), copied out of its mbuf by
 // poll_punted() on the control thread.
 struct PuntedFrame {
-  static constexpr uint32_t kMaxLen = 512;  // VRRP adverts are < 200 bytes; longer ones are cut
-  uint32_t port = 0;                        // our port index
-  uint32_t len = 0;                         // bytes in data (≤ kMaxLen)
+  // VRRP adverts are < 200 bytes; frames for the kernel's TAP are up to the MTU (longer ones are
+  // cut).
+  static constexpr uint32_t kMaxLen = 9618;
+  enum Kind : uint16_t { kControl = 0, kKernel = 1 };  // for the control thread / for the TAP
+  uint32_t port = 0;                                   // our port index
+  uint16_t kind = kControl;
+  uint32_t len = 0;  // bytes in data (≤ kMaxLen)
   uint8_t data[kMaxLen];
 };
 
@@ -114,9 +127,16 @@ struct alignas(64) Worker {
   uint32_t sleep_us = 0;    // current backoff
   WorkerStats stats;
 
+  // Routing and load balancing (null when disabled).
+  ForwardEngine* fwd = nullptr;
+  uint64_t next_maintenance = 0;  // TSC of the next connection-aging pass
+
+  // Frames other workers pass us (DHCP requests of our clients, packets of our flows): rte_mbuf*
+  // with hash.usr = port | hops << 16 | kHandoffForward (MP/SC).
+  rte_ring* handoff = nullptr;
+
   // DHCP (null when disabled).
   DhcpEngine* dhcp = nullptr;
-  rte_ring* handoff = nullptr;   // rte_mbuf*: requests other workers pass us (MP/SC)
   rte_ring* journal = nullptr;   // dhcp::LeaseEvent: our lease changes → journal thread (SP/SC)
   rte_ring* commands = nullptr;  // DhcpCommand: control → us (SP/SC)
   uint64_t journal_seq = 0;      // lease changes enqueued so far
@@ -187,6 +207,21 @@ class Dataplane {
   // Any thread: per-worker DHCP counters (null when disabled).
   const DhcpEngine* dhcp_engine(uint32_t w) const { return workers_[w]->dhcp; }
 
+  // Control thread, after init() and before start(): routes and load-balances on the workers.
+  std::string enable_forward(ForwardParams p);
+  bool forward_enabled() const { return !fwd_.engines.empty(); }
+  // Any thread: per-worker forwarding state (null when disabled). Counters only, outside the
+  // worker.
+  ForwardEngine* forward_engine(uint32_t w) const { return workers_[w]->fwd; }
+  // Control thread: the next hops workers see (mirrors the neighbour table). Null when disabled.
+  NeighborCache* neighbor_cache() { return neigh_cache_.get(); }
+  // Control thread: a frame from a kernel TAP, sent on the port's control TX queue as is.
+  // (send_frame.)
+  // Monotonic nanoseconds of the workers' clock (TSC based), for connection listings.
+  uint64_t mono_ns(uint64_t tsc) const noexcept {
+    return static_cast<uint64_t>(static_cast<double>(tsc - tsc_base_) * ns_per_tsc_);
+  }
+
   // Control thread: refreshes link state; returns indexes of ports whose state changed.
   std::vector<uint32_t> poll_links();
 
@@ -215,13 +250,23 @@ class Dataplane {
     Worker* w;
   };
   void handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts, uint16_t n,
-                    uint64_t now) noexcept;
+                    uint64_t now, uint64_t mono) noexcept;
+  // The burst's side batches: punted frames and neighbour events, one ring operation each.
+  void flush_side(Worker& w, NeighborEvent* events, uint16_t n_events, rte_mbuf** punt,
+                  uint16_t n_punt) noexcept;
   void idle_backoff(Worker& w, const Snapshot& s, uint64_t now) noexcept;
   // DHCP: one request (frame already classified kDhcp); takes the mbuf (sends, holds, hands
   // off or frees it).
   void dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m, uint32_t l4_off,
                     uint32_t l4_len, uint64_t now, uint32_t hops = 0) noexcept;
-  uint32_t dhcp_loop_start(Worker& w, const Snapshot& s, uint64_t now) noexcept;
+  uint32_t dhcp_loop_start(Worker& w, uint64_t now) noexcept;
+  // Frames other workers handed us.
+  uint32_t drain_handoff(Worker& w, const Snapshot& s, uint64_t wall, uint64_t mono) noexcept;
+  // Forwarding: one packet classified kForward; takes the mbuf. Neighbour requests and kernel
+  // frames are collected into the burst's batches.
+  void forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
+                      const LocalResult& r, uint64_t mono, uint32_t hops, NeighborEvent* events,
+                      uint16_t* n_events, rte_mbuf** punt, uint16_t* n_punt) noexcept;
   // Enqueues this loop's lease changes (expiry first) for the journal thread.
   void dhcp_flush(Worker& w) noexcept;
   uint64_t wall_ns(uint64_t tsc) const noexcept {
@@ -246,6 +291,8 @@ class Dataplane {
   uint64_t tsc_hz_ = 1;
   Counter ctl_tx_packets_, ctl_tx_dropped_;
   DhcpParams dhcp_;
+  ForwardParams fwd_;
+  std::unique_ptr<NeighborCache> neigh_cache_;
   uint64_t wall_base_ns_ = 0, tsc_base_ = 0;  // wall clock at tsc_base_ (CLOCK_REALTIME)
   double ns_per_tsc_ = 1.0;
 };

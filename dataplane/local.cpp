@@ -175,6 +175,18 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
     if (LocalResult r = classify_dhcp(ip, ihl_bytes, tot_len); r.verdict != Verdict::kConsumed)
       return r;
   }
+  const uint8_t proto = ip[ipv4::kOffProto];
+  if (port.forward &&
+      (idx < 0 || proto == kIpProtoTcp || proto == kIpProtoUdp ||
+       (proto == kIpProtoIcmp && tot_len > ihl_bytes &&
+        ip[ihl_bytes] != icmp::kEchoRequest))) {
+    LocalResult r;
+    r.verdict = Verdict::kForward;
+    r.l4_off = static_cast<uint16_t>(kEthHdrLen + ihl_bytes);
+    r.l4_len = static_cast<uint16_t>(tot_len - ihl_bytes);
+    r.local = idx >= 0;
+    return r;
+  }
   // Before fragments and options, so traffic that is not ours is counted as such.
   if (idx < 0) return drop(Drop::kIpv4NotLocal);
   if ((load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0) return drop(Drop::kIpv4Fragment);
@@ -239,6 +251,7 @@ LocalResult handle_local(uint8_t* frame, uint32_t len, const PortView& port,
     // DHCP is the only IP datagram taken from link-layer broadcast; other broadcast chatter is
     // counted as not ours, malformed datagrams by what is wrong with them.
     if (r.verdict == Verdict::kDhcp) return r;
+    if (r.verdict == Verdict::kForward) return drop(Drop::kNotOurMac);
     if (r.verdict == Verdict::kDrop && r.reason != Drop::kIpv4NotLocal &&
         r.reason != Drop::kL4Unhandled && r.reason != Drop::kIpv4Martian)
       return r;

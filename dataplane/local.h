@@ -23,6 +23,12 @@ struct PortView {
   uint32_t n_vmacs = 0;
   Mac vmacs[kMaxPortAddrs] = {};
   bool dhcp = false;  // DHCP is served on this port: UDP/67 to us or to 255.255.255.255 is kDhcp
+  // Forwarding (routing or load balancing) is on: valid IPv4 datagrams to our MAC that are not for
+  // us, and TCP/UDP/ICMP-errors to our addresses that nothing local handles, are kForward.
+  bool forward = false;
+  uint32_t n_iface = 0;  // addrs[0, n_iface) are interface addresses (the rest: held VIPs)
+  uint16_t mtu = 1500;
+  bool tap = false;  // a kernel TAP takes what nothing else handles for the interface addresses
 
   // Index of `ip` in addrs[], or -1. Worker, per packet: at most kMaxPortAddrs compares.
   int find(uint32_t ip) const noexcept;
@@ -50,6 +56,9 @@ enum class Verdict : uint8_t {
   kConsumed,  // fully handled (e.g. an ARP reply that only taught us a neighbour): free, no drop
   kPunt,      // for the control thread (VRRP): hand the frame over the punt ring
   kDhcp,      // a DHCP request (UDP to port 67): its payload is at [l4_off, l4_off + l4_len)
+  kForward,   // port.forward: a valid IPv4 datagram for the forwarding path (dataplane/forward.h):
+              // its L4 header at l4_off (IP header before it), l4_len bytes of IP payload;
+              // `local` tells whether it was addressed to one of our addresses
 };
 
 struct LocalResult {
@@ -57,7 +66,8 @@ struct LocalResult {
   Drop reason = Drop::kEtherType;  // meaningful only for kDrop
   bool learned = false;            // `hint` is valid: pass it to the control thread
   NeighborHint hint;
-  uint16_t l4_off = 0, l4_len = 0;  // kDhcp: UDP payload within the frame
+  uint16_t l4_off = 0, l4_len = 0;  // kDhcp: UDP payload within the frame; kForward: IP payload
+  bool local = false;                // kForward: addressed to one of the port's addresses
 };
 
 // Worker, per packet, O(addresses). Handles one whole Ethernet frame (without FCS) received on
@@ -75,6 +85,9 @@ struct LocalResult {
 //    (Ethernet broadcast accepted for it), any source (clients send from 0.0.0.0), UDP length
 //    and non-zero checksum verified, fragments refused: kDhcp with the payload's place.
 //  - Replies leave with the MAC of the address they answer for (a VRRP virtual MAC when set).
+//  - port.forward: IPv4 not addressed to us (to our MAC, not broadcast) and TCP/UDP or ICMP other
+//    than echo to our addresses are kForward once the header is valid (fragments and options
+//    included: the forwarding path decides). Without it they are dropped as before.
 //  - IPv4: header validated (version, IHL ≥ 5, total length within the frame, checksum); packets
 //    not for us, fragments, options and martian sources are dropped with their reason; any TTL
 //    is accepted for local delivery (RFC 1122 3.2.1.7); ICMP echo request to an owned address

@@ -14,6 +14,8 @@ struct ServerConfig;
 
 namespace dp {
 
+struct ForwardConfig;
+
 inline constexpr uint32_t kMaxPorts = 16;
 
 enum class IdleMode : uint8_t { kBusy, kAdaptive };
@@ -32,6 +34,8 @@ struct Snapshot {
   // The DHCP server's configuration (null: DHCP disabled). Shared between snapshots while the
   // dhcp section does not change; released with the last snapshot, on the control thread.
   std::shared_ptr<const dhcp::ServerConfig> dhcp;
+  // Routing and load balancing (null: neither). Shared between snapshots like dhcp.
+  std::shared_ptr<const ForwardConfig> fwd;
 };
 
 }  // namespace dp

@@ -33,6 +33,14 @@ enum class Drop : uint8_t {
   kL4Unhandled,    // TCP/UDP to us without a service
   kTxFull,         // TX queue refused the packet
   kPuntRingFull,   // control thread's event ring was full
+  kNoRoute,        // forwarding: no route to the destination (ICMP net unreachable sent)
+  kNoNeighbor,     // forwarding: next hop not resolved yet (resolution started)
+  kTtlExceeded,    // forwarding: TTL ran out (ICMP time exceeded sent)
+  kMtuExceeded,    // forwarding: larger than the outgoing MTU (ICMP fragmentation needed if DF)
+  kLbNoConn,       // load balancer: a TCP segment other than SYN for an unknown connection
+  kLbNoDest,       // load balancer: no real server available for a new connection
+  kLbConnFull,     // load balancer: connection table full (or the embryonic share of it)
+  kHandoffFull,    // the owning worker's hand-off ring was full
   kCount
 };
 
@@ -41,6 +49,8 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)>
     "arp_not_ours",   "ipv4_malformed", "ipv4_checksum",  "ipv4_fragment", "ipv4_options",
     "ipv4_not_local", "ipv4_martian",   "icmp_malformed", "icmp_checksum", "icmp_unhandled",
     "udp_malformed",  "udp_checksum",   "l4_unhandled",   "tx_full",       "punt_ring_full",
+    "no_route",       "no_neighbor",    "ttl_exceeded",   "mtu_exceeded",  "lb_no_conn",
+    "lb_no_dest",     "lb_conn_full",   "handoff_full",
 };
 
 struct alignas(64) WorkerStats {

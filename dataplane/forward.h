@@ -1,0 +1,200 @@
+#pragma once
+// The forwarding path: what a worker does with an IPv4 datagram handle_local() classified
+// kForward — load-balanced traffic to a virtual service (NAT, DR, TUN), the replies of NAT flows,
+// ICMP errors about tracked flows, and plain routing between ports (the director is its real
+// servers' gateway). Pure over bytes (no EAL): the worker loop calls forward() per packet, unit
+// tests and benchmarks call it directly.
+//
+// Ownership across workers (software steering, the fallback where the NIC cannot steer): every
+// flow of a client belongs to the worker `owner_of(client address)`. A packet to a virtual
+// service is owned by its source's worker; a packet from a NAT real server by its destination's
+// worker. Both directions of a NAT flow, and all flows of one client (persistence, sh), meet on
+// one worker, whose connection table and scheduler state are its own: no locks.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dataplane/counter.h"
+#include "dataplane/local.h"
+#include "dataplane/route.h"
+#include "dataplane/stats.h"
+#include "lb/conn_table.h"
+#include "lb/scheduler.h"
+
+namespace dp {
+
+class NeighborCache;
+struct Snapshot;
+
+// The load balancer's immutable view, published in a Snapshot (shared between snapshots while
+// services do not change). Built by the control thread with build().
+struct LbTable {
+  std::vector<lb::Service> services;
+  // Service lookup: open addressing over (proto, vip, port), power-of-two slots, -1 = empty.
+  std::vector<uint64_t> keys;
+  std::vector<int32_t> index;
+  uint64_t mask = 0;
+  // Addresses of NAT real servers (sorted): packets from them may be replies of NAT flows.
+  std::vector<uint32_t> nat_reals;
+
+  // Control thread: indexes `services` (call after filling it and building their tables).
+  void build();
+  // Worker, per packet: the service for (proto, vip, port), falling back to the all-port
+  // service (port 0); -1 when none. O(1).
+  int find(uint8_t proto, uint32_t vip, uint16_t port) const noexcept;
+  bool is_nat_real(uint32_t ip) const noexcept;
+};
+
+// Everything forwarding reads that changes only with configuration (routing table, services).
+struct ForwardConfig {
+  bool routing = false;               // route transit traffic (routing.forward)
+  Fib fib;                            // connected prefixes and static routes
+  std::shared_ptr<const LbTable> lb;  // null: no load balancer
+};
+
+// Traffic counters of one worker for one service or real server (single writer: the worker).
+struct LbTraffic {
+  Counter conns;              // connections scheduled
+  Counter in_pkts, in_bytes;  // client → real server
+  Counter out_pkts, out_bytes;  // real server → client (NAT only: DR/TUN replies bypass us)
+};
+
+// A single-writer level (active connections): the worker adds and subtracts, readers sum the
+// workers' values at scrape time (two's-complement wrap makes the sum right).
+class Level {
+ public:
+  void add(int64_t d) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + static_cast<uint64_t>(d),
+             std::memory_order_relaxed);
+  }
+  int64_t get() const noexcept { return static_cast<int64_t>(v_.load(std::memory_order_relaxed)); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+struct LbDestStats {
+  LbTraffic t;
+  Level active, inactive;
+};
+
+// Forwarding counters of one worker beyond the drop reasons.
+struct ForwardStats {
+  Counter routed;             // transit packets forwarded by the routing table
+  Counter lb_in, lb_out;      // load-balanced packets toward real servers / back to clients
+  Counter icmp_related;       // ICMP errors about a tracked flow, translated and passed on
+  Counter icmp_sent;          // ICMP errors we generated (TTL, unreachable, fragmentation)
+  Counter icmp_limited;       // ... suppressed by the rate limit
+  Counter to_kernel;          // frames for the kernel's TAP (exception path)
+  Counter handed_off;         // packets passed to the worker owning their flow
+  Counter neighbor_misses;    // next hop unresolved: resolution asked, packet dropped
+  Counter conn_expired;       // connections aged out
+  Counter persist_hits;       // new connections sent to their persistence template's server
+};
+
+// Persistence templates (ipvsadm -p): (service, client & netmask) → real server, per worker.
+// Fixed size, 4-way sets, the oldest entry of a set is replaced when it is full.
+class PersistTable {
+ public:
+  explicit PersistTable(uint32_t sets = 16384);
+  // The dest id remembered for (service, client) if not expired; -1 otherwise.
+  int64_t find(uint32_t service, uint32_t client, uint64_t now_ns) const noexcept;
+  void put(uint32_t service, uint32_t client, uint32_t dest_id, uint64_t expires_ns) noexcept;
+
+ private:
+  struct Entry {
+    uint32_t service = 0, client = 0, dest = 0, used = 0;
+    uint64_t expires = 0;
+  };
+  std::vector<Entry> e_;
+  uint32_t mask_;
+};
+
+// A connection as listed for the operator (ipvsadm -L -c), copied out by the worker on request.
+struct ConnRecord {
+  uint8_t proto = 0;
+  uint8_t state = 0;  // lb::TcpState
+  uint16_t client_port = 0, vport = 0, rs_port = 0;
+  uint32_t client_ip = 0, vip = 0, rs_ip = 0;
+  uint64_t expires_ns = 0;
+};
+
+// Control → worker request for a copy of the connection table (at most `max` entries): the
+// control thread sets max and bumps `req`; the worker fills `out` at its next maintenance pass
+// and stores `done = req` (release). Not on the per-packet path.
+struct ConnDump {
+  std::atomic<uint64_t> req{0}, done{0};
+  uint32_t max = 0;
+  std::vector<ConnRecord> out;  // reserved by the control thread: the worker never allocates
+  uint64_t serving = 0;         // worker: the request being filled
+  uint32_t cursor = 0;          // worker: next slot to walk
+};
+
+// One worker's load-balancing and routing state. Built by the control thread before start;
+// afterwards only its worker touches it (counters are read at scrape time).
+struct ForwardEngine {
+  ForwardEngine(const lb::ConnTable::Params& p, uint32_t self, uint32_t n, uint32_t icmp_per_s);
+  lb::ConnTable conns;
+  lb::SchedState sched;
+  PersistTable persist;
+  IcmpRateLimit icmp;
+  uint32_t worker;
+  uint32_t n_workers;
+  std::vector<LbDestStats> dests;     // by lb::Dest::id
+  std::vector<LbTraffic> services;    // by lb::Service::id
+  ForwardStats stats;
+  // A new lb::ConnTable::Timeouts waiting to be applied by the worker (control writes it, then
+  // bumps timeouts_gen; the worker applies it when it sees a new generation).
+  lb::Timeouts next_timeouts;
+  std::atomic<uint64_t> timeouts_gen{0};
+  uint64_t applied_gen = 0;
+  ConnDump dump;
+};
+
+enum class FwdAction : uint8_t {
+  kDrop,      // free it and count `reason`
+  kTransmit,  // rewritten in place: send on `out_port` (prepend `prepend` bytes first: TUN)
+  kHandOff,   // another worker owns the flow: pass the untouched frame to `owner`
+  kToKernel,  // for the kernel's TAP of the receiving port (exception path)
+  kReply,     // the frame was replaced by an ICMP error of `len` bytes: send on `out_port`
+};
+
+struct FwdResult {
+  FwdAction action = FwdAction::kDrop;
+  Drop reason = Drop::kIpv4NotLocal;
+  uint16_t out_port = 0;
+  uint16_t prepend = 0;  // kTransmit: the frame now starts `prepend` bytes earlier
+  uint32_t owner = 0;    // kHandOff
+  uint32_t len = 0;      // kReply: new frame length; kTransmit: frame length after rewrite
+  // Set with kDrop/kNoNeighbor: ask the control thread to resolve this next hop.
+  bool resolve = false;
+  uint16_t resolve_port = 0;
+  uint32_t resolve_ip = 0;
+};
+
+// The worker that owns the flows of `client` among `n` workers (both directions use it).
+inline uint32_t owner_of(uint32_t client, uint32_t n) noexcept {
+  uint32_t h = client * 0x9e3779b1u;
+  h ^= h >> 15;
+  h *= 0x85ebca77u;
+  h ^= h >> 13;
+  return static_cast<uint32_t>((uint64_t{h} * n) >> 32);
+}
+
+// Worker, per packet. `frame` holds `len` bytes and has `headroom` writable bytes before it
+// (TUN prepends an outer header there); its room after `frame` is `cap` bytes (an ICMP error may
+// be longer than the packet it quotes). `lr` is handle_local()'s kForward result for it,
+// received on port `in_port` of `s`. `now_ns`: monotonic clock for connection aging. `hops` > 0:
+// the frame was handed to us by another worker (never hand it off again). `neigh`: resolved next
+// hops (read-only). No allocation, no locks.
+FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
+                  uint32_t len, uint32_t headroom, uint32_t cap, uint32_t in_port,
+                  const LocalResult& lr, uint64_t now_ns, uint32_t hops = 0) noexcept;
+
+// Worker, once per loop: ages out up to `max` connections (bounded work), keeps the active and
+// inactive levels right, applies new timeouts. Returns connections expired.
+uint32_t forward_maintenance(ForwardEngine& e, uint64_t now_ns, uint32_t max) noexcept;
+
+}  // namespace dp
