@@ -590,6 +590,9 @@ void Dataplane::forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_
       }
       break;
     case FwdAction::kReply:
+      // The datagram itself was not forwarded (TTL, no route, MTU): counted under its reason
+      // whether or not the rate limit let the ICMP error out.
+      w.stats.drop(f.reason);
       m->data_len = static_cast<uint16_t>(f.len);
       m->pkt_len = f.len;
       break;
@@ -735,7 +738,14 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
         to_free[n_free++] = m;
         break;
       case Verdict::kConsumed:
-        to_free[n_free++] = m;
+        // An ARP reply to us: the kernel behind the port's TAP may be waiting for it too (its
+        // own sockets resolve next hops through the TAP).
+        if (pv.tap && r.learned && r.hint.targeted) {
+          m->hash.usr = port_index | kPuntKernel;
+          to_punt[n_punt++] = m;
+        } else {
+          to_free[n_free++] = m;
+        }
         break;
       case Verdict::kPunt:
         m->hash.usr = port_index;
