@@ -157,6 +157,7 @@ int Daemon::run(const std::string& prog) {
                                                       leases_.get(), dhcp_cfg_);
       exposer_ = std::make_unique<prometheus::Exposer>(cfg_.metrics.listen);
       exposer_->RegisterCollectable(collector_);
+      publish_lb_metrics();
     } catch (const std::exception& e) {
       log_error("metrics: cannot listen on " + cfg_.metrics.listen + ": " + e.what());
       rc = 1;

@@ -92,6 +92,7 @@ class Daemon {
   std::vector<ServiceView> lb_views() const;
   std::vector<ConnView> lb_conns();
   void stop_forward();
+  void publish_lb_metrics();
 
   struct Announcement {
     uint32_t port;
@@ -126,6 +127,7 @@ class Daemon {
     std::vector<Rates> dest_rate, service_rate;
   } rates_;
   uint64_t next_rate_ns_ = 0;
+  std::string steering_outcome_;  // last hardware-steering result logged
   std::atomic<uint64_t> lb_health_transitions_{0};
   std::vector<Announcement> announcements_;
 

@@ -12,6 +12,7 @@
 #include "control/health_check.h"
 #include "control/kernel_tap.h"
 #include "control/log.h"
+#include "control/metrics.h"
 
 namespace ctl {
 
@@ -83,7 +84,32 @@ void Daemon::rebuild_forward() {
     if (health_) health_->set_targets(make_check_targets(cfg_, specs, lb_ids_));
   }
   lb_ids_.retain(specs);
+  // Hardware steering where the NIC takes the rules; software steering otherwise (logged when
+  // the outcome changes, not at every rebuild).
+  if (dp_->n_workers() > 1) {
+    std::vector<std::string> installed;
+    const std::string why =
+        dp_->install_flow_rules(plan_flow_rules(cfg_, *f, dp_->n_workers()), &installed);
+    const std::string outcome = why.empty() ? "hw:" + std::to_string(installed.size()) : why;
+    if (outcome != steering_outcome_) {
+      if (why.empty()) {
+        for (const std::string& r : installed) log_info("lb: rte_flow rule installed: " + r);
+      } else {
+        log_info("lb: hardware steering unavailable (" + why +
+                 "); workers steer flows in software (hand-off rings)");
+      }
+      steering_outcome_ = outcome;
+    }
+  }
   fwd_cfg_ = std::move(f);
+  publish_lb_metrics();
+}
+
+void Daemon::publish_lb_metrics() {
+  if (!collector_ || !cfg_.lb.enabled) return;
+  collector_->set_lb_view(make_lb_metrics_view(
+      lb_services_, lb_ids_, lb_down_, health_ ? health_->status() : std::vector<CheckStatus>{},
+      cfg_.lb.services));
 }
 
 void Daemon::mirror_neighbor(uint16_t port, uint32_t ip) {
@@ -187,6 +213,7 @@ void Daemon::poll_lb(uint64_t now) {
     rates_.service = std::move(services);
     rates_.at_ns = now;
     next_rate_ns_ = now + kRateIntervalNs;
+    publish_lb_metrics();  // check counters and latency
   }
 }
 

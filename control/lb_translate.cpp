@@ -157,6 +157,55 @@ std::vector<CheckTarget> make_check_targets(const cfg::Config& c,
   return out;
 }
 
+std::vector<dp::FlowRuleSpec> plan_flow_rules(const cfg::Config& c, const dp::ForwardConfig& f,
+                                              uint32_t n_workers) {
+  std::vector<dp::FlowRuleSpec> out;
+  if (n_workers <= 1 || f.lb == nullptr) return out;
+  auto add = [&out](const dp::FlowRuleSpec& r) {
+    for (const dp::FlowRuleSpec& o : out)
+      if (o == r) return;
+    out.push_back(r);
+  };
+  auto vip_port = [&c](uint32_t vip) -> int {
+    for (uint32_t i = 0; i < c.ports.size(); ++i)
+      for (const cfg::Ipv4Prefix& a : c.ports[i].addresses)
+        if (a.addr == vip) return static_cast<int>(i);
+    for (const cfg::VrrpInstance& in : c.vrrp.instances)
+      for (const cfg::Ipv4Prefix& a : in.virtual_ips)
+        if (a.addr == vip)
+          for (uint32_t i = 0; i < c.ports.size(); ++i)
+            if (c.ports[i].name == in.port) return static_cast<int>(i);
+    return -1;
+  };
+  for (const lb::Service& s : f.lb->services) {
+    const int vp = vip_port(s.key.vip);
+    if (vp >= 0) {
+      dp::FlowRuleSpec r;
+      r.port = static_cast<uint16_t>(vp);
+      r.side = dp::FlowRuleSpec::Side::kClient;
+      r.addr = s.key.vip;
+      r.proto = static_cast<uint8_t>(s.key.proto);
+      r.l4_port = s.key.port;
+      r.n_queues = static_cast<uint16_t>(n_workers);
+      add(r);
+    }
+    for (const lb::Dest& d : s.dests) {
+      if (d.fwd != lb::Fwd::kNat) continue;
+      const dp::Fib::Hop hop = f.fib.lookup(d.ip);
+      if (!hop.found) continue;
+      dp::FlowRuleSpec r;
+      r.port = hop.port;
+      r.side = dp::FlowRuleSpec::Side::kServer;
+      r.addr = d.ip;
+      r.proto = static_cast<uint8_t>(s.key.proto);
+      r.l4_port = d.port;
+      r.n_queues = static_cast<uint16_t>(n_workers);
+      add(r);
+    }
+  }
+  return out;
+}
+
 std::vector<lb::ServiceSpec> config_services(const cfg::Config& c) {
   std::vector<lb::ServiceSpec> out;
   for (const cfg::LbService& s : c.lb.services) out.push_back(s.spec);

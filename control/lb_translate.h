@@ -13,6 +13,7 @@
 
 #include "config/model.h"
 #include "control/health_check.h"
+#include "dataplane/flow_rules.h"
 #include "dataplane/forward.h"
 #include "lb/model.h"
 
@@ -62,6 +63,12 @@ std::vector<CheckTarget> make_check_targets(const cfg::Config& c,
 
 // The services the configuration file defines.
 std::vector<lb::ServiceSpec> config_services(const cfg::Config& c);
+
+// The hardware steering rules for `f` with `n_workers` workers (none for one worker): for each
+// service, a client-side rule on the port that holds its VIP (a port address or a VRRP virtual
+// IP); for each NAT real server, a server-side rule on the port its route leaves by.
+std::vector<dp::FlowRuleSpec> plan_flow_rules(const cfg::Config& c, const dp::ForwardConfig& f,
+                                              uint32_t n_workers);
 
 // Connection-table parameters of the config (lb.connections, lb.timeouts).
 lb::ConnTable::Params conn_params(const cfg::Config& c);

@@ -2,6 +2,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -251,6 +252,7 @@ void Dataplane::stop() {
     // Readers attached by a caller driving poll_once() on this thread.
     for (auto& w : workers_) rte_rcu_qsbr_thread_offline(qsbr_, w->index);
   }
+  remove_flow_rules();  // before the ports close
   for (auto& st : ports_) {
     if (started_ports_) rte_eth_dev_stop(st.port_id);
     rte_eth_dev_close(st.port_id);
@@ -320,6 +322,50 @@ std::string Dataplane::enable_dhcp(DhcpParams p) {
     w.expiry.reserve(kExpiryBatch);
   }
   dhcp_ = std::move(p);
+  return "";
+}
+
+void Dataplane::remove_flow_rules() {
+  for (auto& [port_id, flow] : flows_) {
+    rte_flow_error err{};
+    rte_flow_destroy(port_id, flow, &err);
+  }
+  flows_.clear();
+}
+
+std::string Dataplane::install_flow_rules(const std::vector<FlowRuleSpec>& rules,
+                                          std::vector<std::string>* installed) {
+  auto software = [this] {
+    for (auto& w : workers_)
+      if (w->fwd) w->fwd->software_steering.store(true, std::memory_order_release);
+  };
+  remove_flow_rules();
+  software();
+  if (rules.empty()) return "";
+  std::vector<RteFlowRule> built(rules.size());
+  for (size_t i = 0; i < rules.size(); ++i) {
+    if (rules[i].port >= ports_.size()) return "rule names no port";
+    build_rte_flow(rules[i], built[i]);
+    rte_flow_error err{};
+    if (rte_flow_validate(ports_[rules[i].port].port_id, &built[i].attr, built[i].items,
+                          built[i].actions, &err) != 0)
+      return "port " + ports_[rules[i].port].name + " refused " + describe(rules[i]) + ": " +
+             (err.message ? err.message : "no reason given") + " (" + dpdk_err(rte_errno) + ")";
+  }
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const uint16_t pid = ports_[rules[i].port].port_id;
+    rte_flow_error err{};
+    rte_flow* f = rte_flow_create(pid, &built[i].attr, built[i].items, built[i].actions, &err);
+    if (f == nullptr) {
+      remove_flow_rules();
+      return "port " + ports_[rules[i].port].name + ": creating " + describe(rules[i]) +
+             " failed: " + (err.message ? err.message : "no reason given");
+    }
+    flows_.emplace_back(pid, f);
+    if (installed) installed->push_back(describe(rules[i]));
+  }
+  for (auto& w : workers_)
+    if (w->fwd) w->fwd->software_steering.store(false, std::memory_order_release);
   return "";
 }
 

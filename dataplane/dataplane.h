@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane/dhcp_path.h"
+#include "dataplane/flow_rules.h"
 #include "dataplane/forward.h"
 #include "dataplane/neighbor_cache.h"
 #include "dataplane/local.h"
@@ -23,6 +24,7 @@ struct rte_ring;
 struct rte_rcu_qsbr;
 struct rte_eth_dev_tx_buffer;
 struct rte_mbuf;
+struct rte_flow;
 
 namespace dp {
 
@@ -213,6 +215,14 @@ class Dataplane {
   // Any thread: per-worker forwarding state (null when disabled). Counters only, outside the
   // worker.
   ForwardEngine* forward_engine(uint32_t w) const { return workers_[w]->fwd; }
+  // Control thread, forwarding enabled: replaces the hardware steering rules with `rules`
+  // (validated first, all of them; created only if every one validates). On success the workers
+  // trust their RX queue (no software hand-off of forwarded packets); on failure the previous
+  // rules are removed and software steering is used. Returns "" or why the NIC refused.
+  // `installed` receives a description of each rule created.
+  std::string install_flow_rules(const std::vector<FlowRuleSpec>& rules,
+                                 std::vector<std::string>* installed);
+  bool hardware_steering() const { return !flows_.empty(); }
   // Control thread: the next hops workers see (mirrors the neighbour table). Null when disabled.
   NeighborCache* neighbor_cache() { return neigh_cache_.get(); }
   // Control thread: a frame from a kernel TAP, sent on the port's control TX queue as is.
@@ -293,6 +303,8 @@ class Dataplane {
   DhcpParams dhcp_;
   ForwardParams fwd_;
   std::unique_ptr<NeighborCache> neigh_cache_;
+  std::vector<std::pair<uint16_t, rte_flow*>> flows_;  // (DPDK port id, rule) installed
+  void remove_flow_rules();
   uint64_t wall_base_ns_ = 0, tsc_base_ = 0;  // wall clock at tsc_base_ (CLOCK_REALTIME)
   double ns_per_tsc_ = 1.0;
 };

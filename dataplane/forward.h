@@ -142,6 +142,9 @@ struct ForwardEngine {
   IcmpRateLimit icmp;
   uint32_t worker;
   uint32_t n_workers;
+  // True unless the NIC steers both directions of a flow to its owner (rte_flow rules
+  // installed): then a packet's RX queue is its owner and nothing is handed off.
+  std::atomic<bool> software_steering{true};
   std::vector<LbDestStats> dests;     // by lb::Dest::id
   std::vector<LbTraffic> services;    // by lb::Service::id
   ForwardStats stats;
