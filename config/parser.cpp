@@ -1114,7 +1114,7 @@ void Parser::parse_lb_service(const Setting& s, int index, Config& c) {
   svc.line = line_of(s);
   check_keys(s, p,
              {"name", "protocol", "vip", "port", "scheduler", "persistence_s",
-              "persistence_netmask", "mode", "weight", "check", "reals"});
+              "persistence_netmask", "mode", "check", "reals"});
   bool ok = true;
   read_name(s, p, "name", svc.name);
   lb::ServiceSpec& spec = svc.spec;
@@ -1207,7 +1207,10 @@ void Parser::parse_lb_real(const Setting& s, const std::string& p, lb::Fwd defau
   const std::string on_link = connected_port(c, rs.ip);
   bool routed = !on_link.empty();
   for (const StaticRoute& r : c.routing.routes) routed = routed || r.to.contains(rs.ip);
-  if (rs.fwd == lb::Fwd::kDr && on_link.empty()) {
+  if (!ok) {
+    // Our own address: connected_port() never names it, so "not on-link" would be a second,
+    // wrong message about the same problem.
+  } else if (rs.fwd == lb::Fwd::kDr && on_link.empty()) {
     fail(*as, "real server " + ips +
                   " is in direct-routing mode but not on a connected prefix of any port (DR "
                   "rewrites only the MAC address: the real server must be on-link)");

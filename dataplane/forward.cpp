@@ -17,8 +17,9 @@ inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
 }  // namespace tcp
 
 inline constexpr uint8_t kIpProtoIpip = 4;
+// The quoted datagram follows type/code/csum/unused.
 inline constexpr uint32_t kIcmpQuoteOff = 8;
-inline constexpr uint32_t kDumpSlice = 65536;  // connection slots walked per maintenance pass  // the quoted datagram follows type/code/csum/unused
+inline constexpr uint32_t kDumpSlice = 65536;  // connection slots walked per maintenance pass
 
 uint64_t service_key(uint8_t proto, uint32_t vip, uint16_t port) noexcept {
   return (uint64_t{proto} << 48) | (uint64_t{port} << 32) | vip;
@@ -345,14 +346,16 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
       r.action = FwdAction::kToKernel;
       return r;
     }
-    if (lbt != nullptr && fragment && lbt->find(proto, dst, 0) >= 0)
-      return dropped(Drop::kIpv4Fragment);
+    // Not reassembled: counted as a fragment whatever its port (find(proto, dst, 0) saw only
+    // the all-port service, so fragments to VIP:80 were counted as "no service").
+    if (fragment) return dropped(Drop::kIpv4Fragment);
     return dropped(lr.l4_len < min_l4 ? (proto == kIpProtoTcp ? Drop::kTooShort
                                                               : Drop::kUdpMalformed)
                                       : Drop::kL4Unhandled);
   }
   const uint32_t src = load_be32(ip + ipv4::kOffSrc);
-  if (e.n_workers > 1 && hops == 0) {
+  if (e.n_workers > 1 && hops == 0 &&
+      e.software_steering.load(std::memory_order_relaxed)) {
     const uint32_t owner = owner_of(src, e.n_workers);
     if (owner != e.worker) return handed(owner);
   }
@@ -386,9 +389,11 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
     e.conns.on_udp(*c, now_ns);
   }
   const uint32_t bytes = len;
-  if (c->fwd_mode == lb::Fwd::kNat)
-    rewrite_dst(ip, l4, proto, c->rs_ip, c->rs_port, true);
   FwdResult r = to_real(e, s, neigh, *c, frame, len, headroom, cap, in_port, now_ns);
+  // NAT rewrites only a packet that leaves: an ICMP error (TTL, fragmentation needed) must
+  // quote the packet as the client sent it (to the VIP), or the client cannot match it.
+  if (r.action == FwdAction::kTransmit && c->fwd_mode == lb::Fwd::kNat)
+    rewrite_dst(ip, l4, proto, c->rs_ip, c->rs_port, true);
   if (r.action == FwdAction::kTransmit) {
     e.stats.lb_in.add();
     if (c->dest_id < e.dests.size()) {
@@ -435,9 +440,11 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
                       Drop::kTtlExceeded, now_ns);
     return true;
   }
-  rewrite_src(ip, l4, proto, c->fwd.dst_ip, c->fwd.dst_port, true);
   *out = route_out(e, s, neigh, frame, len, cap, in_port, k.dst_ip, now_ns);
   if (out->action == FwdAction::kTransmit) {
+    // After routing, as in to_service: an ICMP error goes to the real server about its own
+    // packet (before the rewrite its source would be the VIP: ourselves).
+    rewrite_src(ip, l4, proto, c->fwd.dst_ip, c->fwd.dst_port, true);
     e.stats.lb_out.add();
     if (c->dest_id < e.dests.size()) {
       e.dests[c->dest_id].t.out_pkts.add();
@@ -479,7 +486,8 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   k.src_port = load_be16(in4 + 2);
   k.dst_port = load_be16(in4);
   k.proto = proto;
-  if (e.n_workers > 1 && hops == 0) {
+  if (e.n_workers > 1 && hops == 0 &&
+      e.software_steering.load(std::memory_order_relaxed)) {
     // The client is the quoted packet's destination (about a reply to it) or its source.
     const uint32_t client = lr.local ? k.src_ip : k.dst_ip;
     const uint32_t owner = owner_of(client, e.n_workers);
@@ -638,7 +646,8 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   if (lbt != nullptr) {
     FwdResult r;
     if ((proto == kIpProtoTcp || proto == kIpProtoUdp) && lbt->is_nat_real(src)) {
-      if (e.n_workers > 1 && hops == 0) {
+      if (e.n_workers > 1 && hops == 0 &&
+      e.software_steering.load(std::memory_order_relaxed)) {
         const uint32_t owner = owner_of(dst, e.n_workers);
         if (owner != e.worker) return handed(owner);
       }

@@ -2990,5 +2990,326 @@ TEST(ConfigDhcp, AtMost64Classes) {
       (Strings{"t.conf:68: 'dhcp.classes' has 65 entries; at most 64 classes are supported"}));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Routing and load balancer
+
+// Two ports (lines 1-4) and a VRRP VIP on the front (line 5): the start of every config below.
+constexpr const char* kLbBase = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; tap = "tdm-front"; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; }
+);
+vrrp = { instances = ( { name = "VI_1"; port = "front0"; vrid = 51; virtual_ips = [ "192.0.2.100" ]; } ); };
+)";
+
+TEST(ConfigLb, FullSectionsReadEveryField) {
+  const Config c = load_ok(std::string(kLbBase) + R"(routing = {
+  forward = true;
+  icmp_errors_per_s = 50;
+  routes = (
+    { to = "203.0.113.0/24"; via = "198.51.100.1"; },
+    { to = "0.0.0.0/0"; via = "192.0.2.1"; }
+  );
+};
+lb = {
+  connections = 4096;
+  maglev_table_size = 131071;
+  timeouts = { tcp = 600; tcp_fin = 60; udp = 30; };
+  services = (
+    { name = "web"; protocol = "tcp"; vip = "192.0.2.100"; port = 80; scheduler = "rr";
+      persistence_s = 300; persistence_netmask = "255.255.255.0"; mode = "nat";
+      check = { type = "http"; port = 8080; path = "/health"; status = 204; host = "example.org";
+                interval_ms = 500; timeout_ms = 300; retries = 2; retry_delay_ms = 50;
+                rise = 3; fall = 2; };
+      reals = (
+        { address = "198.51.100.11"; port = 8080; weight = 3; },
+        { address = "198.51.100.12"; port = 8081; weight = 0; },
+        { address = "203.0.113.5"; mode = "tun"; }
+      );
+    },
+    { protocol = "udp"; vip = "192.0.2.100"; port = 0; mode = "dr";
+      check = { type = "tcp"; };
+      reals = ( { address = "198.51.100.21"; } ); },
+    { vip = "192.0.2.2"; port = 443; scheduler = "mh";
+      reals = ( { address = "198.51.100.31"; mode = "dr"; }, { address = "10.7.0.1"; } ); }
+  );
+};
+)");
+  EXPECT_EQ(c.ports[0].tap, "tdm-front");
+  EXPECT_EQ(c.ports[1].tap, "");
+
+  EXPECT_TRUE(c.routing.forward);
+  EXPECT_EQ(c.routing.line, 6);
+  EXPECT_EQ(c.routing.icmp_errors_per_s, 50u);
+  ASSERT_EQ(c.routing.routes.size(), 2u);
+  EXPECT_EQ(c.routing.routes[0].to.addr, ip("203.0.113.0"));
+  EXPECT_EQ(c.routing.routes[0].to.len, 24);
+  EXPECT_EQ(c.routing.routes[0].via, ip("198.51.100.1"));
+  EXPECT_EQ(c.routing.routes[0].port, "back0");
+  EXPECT_EQ(c.routing.routes[0].line, 10);
+  EXPECT_EQ(c.routing.routes[1].to.addr, 0u);
+  EXPECT_EQ(c.routing.routes[1].to.len, 0);
+  EXPECT_EQ(c.routing.routes[1].port, "front0");
+
+  EXPECT_TRUE(c.lb.enabled);
+  EXPECT_EQ(c.lb.line, 14);
+  EXPECT_EQ(c.lb.connections, 4096u);
+  EXPECT_EQ(c.lb.maglev_table_size, 131071u);
+  EXPECT_EQ(c.lb.timeouts, (LbTimeouts{600, 60, 30}));
+  ASSERT_EQ(c.lb.services.size(), 3u);
+
+  const LbService& web = c.lb.services[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.line, 19);
+  EXPECT_EQ(web.spec.key, (lb::ServiceKey{lb::Proto::kTcp, ip("192.0.2.100"), 80}));
+  EXPECT_EQ(web.spec.sched, lb::Sched::kRr);
+  EXPECT_EQ(web.spec.persist_s, 300u);
+  EXPECT_EQ(web.spec.persist_mask, 0xffffff00u);
+  LbCheck want;
+  want.type = LbCheck::Type::kHttp;
+  want.port = 8080;
+  want.path = "/health";
+  want.status = 204;
+  want.host = "example.org";
+  want.interval_ms = 500;
+  want.timeout_ms = 300;
+  want.retries = 2;
+  want.retry_delay_ms = 50;
+  want.rise = 3;
+  want.fall = 2;
+  EXPECT_EQ(web.check, want);
+  EXPECT_EQ(web.spec.reals, (std::vector<lb::RealServer>{
+                                {ip("198.51.100.11"), 8080, lb::Fwd::kNat, 3},
+                                {ip("198.51.100.12"), 8081, lb::Fwd::kNat, 0},
+                                {ip("203.0.113.5"), 80, lb::Fwd::kTun, 1},  // port: the service's
+                            }));
+  EXPECT_EQ(web.real_lines, (std::vector<int>{25, 26, 27}));
+
+  const LbService& dns = c.lb.services[1];
+  EXPECT_EQ(dns.name, "");
+  EXPECT_EQ(dns.spec.key, (lb::ServiceKey{lb::Proto::kUdp, ip("192.0.2.100"), 0}));
+  EXPECT_EQ(dns.spec.sched, lb::Sched::kWlc);  // ipvsadm's default
+  EXPECT_EQ(dns.spec.persist_s, 0u);
+  EXPECT_EQ(dns.spec.persist_mask, 0xffffffffu);
+  LbCheck tcp;
+  tcp.type = LbCheck::Type::kTcp;
+  EXPECT_EQ(dns.check, tcp);  // defaults: 2000 ms, timeout 1000 ms
+  EXPECT_EQ(dns.spec.reals,
+            (std::vector<lb::RealServer>{{ip("198.51.100.21"), 0, lb::Fwd::kDr, 1}}));
+
+  const LbService& tls = c.lb.services[2];
+  EXPECT_EQ(tls.spec.key, (lb::ServiceKey{lb::Proto::kTcp, ip("192.0.2.2"), 443}));
+  EXPECT_EQ(tls.spec.sched, lb::Sched::kMh);
+  EXPECT_EQ(tls.check.type, LbCheck::Type::kNone);
+  EXPECT_EQ(tls.spec.reals,
+            (std::vector<lb::RealServer>{{ip("198.51.100.31"), 443, lb::Fwd::kDr, 1},
+                                         {ip("10.7.0.1"), 443, lb::Fwd::kNat, 1}}));
+}
+
+TEST(ConfigLb, DefaultsAndEmptyGroups) {
+  const Config none = load_ok(kLbBase);
+  EXPECT_FALSE(none.routing.forward);
+  EXPECT_FALSE(none.lb.enabled);
+  EXPECT_EQ(none.lb.connections, 1u << 20);
+  EXPECT_EQ(none.lb.maglev_table_size, 65537u);
+  EXPECT_EQ(none.routing.icmp_errors_per_s, 1000u);
+
+  const Config empty = load_ok(std::string(kLbBase) + "routing = {};\nlb = {};\n");
+  EXPECT_TRUE(empty.routing.forward);  // the group's presence turns it on
+  EXPECT_EQ(empty.routing.line, 6);
+  EXPECT_TRUE(empty.lb.enabled);
+  EXPECT_EQ(empty.lb.line, 7);
+  EXPECT_EQ(empty.lb.timeouts, LbTimeouts{});
+  EXPECT_TRUE(empty.lb.services.empty());
+
+  const Config off = load_ok(std::string(kLbBase) +
+                             "routing = { forward = false; };\nlb = { enabled = false; };\n");
+  EXPECT_FALSE(off.routing.forward);
+  EXPECT_FALSE(off.lb.enabled);
+
+  // The check timeout follows a short interval.
+  const Config quick = load_ok(std::string(kLbBase) + R"(lb = { services = (
+  { vip = "192.0.2.100"; port = 80; check = { interval_ms = 100; }; } ); };
+)");
+  EXPECT_EQ(quick.lb.services[0].check.timeout_ms, 50u);
+}
+
+TEST(ConfigLb, WeightBelongsToRealServers) {
+  // A weight on the service was once accepted and silently ignored: it is an unknown key.
+  EXPECT_EQ(errors(std::string(kLbBase) + R"(lb = { services = (
+  { vip = "192.0.2.100"; port = 80; weight = 0;
+    reals = ( { address = "198.51.100.11"; } ); } ); };
+)"),
+            (Strings{"t.conf:7: unknown key 'lb.services[0].weight'"}));
+}
+
+TEST(ConfigLb, RouteErrors) {
+  EXPECT_EQ(errors(std::string(kLbBase) + R"(routing = { routes = (
+  { to = "203.0.113.0/24"; via = "198.51.100.1"; },
+  { to = "203.0.113.0/24"; via = "192.0.2.1"; },
+  { to = "203.0.113.1/24"; via = "192.0.2.1"; },
+  { to = "10.0.0.0/8"; via = "172.16.0.1"; },
+  { to = "10.0.0.0"; via = "192.0.2.1"; },
+  { to = "10.0.0.0/33"; via = "192.0.2.1"; },
+  { to = "10.1.0.0/16"; via = "192.0.2.2"; },
+  { to = "10.2.0.0/16"; },
+  { to = "10.3.0.0/16"; via = "192.0.2.1"; metric = 5; },
+  { to = "10.4.0.0/16"; via = "192.0.2.300"; }
+); icmp_errors_per_s = 1000001; };
+)"),
+            (Strings{
+                "t.conf:8: route to 203.0.113.0/24 is already defined on line 7",
+                "t.conf:9: 'routing.routes[2].to' = \"203.0.113.1/24\" has host bits set (the "
+                "network is 203.0.113.0/24)",
+                "t.conf:10: 'routing.routes[3].via' = \"172.16.0.1\" is not on a connected prefix "
+                "of any port (a gateway must be on-link)",
+                "t.conf:11: 'routing.routes[4].to' = \"10.0.0.0\" is not a prefix (expected "
+                "A.B.C.D/LEN)",
+                "t.conf:12: 'routing.routes[5].to' = \"10.0.0.0/33\" is not a prefix (expected "
+                "A.B.C.D/LEN)",
+                "t.conf:13: 'routing.routes[6].via' = \"192.0.2.2\" is not on a connected prefix "
+                "of any port (a gateway must be on-link)",
+                "t.conf:14: missing required key 'routing.routes[7].via'",
+                "t.conf:15: unknown key 'routing.routes[8].metric'",
+                "t.conf:16: 'routing.routes[9].via' = \"192.0.2.300\" is not an IPv4 address "
+                "(expected A.B.C.D)",
+                "t.conf:17: 'routing.icmp_errors_per_s' = 1000001 is out of range 0..1000000",
+            }));
+}
+
+TEST(ConfigLb, ServiceErrors) {
+  EXPECT_EQ(errors(std::string(kLbBase) +
+                   R"(routing = { routes = ( { to = "203.0.113.0/24"; via = "198.51.100.1"; } ); };
+lb = { maglev_table_size = 100000; services = (
+  { vip = "192.0.2.99"; port = 80; reals = ( { address = "198.51.100.11"; } ); },
+  { vip = "192.0.2.100"; port = 80; reals = ( { address = "198.51.100.11"; } ); },
+  { vip = "192.0.2.100"; port = 80; reals = ( { address = "198.51.100.12"; } ); },
+  { vip = "192.0.2.100"; port = 81; reals = (
+      { address = "198.51.100.11"; },
+      { address = "198.51.100.11"; port = 81; } ); },
+  { vip = "192.0.2.100"; port = 82; mode = "dr"; reals = ( { address = "203.0.113.5"; } ); },
+  { vip = "192.0.2.100"; port = 83; reals = ( { address = "10.9.9.9"; } ); },
+  { vip = "192.0.2.100"; port = 84; reals = (
+      { address = "198.51.100.11"; port = 8084; mode = "dr"; } ); },
+  { vip = "192.0.2.100"; port = 0; reals = ( { address = "198.51.100.11"; port = 80; } ); },
+  { vip = "192.0.2.100"; port = 85; scheduler = "fastest"; },
+  { vip = "192.0.2.100"; port = 86; check = { interval_ms = 100; timeout_ms = 100; }; },
+  { vip = "192.0.2.100"; port = 87; check = { type = "http"; path = "health"; }; },
+  { vip = "192.0.2.100"; port = 88; reals = ( { address = "192.0.2.2"; }, { address = "192.0.2.100"; } ); },
+  { vip = "192.0.2.100"; port = 89; persistence_netmask = "255.0.255.0"; protocol = "sctp"; },
+  { port = 90; },
+  { vip = "192.0.2.100"; },
+  { vip = "192.0.2.100"; port = 91; reals = ( { port = 8080; } ); }
+); };
+)"),
+            (Strings{
+                "t.conf:7: 'lb.maglev_table_size' = 100000 must be a prime (e.g. 65537, 131071, "
+                "262139)",
+                "t.conf:8: 'lb.services[0].vip' = \"192.0.2.99\" is not an address of this node: "
+                "list it in a port's addresses or in a VRRP instance's virtual_ips",
+                "t.conf:10: service TCP 192.0.2.100:80 is already defined on line 9",
+                "t.conf:13: real server 198.51.100.11:81 is already listed on line 12",
+                "t.conf:14: real server 203.0.113.5 is in direct-routing mode but not on a "
+                "connected prefix of any port (DR rewrites only the MAC address: the real server "
+                "must be on-link)",
+                "t.conf:15: real server 10.9.9.9 is neither on a connected prefix of a port nor "
+                "covered by a route in 'routing.routes'",
+                "t.conf:17: real server 198.51.100.11 has port 8084 but dr mode cannot change the "
+                "destination port (service port 84)",
+                "t.conf:18: real server 198.51.100.11 of an all-port service (port 0) must have "
+                "port 0",
+                "t.conf:19: 'lb.services[8].scheduler' = \"fastest\" is not one of: rr, wrr, lc, "
+                "wlc, sh, mh",
+                "t.conf:20: 'lb.services[9].check.timeout_ms' = 100 must be less than "
+                "'lb.services[9].check.interval_ms' = 100",
+                "t.conf:21: 'lb.services[10].check.path' = \"health\" must start with / and "
+                "contain no spaces or line breaks",
+                // One message each: not also "neither on a connected prefix ... nor routed".
+                "t.conf:22: real server 192.0.2.2 is one of this node's own addresses",
+                "t.conf:22: real server 192.0.2.100 is one of this node's own addresses",
+                // Same line: in the order the parser reads the keys.
+                "t.conf:23: 'lb.services[12].protocol' = \"sctp\" is not one of: tcp, udp",
+                "t.conf:23: 'lb.services[12].persistence_netmask' = \"255.0.255.0\" is not a "
+                "netmask (e.g. 255.255.255.0)",
+                "t.conf:24: missing required key 'lb.services[13].vip'",
+                "t.conf:25: missing required key 'lb.services[14].port' (0: every port)",
+                "t.conf:26: missing required key 'lb.services[15].reals[0].address'",
+            }));
+  // Only valid services reach the model: a failed real server fails its service's load too.
+  EXPECT_EQ(errors(std::string(kLbBase) + R"(lb = { services = (
+  { vip = "192.0.2.100"; port = 80; scheduler = "wrr"; reals = ( { address = "198.51.100.11"; weight = 65536; } ); }
+); connections = 1000; maglev_table_size = 1048583; timeouts = { tcp = 0; }; };
+)"),
+            (Strings{
+                "t.conf:7: 'lb.services[0].reals[0].weight' = 65536 is out of range 0..65535",
+                "t.conf:8: 'lb.connections' = 1000 is out of range 1024..67108864",
+                "t.conf:8: 'lb.maglev_table_size' = 1048583 is out of range 65537..1048573",
+                "t.conf:8: 'lb.timeouts.tcp' = 0 is out of range 1..31536000",
+            }));
+}
+
+TEST(ConfigLb, TapNames) {
+  EXPECT_EQ(errors(R"(ports = (
+  { name = "front0"; device = "net_ring0"; tap = "averyveryverylongname"; },
+  { name = "back0"; device = "net_ring1"; tap = "tdm0"; },
+  { name = "mgmt0"; device = "net_ring2"; tap = "tdm0"; },
+  { name = "x0"; device = "net_ring3"; tap = "tdm 1"; },
+  { name = "y0"; device = "net_ring4"; tap = "0123456789abcde"; }
+);
+)"),
+            (Strings{
+                "t.conf:2: 'ports[0].tap' = \"averyveryverylongname\" is longer than a Linux "
+                "interface name may be (15 characters)",
+                "t.conf:4: TAP interface 'tdm0' is already used on line 3",
+                "t.conf:5: 'ports[3].tap' = \"tdm 1\" may only contain A-Z a-z 0-9 . _ -",
+            }));
+}
+
+TEST(ConfigLb, ReloadMayChangeServicesRoutesAndTimeouts) {
+  const std::string running =
+      std::string(kLbBase) +
+      R"(routing = { routes = ( { to = "203.0.113.0/24"; via = "198.51.100.1"; } ); };
+lb = { connections = 4096; services = (
+  { vip = "192.0.2.100"; port = 80; reals = ( { address = "198.51.100.11"; } ); } ); };
+)";
+  const std::string next =
+      std::string(kLbBase) +
+      R"(routing = { icmp_errors_per_s = 10; routes = ( { to = "10.0.0.0/8"; via = "192.0.2.1"; } ); };
+lb = { connections = 4096; maglev_table_size = 131071; timeouts = { tcp = 60; }; services = (
+  { vip = "192.0.2.100"; port = 443; scheduler = "mh"; check = { type = "tcp"; };
+    reals = ( { address = "198.51.100.12"; weight = 5; }, { address = "10.1.1.1"; } ); } ); };
+)";
+  EXPECT_EQ(conflicts(running, next), Strings{});
+  EXPECT_EQ(conflicts(next, running), Strings{});
+}
+
+TEST(ConfigLb, ReloadRefusesTheTablesSizeTheSwitchesAndTaps) {
+  const std::string running = std::string(kLbBase) + R"(routing = {};
+lb = { connections = 4096; };
+)";
+  const std::string next = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; tap = "tdm-f"; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; tap = "tdm-b"; }
+);
+vrrp = { instances = ( { name = "VI_1"; port = "front0"; vrid = 51; virtual_ips = [ "192.0.2.100" ]; } ); };
+routing = { forward = false; };
+lb = { connections = 8192; enabled = false; };
+)";
+  const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
+  EXPECT_EQ(conflicts(running, next), (Strings{
+                                          "b.conf:2: 'ports[0].tap" + suffix,
+                                          "b.conf:3: 'ports[1].tap" + suffix,
+                                          "b.conf:6: 'routing.forward" + suffix,
+                                          "b.conf:7: 'lb.enabled" + suffix,
+                                          "b.conf:7: 'lb.connections" + suffix,
+                                      }));
+  // Removing the groups turns both off (and lb.connections back to its default): the groups
+  // are absent from the new file, so no line.
+  EXPECT_EQ(conflicts(running, kLbBase), (Strings{
+                                             "b.conf: 'lb.enabled" + suffix,
+                                             "b.conf: 'lb.connections" + suffix,
+                                             "b.conf: 'routing.forward" + suffix,
+                                         }));
+}
+
 }  // namespace
 }  // namespace cfg
