@@ -2,11 +2,14 @@
 
 #include <rte_ethdev.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "control/lease_keeper.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/forward.h"
 #include "dhcp/server.h"
+#include "lb/model.h"
 #include "tandem_version.h"
 
 namespace ctl {
@@ -177,7 +180,180 @@ void collect_dhcp(Families& f, const dp::Dataplane& dp, const LeaseKeeper& lk,
       .metric.push_back(std::move(m));
 }
 
+// Forwarding and load balancing: per-worker counters summed; per service and real server by the
+// ids of the control thread's last view. Only the workers' atomics are read: the connection
+// table's own fields (size, embryonic count, refusal stats) are plain worker-owned integers and
+// are not exported; its entries are the workers' active + inactive levels, which count every
+// connection once (each one has a real server from its first packet to its expiry).
+void collect_forward(Families& f, const dp::Dataplane& dp, const LbMetricsView* view) {
+  const uint32_t nw = dp.n_workers();
+  uint64_t routed = 0, lb_in = 0, lb_out = 0, related = 0, to_kernel = 0, handed = 0;
+  uint64_t icmp_sent = 0, icmp_limited = 0, misses = 0, expired = 0, persist = 0;
+  for (uint32_t w = 0; w < nw; ++w) {
+    const dp::ForwardEngine* e = dp.forward_engine(w);
+    if (e == nullptr) continue;
+    const dp::ForwardStats& s = e->stats;
+    routed += s.routed.get();
+    lb_in += s.lb_in.get();
+    lb_out += s.lb_out.get();
+    related += s.icmp_related.get();
+    to_kernel += s.to_kernel.get();
+    handed += s.handed_off.get();
+    icmp_sent += s.icmp_sent.get();
+    icmp_limited += s.icmp_limited.get();
+    misses += s.neighbor_misses.get();
+    expired += s.conn_expired.get();
+    persist += s.persist_hits.get();
+    int64_t entries = 0;
+    for (const dp::LbDestStats& d : e->dests) entries += d.active.get() + d.inactive.get();
+    const std::string id = std::to_string(w);
+    f.gauge("tandem_lb_conn_table_entries", "Connections in a worker's connection table.",
+            {{"worker", id}}, entries > 0 ? static_cast<double>(entries) : 0);
+    // Fixed when the engine is built, before the exposer starts: not a shared mutable field.
+    f.gauge("tandem_lb_conn_table_capacity", "Size of a worker's connection table.",
+            {{"worker", id}}, e->conns.capacity());
+  }
+  const char* const kFwdHelp = "Packets the forwarding path passed on, by kind.";
+  const std::pair<const char*, uint64_t> kinds[] = {
+      {"routed", routed},        {"lb_in", lb_in},         {"lb_out", lb_out},
+      {"icmp_related", related}, {"to_kernel", to_kernel}, {"handed_off", handed}};
+  for (const auto& [kind, v] : kinds)
+    f.counter("tandem_forward_packets_total", kFwdHelp, {{"kind", kind}}, d(v));
+  f.counter("tandem_icmp_errors_sent_total",
+            "ICMP errors generated (time exceeded, unreachable, fragmentation needed).", {},
+            d(icmp_sent));
+  f.counter("tandem_icmp_errors_limited_total", "ICMP errors not sent: over the rate limit.", {},
+            d(icmp_limited));
+  f.counter("tandem_neighbor_misses_total",
+            "Packets dropped because their next hop was unresolved (resolution started).", {},
+            d(misses));
+  f.counter("tandem_lb_connections_expired_total", "Connections aged out of the tables.", {},
+            d(expired));
+  f.counter("tandem_lb_persistence_hits_total",
+            "New connections sent to their client's persistence template's real server.", {},
+            d(persist));
+  if (view == nullptr) return;
+
+  auto traffic = [&](auto&& get) {
+    Counters c;
+    for (uint32_t w = 0; w < nw; ++w) {
+      const dp::ForwardEngine* e = dp.forward_engine(w);
+      const dp::LbTraffic* t = e != nullptr ? get(*e) : nullptr;
+      if (t == nullptr) continue;
+      c.conns += t->conns.get();
+      c.in_pkts += t->in_pkts.get();
+      c.in_bytes += t->in_bytes.get();
+      c.out_pkts += t->out_pkts.get();
+      c.out_bytes += t->out_bytes.get();
+    }
+    return c;
+  };
+  for (const LbMetricsView::Service& s : view->services) {
+    const Labels l{{"service", s.key}};
+    f.gauge("tandem_lb_service_info", "A virtual service: its name and scheduler; always 1.",
+            {{"service", s.key}, {"name", s.name}, {"scheduler", s.sched}}, 1);
+    const Counters sc = traffic([&](const dp::ForwardEngine& e) -> const dp::LbTraffic* {
+      return s.id < e.services.size() ? &e.services[s.id] : nullptr;
+    });
+    f.counter("tandem_lb_service_connections_total", "Connections scheduled to a virtual service.",
+              l, d(sc.conns));
+    const char* const kSvcPkts = "Packets of a virtual service, by direction.";
+    const char* const kSvcBytes = "Bytes of a virtual service, by direction.";
+    f.counter("tandem_lb_service_packets_total", kSvcPkts,
+              {{"service", s.key}, {"direction", "in"}}, d(sc.in_pkts));
+    f.counter("tandem_lb_service_packets_total", kSvcPkts,
+              {{"service", s.key}, {"direction", "out"}}, d(sc.out_pkts));
+    f.counter("tandem_lb_service_bytes_total", kSvcBytes, {{"service", s.key}, {"direction", "in"}},
+              d(sc.in_bytes));
+    f.counter("tandem_lb_service_bytes_total", kSvcBytes,
+              {{"service", s.key}, {"direction", "out"}}, d(sc.out_bytes));
+    for (const LbMetricsView::Real& r : s.reals) {
+      const Labels rl{{"service", s.key}, {"real", r.endpoint}};
+      auto with = [&](const char* k, const char* v) {
+        Labels x = rl;
+        x.push_back({k, v});
+        return x;
+      };
+      const Counters rc = traffic([&](const dp::ForwardEngine& e) -> const dp::LbTraffic* {
+        return r.id < e.dests.size() ? &e.dests[r.id].t : nullptr;
+      });
+      int64_t active = 0, inactive = 0;
+      for (uint32_t w = 0; w < nw; ++w) {
+        const dp::ForwardEngine* e = dp.forward_engine(w);
+        if (e == nullptr || r.id >= e->dests.size()) continue;
+        active += e->dests[r.id].active.get();
+        inactive += e->dests[r.id].inactive.get();
+      }
+      f.counter("tandem_lb_connections_total", "Connections scheduled to a real server.", rl,
+                d(rc.conns));
+      const char* const kPkts = "Packets of a real server's connections, by direction.";
+      const char* const kBytes = "Bytes of a real server's connections, by direction.";
+      f.counter("tandem_lb_packets_total", kPkts, with("direction", "in"), d(rc.in_pkts));
+      f.counter("tandem_lb_packets_total", kPkts, with("direction", "out"), d(rc.out_pkts));
+      f.counter("tandem_lb_bytes_total", kBytes, with("direction", "in"), d(rc.in_bytes));
+      f.counter("tandem_lb_bytes_total", kBytes, with("direction", "out"), d(rc.out_bytes));
+      f.gauge("tandem_lb_active_connections", "A real server's established connections.", rl,
+              active > 0 ? static_cast<double>(active) : 0);
+      f.gauge("tandem_lb_inactive_connections",
+              "A real server's connections in any other state (opening, closing, UDP).", rl,
+              inactive > 0 ? static_cast<double>(inactive) : 0);
+      f.gauge("tandem_lb_real_up", "1 while a real server is in the scheduler (health check).", rl,
+              r.up ? 1 : 0);
+      f.gauge("tandem_lb_real_weight", "A real server's weight (0: draining).", rl, r.weight);
+      if (!r.checked) continue;
+      if (r.has_latency)
+        f.gauge("tandem_lb_check_latency_seconds",
+                "Duration of a real server's last successful health-check attempt.", rl,
+                r.check_latency_s);
+      f.counter("tandem_lb_checks_total", "Health-check attempts, retries included.", rl,
+                d(r.checks));
+      f.counter("tandem_lb_check_failures_total", "Failed health-check attempts.", rl,
+                d(r.check_failures));
+      f.counter("tandem_lb_health_transitions_total",
+                "Up/down changes of a real server's health check.", rl, d(r.transitions));
+    }
+  }
+}
+
 }  // namespace
+
+std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& services, LbIds& ids,
+                                                          const std::unordered_set<uint32_t>& down,
+                                                          const std::vector<CheckStatus>& checks,
+                                                          const std::vector<cfg::LbService>& conf) {
+  auto v = std::make_shared<LbMetricsView>();
+  for (const ServiceEntry& se : services.services()) {
+    LbMetricsView::Service s;
+    s.key = lb::format_key(se.spec.key);
+    s.sched = std::string(lb::to_string(se.spec.sched));
+    s.id = ids.service(se.spec.key);
+    if (s.id == UINT32_MAX) continue;
+    for (const cfg::LbService& c : conf)
+      if (c.spec.key == se.spec.key) s.name = c.name;
+    for (const lb::RealServer& r : se.spec.reals) {
+      LbMetricsView::Real x;
+      x.endpoint = lb::format_endpoint(r.ip, r.port);
+      x.id = ids.dest(se.spec.key, r.ip, r.port);
+      if (x.id == UINT32_MAX) continue;
+      x.weight = r.weight;
+      x.up = down.count(x.id) == 0;
+      const auto it =
+          std::lower_bound(checks.begin(), checks.end(), uint64_t{x.id},
+                           [](const CheckStatus& c, uint64_t key) { return c.key < key; });
+      if (it != checks.end() && it->key == x.id) {
+        x.checked = true;
+        x.checks = it->checks;
+        x.check_failures = it->failures;
+        x.transitions = it->transitions;
+        x.has_latency = it->checks > it->failures;
+        x.check_latency_s = it->last_latency_us / 1e6;
+      }
+      s.reals.push_back(std::move(x));
+    }
+    v->services.push_back(std::move(s));
+  }
+  return v;
+}
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
   Families f;
@@ -340,6 +516,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             d(vs_.script_failures.get()));
 
   if (leases_ != nullptr && dhcp_ != nullptr) collect_dhcp(f, dp_, *leases_, *dhcp_);
+  if (dp_.forward_enabled()) {
+    const std::shared_ptr<const LbMetricsView> view = lb_view_.load();
+    collect_forward(f, dp_, view.get());
+  }
 
   f.counter("tandem_config_reloads_total", "Configuration reloads by result.", {{"result", "ok"}},
             d(cs_.reloads_ok.get()));

@@ -1,6 +1,9 @@
 // tandemctl: the operator's CLI. Sends one request to tandemd's control socket and prints the
 // answer as text, or as JSON with --json. Daemon errors are printed verbatim.
 // Exit codes: 0 ok, 1 the daemon refused or is unreachable, 2 usage.
+//
+// Installed (or symlinked) as `ipvsadm`, `ipvsadm-save` or `ipvsadm-restore` it behaves as
+// `tandemctl ipvsadm ARGS`, `... -S ARGS`, `... -R ARGS`, so LVS runbooks run unchanged.
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -16,35 +19,50 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "control/keepalived_import.h"
+#include "control/lb_admin.h"
 
 using nlohmann::json;
 
 namespace {
 
 constexpr const char* kDefaultSocket = "/run/tandem/tandem.sock";
+// The longest request line tandemd reads (control/api.cpp), newline included.
+constexpr size_t kMaxRequest = 64 * 1024;
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: tandemctl [-s SOCKET] [--json] COMMAND\n"
-               "commands:\n"
-               "  status                       node, version, uptime, workers, config state\n"
-               "  ports                        ports with link, MAC, addresses and counters\n"
-               "  neighbors                    the neighbour (ARP) table\n"
-               "  neighbors resolve IP [PORT]  start ARP resolution of IP\n"
-               "  vrrp                         VRRP instances: state, priority, master, timers\n"
-               "  leases [--ip IP | --mac MAC] [--format kea-csv]\n"
-               "                               DHCP leases (kea-csv: Kea's memfile CSV, v4)\n"
-               "  lease release IP             free a DHCP lease now\n"
-               "  dhcp pools                   DHCP pools: size, offered, bound, declined, free\n"
-               "  import keepalived FILE       translate a keepalived.conf (local, no daemon)\n"
-               "  config reload                re-read the configuration file (like SIGHUP)\n"
-               "options:\n"
-               "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
-               "  --json             print the daemon's JSON answer\n",
-               kDefaultSocket);
+  std::fprintf(
+      out,
+      "usage: tandemctl [-s SOCKET] [--json] COMMAND\n"
+      "commands:\n"
+      "  status                       node, version, uptime, workers, config state\n"
+      "  ports                        ports with link, MAC, addresses and counters\n"
+      "  neighbors                    the neighbour (ARP) table\n"
+      "  neighbors resolve IP [PORT]  start ARP resolution of IP\n"
+      "  vrrp                         VRRP instances: state, priority, master, timers\n"
+      "  leases [--ip IP | --mac MAC] [--format kea-csv]\n"
+      "                               DHCP leases (kea-csv: Kea's memfile CSV, v4)\n"
+      "  lease release IP             free a DHCP lease now\n"
+      "  dhcp pools                   DHCP pools: size, offered, bound, declined, free\n"
+      "  lb list [--stats|--rate] [--exact] [--conns]\n"
+      "                               virtual services and real servers (ipvsadm -L -n)\n"
+      "  lb add-service|edit-service|del-service|add-real|edit-real|del-real|clear ...\n"
+      "                               change the running services (see: tandemctl lb help)\n"
+      "  ipvsadm ARGS...              an ipvsadm command line, as pasted: -A -E -D -a -e -d\n"
+      "                               -C -L -S -Z, and -R reading the rules from stdin\n"
+      "  import keepalived FILE       translate a keepalived.conf (local, no daemon)\n"
+      "  config reload                re-read the configuration file (like SIGHUP)\n"
+      "options:\n"
+      "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
+      "  --json             print the daemon's JSON answer (before 'ipvsadm': what\n"
+      "                     follows 'ipvsadm' is passed on as it is)\n"
+      "invoked as ipvsadm (ln -s tandemctl /usr/local/sbin/ipvsadm), tandemctl runs\n"
+      "'tandemctl ipvsadm ARGS' on $TANDEM_SOCKET or the default socket; as ipvsadm-save\n"
+      "and ipvsadm-restore, 'ipvsadm -S ARGS' and 'ipvsadm -R'.\n",
+      kDefaultSocket);
 }
 
 // Checks the command's shape before anything is sent, so usage errors exit 2 whether or not a
@@ -97,6 +115,15 @@ std::string check_usage(const std::vector<std::string>& c) {
 
 // Returns the daemon's reply, or prints one line and exits 1 when it cannot be reached.
 json call(const std::string& path, const std::vector<std::string>& argv) {
+  const std::string req = json{{"argv", argv}}.dump() + "\n";
+  if (req.size() > kMaxRequest) {
+    // tandemd would answer "request too large" and stop reading; say why here instead.
+    std::fprintf(stderr,
+                 "tandemctl: the request is %zu bytes, over the control socket's limit of %zu "
+                 "(define large service sets in the configuration file)\n",
+                 req.size(), kMaxRequest);
+    std::exit(1);
+  }
   auto fail = [&](const std::string& what) {
     std::fprintf(stderr, "tandemctl: %s %s: %s (is tandemd running?)\n", what.c_str(), path.c_str(),
                  std::strerror(errno));
@@ -115,9 +142,8 @@ json call(const std::string& path, const std::vector<std::string>& argv) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) fail("cannot connect to");
-  std::string req = json{{"argv", argv}}.dump() + "\n";
   for (size_t off = 0; off < req.size();) {
-    ssize_t w = write(fd, req.data() + off, req.size() - off);
+    ssize_t w = send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
     if (w <= 0) fail("cannot send to");
     off += static_cast<size_t>(w);
   }
@@ -261,15 +287,126 @@ int import_keepalived_file(const std::string& path) {
   return r.errors.empty() ? 0 : 1;
 }
 
+// Prints `m` with exactly one trailing newline (usage texts already end with one).
+void print_message(FILE* out, const std::string& m) {
+  std::fputs(m.c_str(), out);
+  if (m.empty() || m.back() != '\n') std::fputc('\n', out);
+}
+
+// Prints the daemon's error and returns true when it refused.
+bool refused(const json& reply) {
+  if (reply.value("ok", false)) return false;
+  print_message(stderr, reply.value("error", std::string("unknown error")));
+  return true;
+}
+
+// The ipvsadm-formatted text of an lb/ipvsadm answer, verbatim.
+void print_text(const json& result) {
+  const std::string t = result.value("text", std::string());
+  std::fwrite(t.data(), 1, t.size(), stdout);
+  if (!t.empty() && t.back() != '\n') std::fputc('\n', stdout);
+}
+
+// `tandemctl lb ...` (cmd[0] == "lb"). The grammar is checked here with the daemon's own parser
+// (control/lb_admin.h), so what is refused here with exit 2 is exactly what tandemd would refuse
+// as malformed. Listings print the ipvsadm-style text; changes print nothing.
+int run_lb(const std::string& sock, bool as_json, const std::vector<std::string>& cmd) {
+  const std::vector<std::string> rest(cmd.begin() + 1, cmd.end());
+  if (rest.size() == 1 && (rest[0] == "help" || rest[0] == "--help")) {
+    std::fputs(ctl::lb_usage().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = ctl::parse_lb(rest);
+  if (const auto* err = std::get_if<std::string>(&parsed)) {
+    print_message(stderr, "tandemctl: " + *err);
+    return 2;
+  }
+  const ctl::Command& c = std::get<ctl::Command>(parsed);
+  const json reply = call(sock, cmd);
+  if (refused(reply)) return 1;
+  const json& r = reply["result"];
+  if (as_json || c.list.json) {
+    std::cout << r.dump(2) << "\n";
+  } else if (c.op == ctl::Command::Op::kList) {
+    print_text(r);
+  }
+  return 0;
+}
+
+// `tandemctl ipvsadm ARGS...` and the ipvsadm symlink. `args` are ipvsadm's own words. Errors
+// are printed as ipvsadm prints them (no prefix) and exit 2 like ipvsadm's parse errors; -h
+// prints the usage and exits 0. -R sends the rules read from stdin after "--" (the daemon splits
+// there); they are checked here first, line by line, with the daemon's parser.
+int run_ipvsadm(const std::string& sock, bool as_json, const std::vector<std::string>& args) {
+  auto parsed = ctl::parse_ipvsadm(args);
+  if (const auto* err = std::get_if<std::string>(&parsed)) {
+    const std::string usage_text = ctl::ipvsadm_usage();
+    if (*err == usage_text) {  // -h: parse_ipvsadm answers the usage alone
+      std::fputs(usage_text.c_str(), stdout);
+      return 0;
+    }
+    print_message(stderr, *err);
+    return 2;
+  }
+  std::vector<std::string> req{"ipvsadm"};
+  req.insert(req.end(), args.begin(), args.end());
+  if (std::get<ctl::Command>(parsed).op == ctl::Command::Op::kRestore) {
+    std::string text;
+    char buf[65536];
+    for (;;) {
+      const size_t n = std::fread(buf, 1, sizeof buf, stdin);
+      text.append(buf, n);
+      if (n < sizeof buf) break;
+    }
+    if (std::ferror(stdin)) {
+      std::fprintf(stderr, "tandemctl: cannot read the rules from stdin: %s\n",
+                   std::strerror(errno));
+      return 1;
+    }
+    auto rules = ctl::parse_ipvsadm_restore(text);
+    if (const auto* err = std::get_if<std::string>(&rules)) {
+      print_message(stderr, *err);
+      return 2;
+    }
+    req.push_back("--");
+    req.push_back(std::move(text));
+  }
+  const json reply = call(sock, req);
+  if (refused(reply)) return 1;
+  const json& r = reply["result"];
+  if (as_json)
+    std::cout << r.dump(2) << "\n";
+  else
+    print_text(r);
+  return 0;
+}
+
+std::string basename_of(const char* path) {
+  const std::string p = path != nullptr ? path : "";
+  const size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string sock = std::getenv("TANDEM_SOCKET") ? std::getenv("TANDEM_SOCKET") : kDefaultSocket;
+  // Symlinked as ipvsadm: every argument is ipvsadm's (its -s is the scheduler, not a socket).
+  const std::string self = basename_of(argc > 0 ? argv[0] : nullptr);
+  if (self == "ipvsadm" || self == "ipvsadm-save" || self == "ipvsadm-restore") {
+    std::vector<std::string> args;
+    if (self == "ipvsadm-save") args.push_back("-S");
+    if (self == "ipvsadm-restore") args.push_back("-R");
+    for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+    return run_ipvsadm(sock, false, args);
+  }
   bool as_json = false;
   std::vector<std::string> cmd;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "-s" || a == "--socket") && i + 1 < argc) {
+    if (!cmd.empty() && cmd[0] == "ipvsadm") {
+      cmd.push_back(a);  // ipvsadm's own options (-s, -h, ...), passed on as they are
+    } else if ((a == "-s" || a == "--socket") && i + 1 < argc) {
       sock = argv[++i];
     } else if (a == "--json" || a == "-j") {
       as_json = true;
@@ -288,6 +425,9 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
+  if (cmd[0] == "lb") return run_lb(sock, as_json, cmd);
+  if (cmd[0] == "ipvsadm")
+    return run_ipvsadm(sock, as_json, std::vector<std::string>(cmd.begin() + 1, cmd.end()));
   if (std::string err = check_usage(cmd); !err.empty()) {
     std::fprintf(stderr, "tandemctl: %s\n", err.c_str());
     usage(stderr);
@@ -307,10 +447,7 @@ int main(int argc, char** argv) {
     }
   }
   json reply = call(sock, cmd);
-  if (!reply.value("ok", false)) {
-    std::fprintf(stderr, "%s\n", reply.value("error", std::string("unknown error")).c_str());
-    return 1;
-  }
+  if (refused(reply)) return 1;
   const json& r = reply["result"];
   if (kea_csv) {
     print_kea_csv(r);
