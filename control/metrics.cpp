@@ -324,7 +324,9 @@ std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& serv
   auto v = std::make_shared<LbMetricsView>();
   for (const ServiceEntry& se : services.services()) {
     LbMetricsView::Service s;
-    s.key = lb::format_key(se.spec.key);
+    // No spaces in label values: line-oriented tools (awk, cut) split series on them.
+    s.key = std::string(se.spec.key.proto == lb::Proto::kUdp ? "udp/" : "tcp/") +
+            lb::format_endpoint(se.spec.key.vip, se.spec.key.port);
     s.sched = std::string(lb::to_string(se.spec.sched));
     s.id = ids.service(se.spec.key);
     if (s.id == UINT32_MAX) continue;

@@ -45,7 +45,7 @@ struct LbMetricsView {
     uint64_t transitions = 0;     // up <-> down changes seen by the checker
   };
   struct Service {
-    std::string key;    // "TCP 192.0.2.100:80" (lb::format_key)
+    std::string key;    // "tcp/192.0.2.100:80": protocol/VIP:port
     std::string name;   // the config file's name; "" for services added at runtime
     std::string sched;  // "rr", "wlc", ...
     uint32_t id = 0;    // lb::Service::id: index of dp::ForwardEngine::services

@@ -163,6 +163,28 @@ dr_wrk() {
 check "DR: a bounded wrk run has no errors" dr_wrk
 check "DR: long-lived connections keep their real server" longlived
 
+# DR with health checks: the lab config with mode = "dr", applied by a reload (the checks reach
+# the real servers' own addresses through the TAP, whatever the forwarding mode).
+dr_checked() {
+    sed 's/mode = "nat";/mode = "dr";/' "$ROOT/examples/lab/node-a.conf" >"$E2E_TMP/dr.conf"
+    ipvsadm -C
+    "$LAB" stop a >/dev/null 2>&1
+    "$LAB" start a "$E2E_TMP/dr.conf" >/dev/null 2>&1 || { echo "start with dr.conf failed"; return 1; }
+    wait_for vrrp_all a MASTER --timeout 5 || return 1
+    ipvsadm -L -n | grep Route
+    alternates || return 1
+    "$LAB" rs stop 1 >/dev/null 2>&1
+    T0=$(date +%s%N)
+    local rc=0
+    failover_rs || rc=1
+    "$LAB" rs start 1 >/dev/null 2>&1
+    wait_for alternates --timeout 5 || rc=1
+    "$LAB" stop a >/dev/null 2>&1
+    "$LAB" start a >/dev/null 2>&1 && wait_for vrrp_all a MASTER --timeout 5 || rc=1
+    return "$rc"
+}
+check "DR from the config, HTTP checks: rs1 stopped leaves the rotation, restarted comes back" dr_checked
+
 # ------------------------------------------------------------ TUN, on the wire
 tun() {
     ipvsadm -C
@@ -184,10 +206,24 @@ check "TUN (-i): tdm-rs1 sees 198.51.100.2 > 198.51.100.11 proto 4 wrapping the 
 
 # ------------------------------------------------------------ routing, reload
 routed() {
-    # The real servers' default route is the back VIP: they reach the client through us.
-    ping_from tdm-rs1 192.0.2.10 3
+    # The real servers' default route is the back VIP: they reach the client through us. The
+    # client gets a route back to the back network through the front VIP for this check (a real
+    # client network has one through its own router).
+    ip -n tdm-client route replace 198.51.100.0/24 via $VIP
+    local rc=0
+    # The first packet to an unresolved next hop is dropped while the director resolves it
+    # (no_neighbor); the next ones all pass.
+    timeout 5 ip netns exec tdm-rs1 ping -n -c 1 -W 1 192.0.2.10 >/dev/null 2>&1 || true
+    ping_from tdm-rs1 192.0.2.10 3 || rc=1
+    # ... and the TTL shows the hop: 64 from the client, 63 after the director.
+    local out
+    out=$(timeout "$CMD_TIMEOUT" ip netns exec tdm-rs1 ping -n -c 1 -W 1 192.0.2.10 2>&1) || rc=1
+    echo "$out" | head -2
+    grep -q 'ttl=63' <<<"$out" || rc=1
+    ip -n tdm-client route del 198.51.100.0/24 via $VIP
+    return "$rc"
 }
-check "routing: tdm-rs1 pings the client through the director (198.51.100.1)" routed
+check "routing: tdm-rs1 pings the client through the director (TTL 63: one routed hop)" routed
 reload_keeps() {
     ipvsadm -C
     ctl a config reload >/dev/null
