@@ -622,11 +622,11 @@ void Dataplane::flush_side(Worker& w, NeighborEvent* events, uint16_t n_events, 
 void Dataplane::forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
                                const LocalResult& r, uint64_t mono, uint32_t hops,
                                NeighborEvent* events, uint16_t* n_events, rte_mbuf** punt,
-                               uint16_t* n_punt) noexcept {
+                               uint16_t* n_punt, const ConnHint* hint) noexcept {
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   const FwdResult f = dp::forward(*w.fwd, s, *neigh_cache_, frame, m->data_len,
                                   rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m) + m->data_len,
-                                  port, r, mono, hops);
+                                  port, r, mono, hops, hint);
   switch (f.action) {
     case FwdAction::kTransmit:
       if (f.prepend != 0 && rte_pktmbuf_prepend(m, f.prepend) == nullptr) {
@@ -754,6 +754,14 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   NeighborEvent events[2 * kMaxBurst];  // learned senders and next hops to resolve
   uint16_t n_free = 0, n_events = 0, n_punt = 0;
   uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
+  // Pass 1: classify every frame (prefetching a few ahead). Forwarded TCP/UDP flows are then
+  // looked up in the connection table for the whole burst at once, so the cache misses of 32
+  // lookups overlap instead of queueing one behind the other.
+  LocalResult results[kMaxBurst];
+  lb::FlowKey keys[kMaxBurst];
+  uint16_t keyed[kMaxBurst];
+  uint16_t n_keys = 0;
+  const bool lb_on = w.fwd != nullptr && s.fwd != nullptr && s.fwd->lb != nullptr;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetch < n) {
       // Every cache line of the frame (up to 6: a DHCP request is ~350 bytes; ARP and ICMP
@@ -763,9 +771,26 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
       const uint32_t lines = next->data_len > 384 ? 6 : (next->data_len + 63) / 64;
       for (uint32_t l = 0; l < lines; ++l) rte_prefetch0(d + 64 * l);
     }
+    results[i] = handle_local(rte_pktmbuf_mtod(pkts[i], uint8_t*), pkts[i]->data_len, pv, w.stats);
+    if (lb_on && results[i].verdict == Verdict::kForward &&
+        flow_key(*s.fwd->lb, rte_pktmbuf_mtod(pkts[i], const uint8_t*), results[i],
+                 &keys[n_keys]))
+      keyed[n_keys++] = i;
+  }
+  ConnHint hints[kMaxBurst];
+  if (n_keys != 0) {
+    lb::Conn* found[kMaxBurst];
+    bool reply[kMaxBurst];
+    w.fwd->conns.find_bulk(keys, n_keys, found, reply);
+    const uint64_t inserted = w.fwd->conns.stats().inserted;
+    for (uint16_t k = 0; k < n_keys; ++k)
+      hints[keyed[k]] = ConnHint{found[k], reply[k], true, inserted};
+  }
+  // Pass 2: act on each frame.
+  for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     bytes += m->pkt_len;
-    LocalResult r = handle_local(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, pv, w.stats);
+    const LocalResult& r = results[i];
     if (r.learned) {
       NeighborEvent& ev = events[n_events++];
       ev.port = port_index;
@@ -799,7 +824,8 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
         break;
       case Verdict::kForward:
         if (w.fwd != nullptr && s.fwd != nullptr) {
-          forward_packet(w, s, port_index, m, r, mono, 0, events, &n_events, to_punt, &n_punt);
+          forward_packet(w, s, port_index, m, r, mono, 0, events, &n_events, to_punt, &n_punt,
+                         &hints[i]);
         } else {
           w.stats.drop(r.local ? Drop::kL4Unhandled : Drop::kIpv4NotLocal);
           to_free[n_free++] = m;

@@ -276,7 +276,8 @@ class Dataplane {
   // frames are collected into the burst's batches.
   void forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
                       const LocalResult& r, uint64_t mono, uint32_t hops, NeighborEvent* events,
-                      uint16_t* n_events, rte_mbuf** punt, uint16_t* n_punt) noexcept;
+                      uint16_t* n_events, rte_mbuf** punt, uint16_t* n_punt,
+                      const ConnHint* hint = nullptr) noexcept;
   // Enqueues this loop's lease changes (expiry first) for the journal thread.
   void dhcp_flush(Worker& w) noexcept;
   uint64_t wall_ns(uint64_t tsc) const noexcept {

@@ -31,6 +31,16 @@ uint64_t slot_of(uint64_t key, uint64_t mask) noexcept {
   return h & mask;
 }
 
+// The connection of `k`: the burst's bulk lookup when still valid, else a lookup now.
+lb::Conn* lookup(ForwardEngine& e, const lb::FlowKey& k, bool* reply,
+                 const ConnHint* hint) noexcept {
+  if (hint != nullptr && hint->valid && hint->inserted == e.conns.stats().inserted) {
+    *reply = hint->reply;
+    return hint->conn;
+  }
+  return e.conns.find(k, reply);
+}
+
 FwdResult dropped(Drop d) noexcept {
   FwdResult r;
   r.action = FwdAction::kDrop;
@@ -326,8 +336,8 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
 // A TCP or UDP packet to a virtual service (or to an address of ours with no service).
 FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
                      uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
-                     uint32_t in_port, const LocalResult& lr, uint64_t now_ns,
-                     uint32_t hops) noexcept {
+                     uint32_t in_port, const LocalResult& lr, uint64_t now_ns, uint32_t hops,
+                     const ConnHint* hint) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   uint8_t* l4 = frame + lr.l4_off;
   const uint8_t proto = ip[ipv4::kOffProto];
@@ -367,7 +377,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
   k.dst_port = load_be16(l4 + 2);
   k.proto = proto;
   bool reply = false;
-  lb::Conn* c = e.conns.find(k, &reply);
+  lb::Conn* c = lookup(e, k, &reply, hint);
   const uint8_t flags = proto == kIpProtoTcp ? l4[tcp::kOffFlags] : 0;
   if (c == nullptr) {
     // TCP: only a SYN opens a connection (a stray segment is no reason to pick a server),
@@ -413,7 +423,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
 // "not a NAT reply" (the caller routes it).
 bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
                uint32_t len, uint32_t cap, uint32_t in_port, const LocalResult& lr,
-               uint64_t now_ns, FwdResult* out) noexcept {
+               uint64_t now_ns, const ConnHint* hint, FwdResult* out) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   uint8_t* l4 = frame + lr.l4_off;
   const uint8_t proto = ip[ipv4::kOffProto];
@@ -426,7 +436,7 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
   k.dst_port = load_be16(l4 + 2);
   k.proto = proto;
   bool reply = false;
-  lb::Conn* c = e.conns.find(k, &reply);
+  lb::Conn* c = lookup(e, k, &reply, hint);
   if (c == nullptr || !reply || c->fwd_mode != lb::Fwd::kNat) return false;
   if (proto == kIpProtoTcp) {
     const lb::TcpState before = c->state;
@@ -538,6 +548,24 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
 
 }  // namespace
 
+bool flow_key(const LbTable& t, const uint8_t* frame, const LocalResult& lr,
+              lb::FlowKey* out) noexcept {
+  const uint8_t* ip = frame + kEthHdrLen;
+  const uint8_t proto = ip[ipv4::kOffProto];
+  if ((proto != kIpProtoTcp && proto != kIpProtoUdp) || is_fragment(ip) ||
+      lr.l4_len < (proto == kIpProtoTcp ? tcp::kMinHdr : udp::kHdrLen))
+    return false;
+  // Transit traffic has connections only when it comes from a NAT real server.
+  if (!lr.local && !t.is_nat_real(load_be32(ip + ipv4::kOffSrc))) return false;
+  const uint8_t* l4 = frame + lr.l4_off;
+  out->src_ip = load_be32(ip + ipv4::kOffSrc);
+  out->dst_ip = load_be32(ip + ipv4::kOffDst);
+  out->src_port = load_be16(l4);
+  out->dst_port = load_be16(l4 + 2);
+  out->proto = proto;
+  return true;
+}
+
 void LbTable::build() {
   size_t slots = 16;
   while (slots < services.size() * 2) slots <<= 1;
@@ -618,7 +646,8 @@ ForwardEngine::ForwardEngine(const lb::ConnTable::Params& p, uint32_t self, uint
 
 FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
                   uint32_t len, uint32_t headroom, uint32_t cap, uint32_t in_port,
-                  const LocalResult& lr, uint64_t now_ns, uint32_t hops) noexcept {
+                  const LocalResult& lr, uint64_t now_ns, uint32_t hops,
+                  const ConnHint* hint) noexcept {
   if (s.fwd == nullptr || in_port >= s.n_ports) return dropped(Drop::kIpv4NotLocal);
   uint8_t* ip = frame + kEthHdrLen;
   const uint8_t proto = ip[ipv4::kOffProto];
@@ -627,7 +656,7 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   if (top == 0 || top == 127 || top >= 224) return dropped(Drop::kIpv4Martian);
   if (lr.local) {
     if (proto == kIpProtoTcp || proto == kIpProtoUdp)
-      return to_service(e, s, neigh, frame, len, headroom, cap, in_port, lr, now_ns, hops);
+      return to_service(e, s, neigh, frame, len, headroom, cap, in_port, lr, now_ns, hops, hint);
     FwdResult r;
     if (s.fwd->lb != nullptr && proto == kIpProtoIcmp &&
         icmp_related(e, s, neigh, frame, len, headroom, cap, in_port, lr, now_ns, hops, &r))
@@ -651,7 +680,7 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
         const uint32_t owner = owner_of(dst, e.n_workers);
         if (owner != e.worker) return handed(owner);
       }
-      if (nat_reply(e, s, neigh, frame, len, cap, in_port, lr, now_ns, &r)) return r;
+      if (nat_reply(e, s, neigh, frame, len, cap, in_port, lr, now_ns, hint, &r)) return r;
     } else if (proto == kIpProtoIcmp &&
                icmp_related(e, s, neigh, frame, len, headroom, cap, in_port, lr, now_ns, hops,
                             &r)) {

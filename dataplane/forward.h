@@ -177,6 +177,22 @@ struct FwdResult {
   uint32_t resolve_ip = 0;
 };
 
+// A connection-table lookup done ahead for a whole burst (ConnTable::find_bulk) for the packet's
+// own 5-tuple. Valid only while the table had no insert since (`inserted` = stats().inserted
+// then): an insert may evict and reuse a connection. forward() looks up again otherwise.
+struct ConnHint {
+  lb::Conn* conn = nullptr;
+  bool reply = false;
+  bool valid = false;
+  uint64_t inserted = 0;
+};
+
+// The 5-tuple of a kForward TCP/UDP datagram that may belong to a connection (to one of our
+// addresses, or from a NAT real server of `t`; not a fragment, L4 header present) as the
+// connection table keys it. False for anything else.
+bool flow_key(const LbTable& t, const uint8_t* frame, const LocalResult& lr,
+              lb::FlowKey* out) noexcept;
+
 // The worker that owns the flows of `client` among `n` workers (both directions use it).
 inline uint32_t owner_of(uint32_t client, uint32_t n) noexcept {
   uint32_t h = client * 0x9e3779b1u;
@@ -194,7 +210,8 @@ inline uint32_t owner_of(uint32_t client, uint32_t n) noexcept {
 // hops (read-only). No allocation, no locks.
 FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
                   uint32_t len, uint32_t headroom, uint32_t cap, uint32_t in_port,
-                  const LocalResult& lr, uint64_t now_ns, uint32_t hops = 0) noexcept;
+                  const LocalResult& lr, uint64_t now_ns, uint32_t hops = 0,
+                  const ConnHint* hint = nullptr) noexcept;
 
 // Worker, once per loop: ages out up to `max` connections (bounded work), keeps the active and
 // inactive levels right, applies new timeouts. Returns connections expired.
