@@ -255,6 +255,17 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   return r;
 }
 
+// One packet of `c` forwarded toward the real server (`in`) or back to the client.
+void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in, uint32_t bytes) noexcept {
+  (in ? e.stats.lb_in : e.stats.lb_out).add();
+  auto add = [in, bytes](LbTraffic& t) {
+    (in ? t.in_pkts : t.out_pkts).add();
+    (in ? t.in_bytes : t.out_bytes).add(bytes);
+  };
+  if (c.dest_id < e.dests.size()) add(e.dests[c.dest_id].t);
+  if (c.service_id < e.services.size()) add(e.services[c.service_id]);
+}
+
 void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
                  lb::TcpState after) noexcept {
   const bool was = before == lb::TcpState::kEstablished;
@@ -404,17 +415,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
   // quote the packet as the client sent it (to the VIP), or the client cannot match it.
   if (r.action == FwdAction::kTransmit && c->fwd_mode == lb::Fwd::kNat)
     rewrite_dst(ip, l4, proto, c->rs_ip, c->rs_port, true);
-  if (r.action == FwdAction::kTransmit) {
-    e.stats.lb_in.add();
-    if (c->dest_id < e.dests.size()) {
-      e.dests[c->dest_id].t.in_pkts.add();
-      e.dests[c->dest_id].t.in_bytes.add(bytes);
-    }
-    if (c->service_id < e.services.size()) {
-      e.services[c->service_id].in_pkts.add();
-      e.services[c->service_id].in_bytes.add(bytes);
-    }
-  }
+  if (r.action == FwdAction::kTransmit) count_traffic(e, *c, true, bytes);
   return r;
 }
 
@@ -455,15 +456,7 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
     // After routing, as in to_service: an ICMP error goes to the real server about its own
     // packet (before the rewrite its source would be the VIP: ourselves).
     rewrite_src(ip, l4, proto, c->fwd.dst_ip, c->fwd.dst_port, true);
-    e.stats.lb_out.add();
-    if (c->dest_id < e.dests.size()) {
-      e.dests[c->dest_id].t.out_pkts.add();
-      e.dests[c->dest_id].t.out_bytes.add(len);
-    }
-    if (c->service_id < e.services.size()) {
-      e.services[c->service_id].out_pkts.add();
-      e.services[c->service_id].out_bytes.add(len);
-    }
+    count_traffic(e, *c, false, len);
   }
   return true;
 }

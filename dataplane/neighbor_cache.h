@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "dataplane/hash.h"
 #include "dataplane/proto.h"
 
 namespace dp {
@@ -142,13 +143,7 @@ class NeighborCache {
 
   // A full 64-bit mix (splitmix64's finaliser) of the seeded key: both bucket indices come from it.
   uint64_t hash(uint16_t port, uint32_t ip) const noexcept {
-    uint64_t x = ((uint64_t{port} << 32) | ip) ^ seed_;
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
+    return splitmix64_mix(((uint64_t{port} << 32) | ip) ^ seed_);
   }
   uint32_t first(uint64_t h) const noexcept { return static_cast<uint32_t>(h) & mask_; }
   uint32_t second(uint64_t h) const noexcept {

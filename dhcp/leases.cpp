@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 
+#include "dataplane/hash.h"
+
 // Design notes (why, not what):
 // - Expiry uses a single-level timing wheel with intrusive per-slot lists rather than a min-heap.
 //   Scheduling and cancelling are O(1) (a heap would be O(log n) with a cache miss per level over
@@ -40,12 +42,7 @@ uint64_t load_le64(const uint8_t* p) noexcept {
 
 // splitmix64's finaliser: full avalanche, so the low bits (home slot) depend on every input bit.
 uint64_t fmix64(uint64_t h) noexcept {
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
+  return dp::splitmix64_mix(h);
 }
 
 uint32_t pool_hash(uint32_t id) noexcept {

@@ -25,6 +25,8 @@
 #include <span>
 #include <vector>
 
+#include "dataplane/hash.h"
+
 namespace lb {
 
 inline constexpr uint32_t kMaglevDefaultSize = 65537;  // prime
@@ -45,12 +47,7 @@ struct MaglevBackend {
 
 // The 64-bit finaliser of SplitMix64 (a bijection with full avalanche). Fixed forever: see above.
 constexpr uint64_t maglev_mix(uint64_t x) noexcept {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
+  return dp::splitmix64_mix(x);
 }
 
 // Seeds of the three independent hashes (arbitrary, fixed).
