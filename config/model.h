@@ -126,6 +126,13 @@ struct VrrpTrackScript {
   int line = 0;
 };
 
+struct VrrpTrackService {  // a load-balanced service's health (lb.services[].name)
+  std::string service;
+  uint32_t min_healthy = 1;  // up while at least this many real servers are healthy; 1..1000
+  int weight = 0;            // -254..254; 0: FAULT while fewer are healthy
+  int line = 0;
+};
+
 struct VrrpInstance {
   std::string name;
   std::string port;         // the port the instance runs on
@@ -142,6 +149,7 @@ struct VrrpInstance {
   std::vector<uint32_t> unicast_peers;  // send adverts unicast to these instead of 224.0.0.18
   std::vector<VrrpTrackPort> track_ports;
   std::vector<VrrpTrackScript> track_scripts;
+  std::vector<VrrpTrackService> track_services;
   std::string notify;  // script run on every transition: INSTANCE NAME STATE PRIORITY
   int line = 0;
 };

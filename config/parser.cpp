@@ -358,6 +358,8 @@ class Parser {
   void parse_routing(const Setting& g, Config& c);
   void parse_route(const Setting& s, int index, Config& c);
   void parse_lb(const Setting& g, Config& c);
+  // Every vrrp.instances[].track_services entry names an lb service.
+  void check_tracked_services(const Config& c);
   void parse_lb_service(const Setting& s, int index, Config& c);
   void parse_lb_check(const Setting& g, const std::string& p, LbCheck& ck);
   void parse_lb_real(const Setting& s, const std::string& p, lb::Fwd default_fwd,
@@ -633,6 +635,7 @@ void Parser::run(const Setting& root, Config& c) {
   // After ports (connected prefixes) and vrrp (VIPs): routes and services refer to them.
   if (const Setting* g = group(root, "", "routing")) parse_routing(*g, c);
   if (const Setting* g = group(root, "", "lb")) parse_lb(*g, c);
+  check_tracked_services(c);
 }
 
 void Parser::parse_eal(const Setting& g, Eal& e) {
@@ -1070,6 +1073,21 @@ void Parser::parse_lb(const Setting& g, Config& c) {
   }
 }
 
+void Parser::check_tracked_services(const Config& c) {
+  std::vector<std::string> known;
+  for (const LbService& s : c.lb.services)
+    if (!s.name.empty()) known.push_back(s.name);
+  for (const VrrpInstance& vi : c.vrrp.instances) {
+    for (const VrrpTrackService& t : vi.track_services) {
+      if (std::find(known.begin(), known.end(), t.service) != known.end()) continue;
+      errors_.push_back({src_.name, t.line,
+                         "instance '" + vi.name + "' tracks service '" + t.service +
+                             "', which is no named service in 'lb.services'" +
+                             suggest(t.service, known)});
+    }
+  }
+}
+
 void Parser::parse_lb_check(const Setting& g, const std::string& p, LbCheck& ck) {
   check_keys(g, p,
              {"type", "port", "path", "status", "host", "interval_ms", "timeout_ms", "retries",
@@ -1403,7 +1421,7 @@ void Parser::parse_vrrp_instance(const Setting& s, int index, Config& c) {
   check_keys(s, p,
              {"name", "port", "vrid", "version", "priority", "advert_interval_ms", "preempt",
               "preempt_delay_ms", "virtual_ips", "virtual_mac", "auth_pass", "unicast_peers",
-              "track_ports", "track_scripts", "notify"});
+              "track_ports", "track_scripts", "track_services", "notify"});
   for (const char* key : {"name", "port", "vrid", "virtual_ips"}) {
     if (!s.exists(key)) fail(s, "missing required key " + quote(join_path(p, key)));
   }
@@ -1626,6 +1644,27 @@ void Parser::parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpIns
         t.weight = weight;
       }
       vi.track_scripts.push_back(std::move(t));
+    }
+  }
+
+  // Services are parsed after vrrp: their names are checked in parse_lb.
+  if (const Setting* l = group_list(s, p, "track_services")) {
+    for (int i = 0; i < l->getLength(); ++i) {
+      const Setting& el = (*l)[i];
+      const std::string ep = index_path(p + ".track_services", i);
+      if (!is_group(el, ep)) continue;
+      VrrpTrackService t;
+      t.line = line_of(el);
+      check_keys(el, ep, {"service", "min_healthy", "weight"});
+      if (!el.exists("service")) fail(el, "missing required key " + quote(ep + ".service"));
+      if (const Setting* ss = read_string(el, ep, "service", t.service)) {
+        if (std::any_of(vi.track_services.begin(), vi.track_services.end(),
+                        [&](const VrrpTrackService& o) { return o.service == t.service; }))
+          fail(*ss, "service '" + t.service + "' is tracked twice in instance '" + who + "'");
+      }
+      read_int(el, ep, "min_healthy", 1, 1000, t.min_healthy);
+      read_int(el, ep, "weight", -kMaxVrrpWeight, kMaxVrrpWeight, t.weight);
+      vi.track_services.push_back(std::move(t));
     }
   }
 }

@@ -145,6 +145,7 @@ int Daemon::run(const std::string& prog) {
       return std::nullopt;
     };
     vrrp_ = std::make_unique<VrrpService>(cfg_, macs_, std::move(hooks));
+    publish_service_health();  // before VRRP starts: tracked services count from the outset
   }
   if (!err.empty()) {
     log_error(err);

@@ -93,6 +93,8 @@ class Daemon {
   std::vector<ConnView> lb_conns();
   void stop_forward();
   void publish_lb_metrics();
+  // Healthy real servers per named service, for VRRP's track_services.
+  void publish_service_health();
 
   struct Announcement {
     uint32_t port;

@@ -103,6 +103,23 @@ void Daemon::rebuild_forward() {
   }
   fwd_cfg_ = std::move(f);
   publish_lb_metrics();
+  publish_service_health();
+}
+
+void Daemon::publish_service_health() {
+  if (!vrrp_ || !cfg_.lb.enabled) return;
+  // Healthy real servers of every named service of the file (what VRRP may track): in the
+  // running set (runtime edits count), weight > 0, not failed by its check.
+  std::map<std::string, uint32_t> healthy;
+  for (const cfg::LbService& conf : cfg_.lb.services) {
+    if (conf.name.empty()) continue;
+    uint32_t n = 0;
+    if (const ServiceEntry* se = lb_services_.find(conf.spec.key))
+      for (const lb::RealServer& r : se->spec.reals)
+        if (r.weight > 0 && lb_down_.count(lb_ids_.dest(se->spec.key, r.ip, r.port)) == 0) ++n;
+    healthy[conf.name] = n;
+  }
+  vrrp_->set_service_health(healthy, mono_now_ns());
 }
 
 void Daemon::publish_lb_metrics() {
@@ -328,6 +345,34 @@ nlohmann::json Daemon::lb_command(const std::vector<std::string>& argv) {
     auto lines = parse_ipvsadm_restore(restore_text);
     if (auto* err = std::get_if<std::string>(&lines)) throw ApiError(*err);
     c.restore = std::get<std::vector<Command>>(lines);
+  }
+  // What ipvsadm cannot know but the data plane needs: the VIP must be ours (else nothing
+  // reaches it) and a real server reachable the way its mode sends (DR: on-link).
+  auto check = [this](const Command& k) -> std::string {
+    using Op = Command::Op;
+    if (k.op == Op::kAddService) {
+      bool ours = false;
+      for (const cfg::Port& p : cfg_.ports)
+        for (const cfg::Ipv4Prefix& a : p.addresses) ours = ours || a.addr == k.svc.key.vip;
+      for (const cfg::VrrpInstance& in : cfg_.vrrp.instances)
+        for (const cfg::Ipv4Prefix& a : in.virtual_ips) ours = ours || a.addr == k.svc.key.vip;
+      if (!ours)
+        return cfg::format_ipv4(k.svc.key.vip) +
+               " is not an address of this node (a port address or a VRRP virtual IP)";
+    }
+    if ((k.op == Op::kAddReal || k.op == Op::kEditReal) && fwd_cfg_) {
+      const dp::Fib::Hop hop = fwd_cfg_->fib.lookup(k.real.ip);
+      if (!hop.found)
+        return "no route to real server " + cfg::format_ipv4(k.real.ip);
+      if (k.real.fwd == lb::Fwd::kDr && hop.next_hop != k.real.ip)
+        return "real server " + cfg::format_ipv4(k.real.ip) +
+               " is not on a connected prefix: direct routing (-g) needs it on-link";
+    }
+    return "";
+  };
+  for (const Command& k : c.op == Command::Op::kRestore ? c.restore : std::vector<Command>{c}) {
+    if (std::string err = check(k); !err.empty())
+      throw ApiError(k.line != 0 ? "line " + std::to_string(k.line) + ": " + err : err);
   }
   if (std::string err = lb_services_.apply(c); !err.empty()) throw ApiError(err);
   switch (c.op) {

@@ -1,7 +1,8 @@
 // keepalived.conf -> tandem configuration. Three steps: split the text into tokens the way
 // keepalived does (comments, quotes, braces, line continuations), build a tree of statements
 // (a keyword, its arguments on the same line, an optional { block }), then translate the parts
-// tandem has (global_defs, vrrp_script, vrrp_instance, vrrp_sync_group) and list the rest.
+// tandem has (global_defs, vrrp_script, vrrp_instance, vrrp_sync_group, virtual_server) and list
+// the rest.
 #include "control/keepalived_import.h"
 
 #include "config/model.h"
@@ -376,6 +377,61 @@ struct Port {
   std::vector<std::string> notes;
 };
 
+// lb: one keepalived checker (TCP_CHECK, HTTP_GET, SSL_GET) as tandem's service check.
+struct Check {
+  std::string type;     // "tcp" or "http"
+  std::string checker;  // keepalived's keyword
+  int line = 0;
+  std::optional<int64_t> port;
+  std::string path = "/";
+  int64_t status = 200;
+  std::string host;
+  int64_t interval_ms = 0, timeout_ms = 0;
+  std::optional<int64_t> retries, retry_delay_ms;
+  std::vector<std::string> notes;
+  // What tandem would run: the keyword and the notes aside.
+  bool same(const Check& o) const {
+    return type == o.type && port == o.port && path == o.path && status == o.status &&
+           host == o.host && interval_ms == o.interval_ms && timeout_ms == o.timeout_ms &&
+           retries == o.retries && retry_delay_ms == o.retry_delay_ms;
+  }
+};
+
+// Checker settings keepalived lets a virtual_server and a real_server set for the checkers
+// inside them (the innermost wins).
+struct CheckDefaults {
+  std::optional<int64_t> interval_ms, timeout_ms, retries, retry_delay_ms;
+  std::optional<std::string> host;
+};
+
+struct Real {
+  std::string what;  // "real_server 192.0.2.1 80"
+  int line = 0;
+  uint32_t ip = 0;
+  std::optional<int64_t> port;
+  int64_t weight = 1;
+  std::string mode;  // "": the service's
+  std::optional<Check> check;
+  bool live = true;  // false: commented out (not on a connected prefix)
+  std::vector<std::string> notes;
+};
+
+struct Service {
+  std::string what;  // "virtual_server 192.0.2.1 80"
+  int line = 0;
+  std::string proto = "tcp";
+  uint32_t vip = 0;
+  int64_t port = 0;
+  std::string sched = "wlc";
+  std::string mode = "nat";
+  std::optional<int64_t> persistence_s;
+  std::string netmask;
+  std::vector<Real> reals;
+  std::optional<Check> check;
+  bool live = true;  // false: commented out (the VIP is not an address of this node)
+  std::vector<std::string> notes;
+};
+
 constexpr const char* kMailWhy = "tandem sends no e-mail: send it from the notify script";
 constexpr const char* kPerStateWhy =
     "tandem runs one notify script per transition, with INSTANCE|GROUP NAME STATE PRIORITY as "
@@ -415,6 +471,13 @@ class Importer {
   void instance_track_interfaces(const Node& blk, Instance& in);
   void instance_track_scripts(const Node& blk, Instance& in);
   void vrrp_sync_group(const Node& n);
+  void virtual_server(const Node& n);
+  void real_server(const Node& n, Service& svc, CheckDefaults d);
+  bool check_setting(const Node& c, CheckDefaults& d);
+  std::optional<Check> checker(const Node& c, CheckDefaults d);
+  void pick_check(Service& svc);
+  bool ours(uint32_t ip) const;
+  bool connected(uint32_t ip) const;
   void other(const Node& n);
   void keep_ungrouped_apart();
   Port& port(const std::string& interface);
@@ -438,6 +501,7 @@ class Importer {
   std::map<uint32_t, std::string> vip_owner_;  // virtual IP -> instance
   std::set<std::pair<std::string, int64_t>> vrids_;
   std::map<std::string, std::string> grouped_;  // instance -> sync group
+  std::vector<Service> services_;
 };
 
 std::string Importer::name_of(const Node& n, const char* what) {
@@ -991,12 +1055,387 @@ void Importer::keep_ungrouped_apart() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Load balancer: virtual_server -> lb.services
+
+bool Importer::ours(uint32_t ip) const {
+  if (vip_owner_.count(ip) != 0) return true;
+  return std::any_of(ports_.begin(), ports_.end(), [&](const Port& p) {
+    return std::any_of(p.addresses.begin(), p.addresses.end(),
+                       [&](const Prefix& a) { return a.addr == ip; });
+  });
+}
+
+// What tandem needs of a real server: on a prefix of one of the ports' addresses (the import
+// writes no routes).
+bool Importer::connected(uint32_t ip) const {
+  return std::any_of(ports_.begin(), ports_.end(), [&](const Port& p) {
+    return std::any_of(p.addresses.begin(), p.addresses.end(),
+                       [&](const Prefix& a) { return a.len < 32 && a.contains(ip); });
+  });
+}
+
+// delay_loop, connect_timeout, retry / nb_get_retry, delay_before_retry and virtualhost, at any
+// level. False: `c` is none of them.
+bool Importer::check_setting(const Node& c, CheckDefaults& d) {
+  const std::string& k = c.key;
+  if (k == "delay_loop" || k == "connect_timeout" || k == "delay_before_retry") {
+    const auto v = parse_seconds_ms(arg(c));
+    if (!v) {
+      error(c.line, k + " must be a number of seconds");
+    } else {
+      (k == "delay_loop"        ? d.interval_ms
+       : k == "connect_timeout" ? d.timeout_ms
+                                : d.retry_delay_ms) = *v;
+    }
+  } else if (k == "retry" || k == "nb_get_retry") {
+    const auto v = parse_int(arg(c));
+    if (!v || *v < 0) {
+      error(c.line, k + " must be a count");
+    } else {
+      d.retries = *v;
+    }
+  } else if (k == "virtualhost") {
+    if (arg(c).empty() || arg(c).find_first_of(" \t\r\n") != std::string::npos) {
+      skip(c, "not a host name tandem can send");
+    } else {
+      d.host = arg(c);
+    }
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// TCP_CHECK, HTTP_GET or SSL_GET { ... } as tandem's check (SSL_GET as a TCP connect).
+std::optional<Check> Importer::checker(const Node& c, CheckDefaults d) {
+  Check ck;
+  ck.checker = c.key;
+  ck.line = c.line;
+  ck.type = c.key == "HTTP_GET" ? "http" : "tcp";
+  if (c.key == "SSL_GET") {
+    skip(c, "tandem's checks speak no TLS: translated as a TCP connect check");
+  }
+  std::vector<const Node*> urls;
+  for (const Node& s : c.children) {
+    if (check_setting(s, d)) continue;
+    if (s.key == "connect_port") {
+      const auto v = parse_int(arg(s));
+      if (!v || *v < 1 || *v > 65535) {
+        error(s.line, "connect_port must be 1..65535");
+      } else {
+        ck.port = *v;
+      }
+    } else if (s.key == "url" && c.key != "TCP_CHECK") {
+      if (c.key == "HTTP_GET" && !urls.empty()) {
+        skip(s, "tandem checks one URL: the first one is used");
+      } else {
+        urls.push_back(&s);
+      }
+    } else if (s.key == "connect_ip" || s.key == "bindto" || s.key == "bind_port") {
+      skip(s, "tandem connects from the port's address to the real server's");
+    } else {
+      skip(s, "no tandem equivalent");
+    }
+  }
+  if (ck.type == "http") {
+    bool has_status = false;
+    if (urls.empty()) ck.notes.push_back("keepalived: HTTP_GET without url: tandem gets /");
+    for (const Node* url : urls) {
+      for (const Node& u : url->children) {
+        if (u.key == "path") {
+          const std::string p = joined_args(u);
+          if (p.empty() || p[0] != '/' || p.find_first_of(" \t\r\n") != std::string::npos) {
+            skip(u, "tandem needs a path that starts with / and has no spaces: / is used");
+          } else {
+            ck.path = p;
+          }
+        } else if (u.key == "status_code") {
+          const auto v = parse_int(arg(u));
+          if (!v || *v < 100 || *v > 599 || u.args.size() != 1) {
+            skip(u, "tandem expects one status code, 100..599: 200 is used");
+          } else {
+            ck.status = *v;
+            has_status = true;
+          }
+        } else if (u.key == "digest") {
+          skip(u, "tandem checks the status code, not a digest of the page");
+        } else {
+          skip(u, "no tandem equivalent");
+        }
+      }
+    }
+    if (!has_status) {
+      ck.notes.push_back("keepalived: no status_code (any 2xx passed); tandem expects 200");
+    }
+    if (d.host) ck.host = *d.host;
+  }
+  // keepalived's defaults: delay_loop 60 s, connect_timeout 5 s.
+  ck.interval_ms = std::clamp<int64_t>(d.interval_ms.value_or(60000), 20, 3600000);
+  if (!d.interval_ms) ck.notes.push_back("keepalived: no delay_loop, its default is 60 s");
+  if (ck.interval_ms != d.interval_ms.value_or(60000)) {
+    ck.notes.push_back("keepalived: delay_loop: tandem allows 20 ms to 1 h");
+  }
+  ck.timeout_ms = std::clamp<int64_t>(d.timeout_ms.value_or(5000), 10, 600000);
+  if (!d.timeout_ms) ck.notes.push_back("keepalived: no connect_timeout, its default is 5 s");
+  if (ck.timeout_ms >= ck.interval_ms) {
+    ck.timeout_ms = ck.interval_ms / 2;
+    ck.notes.push_back(
+        "keepalived: connect_timeout is not less than delay_loop; tandem needs it to be (half "
+        "the interval is used)");
+  }
+  if (d.retries) {
+    ck.retries = std::min<int64_t>(*d.retries, 100);
+    if (*d.retries > 100) ck.notes.push_back("keepalived: retry: tandem allows at most 100");
+  }
+  if (d.retry_delay_ms) ck.retry_delay_ms = std::min<int64_t>(*d.retry_delay_ms, 600000);
+  return ck;
+}
+
+void Importer::real_server(const Node& n, Service& svc, CheckDefaults d) {
+  Real r;
+  r.what = "real_server " + joined_args(n);
+  r.line = n.line;
+  if (arg(n).find(':') != std::string::npos) {
+    skip(n.line, r.what, "IPv6: tandem's load balancer is IPv4 only");
+    return;
+  }
+  std::string why;
+  const auto a = parse_host_prefix(arg(n), why);
+  if (!a || arg(n).find('/') != std::string::npos || n.args.size() > 2) {
+    error(n.line, "real_server needs an IPv4 address and a port");
+    return;
+  }
+  r.ip = a->addr;
+  if (n.args.size() == 2) {
+    const auto p = parse_int(arg(n, 1));
+    if (!p || *p < 0 || *p > 65535) {
+      error(n.line, "real_server port must be 0..65535");
+      return;
+    }
+    r.port = *p;
+  }
+  if (ours(r.ip)) {
+    skip(n.line, r.what, "one of this node's own addresses: real server left out");
+    return;
+  }
+  std::vector<const Node*> checkers;
+  for (const Node& c : n.children) {
+    const std::string& k = c.key;
+    if (check_setting(c, d)) continue;
+    if (k == "weight") {
+      const auto w = parse_int(arg(c));
+      if (!w || *w < 0) {
+        error(c.line, "weight must be a non-negative integer");
+      } else {
+        r.weight = std::min<int64_t>(*w, 65535);
+        if (*w > 65535) r.notes.push_back("weight " + arg(c) + ": at most 65535");
+      }
+    } else if (k == "lb_kind" || k == "lvs_method") {
+      std::string m = arg(c);
+      std::transform(m.begin(), m.end(), m.begin(), [](char ch) { return char(ch | 0x20); });
+      if (m == "nat" || m == "dr" || m == "tun") {
+        r.mode = m;
+      } else {
+        skip(c, "tandem forwards by nat, dr or tun: the service's mode is used");
+      }
+    } else if (k == "inhibit_on_failure") {
+      r.notes.push_back(
+          "keepalived inhibit_on_failure: tandem always does this (a failed real server gets no "
+          "new connections, its connections stay)");
+    } else if (k == "TCP_CHECK" || k == "HTTP_GET" || k == "SSL_GET") {
+      checkers.push_back(&c);
+    } else if (k == "MISC_CHECK") {
+      skip(c, "tandem runs no script checks (TCP connect or HTTP GET only)");
+    } else if (k == "SMTP_CHECK" || k == "DNS_CHECK" || k == "UDP_CHECK" || k == "PING_CHECK" ||
+               k == "BFD_CHECK" || k == "FILE_CHECK") {
+      skip(c, "tandem checks with a TCP connect or an HTTP GET only");
+    } else if (k == "notify_up" || k == "notify_down") {
+      skip(c, "tandem runs no script when a real server changes state");
+    } else if (k == "uthreshold" || k == "lthreshold") {
+      skip(c, "tandem has no connection thresholds");
+    } else {
+      skip(c, "no tandem equivalent");
+    }
+  }
+  for (size_t i = 0; i < checkers.size(); ++i) {
+    if (i == 0) {
+      r.check = checker(*checkers[0], d);
+    } else {
+      skip(*checkers[i], "tandem runs one check per service: the first one is used");
+    }
+  }
+  // The port: all-port services (0) take 0; dr and tun cannot change it.
+  const std::string mode = r.mode.empty() ? svc.mode : r.mode;
+  if (svc.port == 0 && r.port.value_or(0) != 0) {
+    r.notes.push_back("keepalived port " + std::to_string(*r.port) +
+                      ": the real servers of an all-port service take port 0");
+    r.port = 0;
+  } else if (mode != "nat" && r.port && *r.port != svc.port) {
+    r.notes.push_back("keepalived port " + std::to_string(*r.port) + ": " + mode +
+                      " cannot change the destination port, the service's is used");
+    r.port.reset();
+  }
+  const int64_t port = r.port.value_or(svc.port);
+  for (const Real& o : svc.reals) {
+    if (o.ip == r.ip && o.port.value_or(svc.port) == port) {
+      skip(n.line, r.what, "already listed on line " + std::to_string(o.line));
+      return;
+    }
+  }
+  if (!connected(r.ip)) {
+    r.live = false;
+    skip(n.line, r.what,
+         "not on a connected prefix of any port: commented out. Add this node's address on its "
+         "network to a port's addresses (or a route in routing.routes), then uncomment it");
+  }
+  svc.reals.push_back(std::move(r));
+}
+
+// tandem runs one check per service: the first real server's, and says where the others differ.
+void Importer::pick_check(Service& svc) {
+  const Real* first = nullptr;
+  for (const Real& r : svc.reals) {
+    if (r.check) {
+      first = &r;
+      break;
+    }
+  }
+  if (first == nullptr) return;
+  svc.check = *first->check;
+  const std::string used = first->check->checker + " of " + first->what + " (line " +
+                           std::to_string(first->check->line) + ")";
+  for (const Real& r : svc.reals) {
+    if (&r == first) continue;
+    if (!r.check) {
+      skip(r.line, r.what,
+           "no checker (always up in keepalived); tandem checks it with the service's check, the " +
+               used);
+    } else if (!r.check->same(*svc.check)) {
+      skip(r.check->line, r.check->checker + " of " + r.what,
+           "differs from the service's check, the " + used + ": tandem runs one check per service");
+    }
+  }
+}
+
+void Importer::virtual_server(const Node& n) {
+  Service svc;
+  svc.what = "virtual_server " + joined_args(n);
+  svc.line = n.line;
+  if (arg(n) == "group") {
+    skip(n.line, svc.what,
+         "tandem has no virtual_server_group: write one virtual_server per address");
+    return;
+  }
+  if (arg(n) == "fwmark") {
+    skip(n.line, svc.what,
+         "tandem does not classify by firewall mark: write one virtual_server per address and "
+         "port (port 0: every port)");
+    return;
+  }
+  if (arg(n).find(':') != std::string::npos) {
+    skip(n.line, svc.what, "IPv6: tandem's load balancer is IPv4 only");
+    return;
+  }
+  std::string why;
+  const auto vip = parse_host_prefix(arg(n), why);
+  const auto port = parse_int(arg(n, 1));
+  if (!vip || arg(n).find('/') != std::string::npos || n.args.size() != 2 || !port || *port < 0 ||
+      *port > 65535) {
+    error(n.line, "virtual_server needs an IPv4 address and a port (0..65535)");
+    return;
+  }
+  svc.vip = vip->addr;
+  svc.port = *port;
+
+  CheckDefaults defaults;
+  std::vector<const Node*> reals;
+  bool sctp = false;
+  for (const Node& c : n.children) {
+    const std::string& k = c.key;
+    if (check_setting(c, defaults)) continue;
+    if (k == "lb_algo" || k == "lvs_sched") {
+      static const std::set<std::string> kScheds{"rr", "wrr", "lc", "wlc", "sh", "mh"};
+      if (kScheds.count(arg(c)) != 0) {
+        svc.sched = arg(c);
+      } else {
+        skip(c, "tandem schedules with rr, wrr, lc, wlc, sh or mh: wlc is used");
+        svc.notes.push_back("keepalived: " + k + " " + arg(c) + ", not in tandem: wlc instead");
+      }
+    } else if (k == "lb_kind" || k == "lvs_method") {
+      std::string m = arg(c);
+      std::transform(m.begin(), m.end(), m.begin(), [](char ch) { return char(ch | 0x20); });
+      if (m == "nat" || m == "dr" || m == "tun") {
+        svc.mode = m;
+      } else {
+        skip(c, "tandem forwards by nat, dr or tun: nat is used");
+      }
+    } else if (k == "protocol") {
+      if (arg(c) == "TCP" || arg(c) == "tcp") {
+        svc.proto = "tcp";
+      } else if (arg(c) == "UDP" || arg(c) == "udp") {
+        svc.proto = "udp";
+      } else {
+        sctp = true;
+        skip(c, "tandem balances TCP and UDP only: service left out");
+      }
+    } else if (k == "persistence_timeout") {
+      const auto v = parse_int(arg(c));
+      if (!v || *v < 0) {
+        error(c.line, "persistence_timeout must be a number of seconds");
+      } else {
+        svc.persistence_s = std::min<int64_t>(*v, 31536000);
+      }
+    } else if (k == "persistence_granularity") {
+      const auto m = parse_ipv4(arg(c));
+      if (!m || (~*m & (~*m + 1)) != 0) {
+        skip(c, "not an IPv4 netmask (e.g. 255.255.255.0)");
+      } else {
+        svc.netmask = arg(c);
+      }
+    } else if (k == "real_server") {
+      reals.push_back(&c);
+    } else if (k == "sorry_server" || k == "sorry_server_inhibit" ||
+               k == "sorry_server_lvs_method") {
+      skip(c, "tandem has no sorry server");
+    } else if (k == "quorum" || k == "quorum_up" || k == "quorum_down" || k == "hysteresis") {
+      skip(c, "tandem has no quorum");
+    } else if (k == "alpha" || k == "omega" || k == "ha_suspend") {
+      skip(c, "no tandem equivalent");
+    } else if (k == "ops" || k == "one_packet_scheduling") {
+      skip(c, "tandem schedules per connection (UDP: per flow)");
+    } else if (k == "smtp_alert") {
+      skip(c, kMailWhy);
+    } else {
+      skip(c, "no tandem equivalent");
+    }
+  }
+  if (sctp) return;
+  for (const Service& o : services_) {
+    if (o.proto == svc.proto && o.vip == svc.vip && o.port == svc.port) {
+      skip(n.line, svc.what, "already defined on line " + std::to_string(o.line));
+      return;
+    }
+  }
+  for (const Node* r : reals) real_server(*r, svc, defaults);
+  pick_check(svc);
+  if (!ours(svc.vip)) {
+    svc.live = false;
+    skip(n.line, svc.what,
+         format_ipv4(svc.vip) +
+             " is not an address of this node (no translated virtual_ipaddress): commented out. "
+             "Add it to a vrrp instance's virtual_ips or a port's addresses, then uncomment it");
+  }
+  services_.push_back(std::move(svc));
+}
+
 void Importer::other(const Node& n) {
   const std::string& k = n.key;
-  if (k == "virtual_server" || k == "virtual_server_group") {
-    std::string what = k;
-    for (const auto& a : n.args) what += " " + a;
-    skip(n.line, what, "load balancing is not available yet");
+  if (k == "virtual_server") {
+    virtual_server(n);
+  } else if (k == "virtual_server_group") {
+    skip(n.line, k + " " + joined_args(n),
+         "tandem has no virtual_server_group: write one virtual_server per address");
   } else if (k == "include") {
     skip(n, "included files are not read: import each one, or concatenate them first");
   } else if (!k.empty() && (k[0] == '@' || k[0] == '$')) {
@@ -1072,6 +1511,97 @@ void comment_lines(std::string& out, const std::string& indent,
     }
     out += line + "\n";
   }
+}
+
+// `text` as comment lines, each "#" put after the line's indentation: a block the operator
+// uncomments once the TODO above it is done.
+std::string commented(const std::string& text) {
+  std::string out;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    const std::string line = text.substr(at, end - at);
+    const size_t body = line.find_first_not_of(' ');
+    out += body == std::string::npos ? line : line.substr(0, body) + "# " + line.substr(body);
+    out += "\n";
+    at = end + 1;
+  }
+  return out;
+}
+
+std::string render_check(const Check& ck) {
+  const std::string in = "        ";
+  std::string o = "      check = {\n";
+  comment_lines(o, in, ck.notes);
+  o += in + "type = " + str(ck.type) + ";  # keepalived " + ck.checker + " (line " +
+       std::to_string(ck.line) + ")\n";
+  if (ck.port) o += in + "port = " + std::to_string(*ck.port) + ";  # connect_port\n";
+  if (ck.type == "http") {
+    o += in + "path = " + str(ck.path) + ";\n";
+    o += in + "status = " + std::to_string(ck.status) + ";\n";
+    if (!ck.host.empty()) o += in + "host = " + str(ck.host) + ";  # virtualhost\n";
+  }
+  o += in + "interval_ms = " + std::to_string(ck.interval_ms) + ";  # delay_loop\n";
+  o += in + "timeout_ms = " + std::to_string(ck.timeout_ms) + ";  # connect_timeout\n";
+  if (ck.retries) o += in + "retries = " + std::to_string(*ck.retries) + ";  # retry\n";
+  if (ck.retry_delay_ms) {
+    o +=
+        in + "retry_delay_ms = " + std::to_string(*ck.retry_delay_ms) + ";  # delay_before_retry\n";
+  }
+  return o + "      };\n";
+}
+
+std::string render_real(const Real& r, const Service& svc, bool comma) {
+  std::string o;
+  comment_lines(o, "        ", r.notes);
+  std::string entry = "        { address = " + str(format_ipv4(r.ip)) + ";";
+  if (r.port) entry += " port = " + std::to_string(*r.port) + ";";
+  entry += " weight = " + std::to_string(r.weight) + ";";
+  if (!r.mode.empty() && r.mode != svc.mode) entry += " mode = " + str(r.mode) + ";";
+  entry += std::string(" }") + (comma ? "," : "") + "  # keepalived " + r.what + " (line " +
+           std::to_string(r.line) + ")\n";
+  if (r.live) return o + entry;
+  o += "        # TODO: " + format_ipv4(r.ip) +
+       " is on no connected prefix of a port: add this node's address on its network to a "
+       "port, then uncomment\n";
+  return o + commented(entry);
+}
+
+std::string render_service(const Service& s, bool comma) {
+  std::string o = "    {\n";
+  o += "      # keepalived " + s.what + " (line " + std::to_string(s.line) + ")\n";
+  comment_lines(o, "      ", s.notes);
+  o += "      protocol = " + str(s.proto) + ";\n";
+  o += "      vip = " + str(format_ipv4(s.vip)) + ";\n";
+  o += "      port = " + std::to_string(s.port) + ";\n";
+  o += "      scheduler = " + str(s.sched) + ";  # lb_algo\n";
+  o += "      mode = " + str(s.mode) + ";  # lb_kind\n";
+  if (s.persistence_s) {
+    o += "      persistence_s = " + std::to_string(*s.persistence_s) + ";  # persistence_timeout\n";
+  }
+  if (!s.netmask.empty()) {
+    o += "      persistence_netmask = " + str(s.netmask) + ";  # persistence_granularity\n";
+  }
+  if (s.check) {
+    o += render_check(*s.check);
+  } else {
+    o += "      # no check: keepalived had no TCP_CHECK or HTTP_GET (real servers always up)\n";
+  }
+  o += "      reals = (\n";
+  for (size_t i = 0; i < s.reals.size(); ++i) {
+    // A comma after a live entry followed by another live one: commented entries stay out of
+    // the list's syntax.
+    bool more = false;
+    for (size_t j = i + 1; j < s.reals.size(); ++j) more = more || s.reals[j].live;
+    o += render_real(s.reals[i], s, s.reals[i].live && more);
+  }
+  o += "      );\n";
+  o += std::string("    }") + (comma ? "," : "") + "\n";
+  if (s.live) return o;
+  return "    # TODO: " + format_ipv4(s.vip) +
+         " is not an address of this node: add it to a vrrp instance's virtual_ips or a port's "
+         "addresses, then uncomment\n" +
+         commented(o);
 }
 
 std::string Importer::render() const {
@@ -1237,6 +1767,18 @@ std::string Importer::render() const {
     o += "  );\n";
   }
   o += "};\n\n";
+
+  if (!services_.empty()) {
+    o += "lb = {\n";
+    o += "  # keys: docs/configuration.md (lb, and the keepalived and ipvsadm mapping table).\n";
+    o += "  services = (\n";
+    for (size_t i = 0; i < services_.size(); ++i) {
+      bool more = false;
+      for (size_t j = i + 1; j < services_.size(); ++j) more = more || services_[j].live;
+      o += render_service(services_[i], services_[i].live && more);
+    }
+    o += "  );\n};\n\n";
+  }
 
   o += "# ------------------------------------------------------------------------------------\n";
   if (untranslated_.empty()) {

@@ -10,8 +10,9 @@ namespace ctl {
 
 struct ImportResult {
   // A complete tandem configuration: `node`, a `ports` placeholder (one af_packet port per
-  // keepalived interface, marked TODO) and `vrrp`, then a comment block listing every
-  // untranslated item and error. Always set, even when `errors` is not empty.
+  // keepalived interface, marked TODO), `vrrp` and `lb` (from virtual_server; services and real
+  // servers the file's addresses do not cover are commented out with a TODO), then a comment
+  // block listing every untranslated item and error. Always set, even when `errors` is not empty.
   std::string config;
   // "FILE:LINE: item: why", in file order: keepalived settings left out of `config`.
   std::vector<std::string> untranslated;

@@ -232,6 +232,11 @@ void VrrpService::retrack(uint64_t now) {
       for (const auto& s : scripts_)
         if (s.cfg.name == ts.script)
           track(in.group, "script:" + ts.script, s.state.up(), ts.weight.value_or(s.cfg.weight));
+    for (const auto& tv : in.cfg.track_services) {
+      const auto it = service_health_.find(tv.service);
+      const uint32_t healthy = it == service_health_.end() ? 0 : it->second;
+      track(in.group, "service:" + tv.service, healthy >= tv.min_healthy, tv.weight);
+    }
   }
   std::vector<std::optional<uint8_t>> eff(instances_.size());
   std::vector<bool> group_fault(groups_.size(), false);
@@ -255,6 +260,13 @@ void VrrpService::retrack(uint64_t now) {
     }
     apply(i, acts, now);
   }
+}
+
+void VrrpService::set_service_health(const std::map<std::string, uint32_t>& healthy,
+                                     uint64_t now) {
+  if (healthy == service_health_) return;
+  service_health_ = healthy;
+  retrack(now);
 }
 
 bool VrrpService::link_of(const std::string& port) const {
@@ -406,6 +418,7 @@ void VrrpService::reload(const cfg::Config& c, uint64_t now) {
     in.cfg.priority = nc.priority;
     in.cfg.track_ports = nc.track_ports;
     in.cfg.track_scripts = nc.track_scripts;
+    in.cfg.track_services = nc.track_services;
     in.cfg.notify = nc.notify;
     in.cfg.preempt = nc.preempt;
     in.cfg.preempt_delay_ms = nc.preempt_delay_ms;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -69,6 +70,10 @@ class VrrpService {
   void on_link(uint32_t port, bool up, uint64_t now);
   void tick(uint64_t now);
   uint64_t next_deadline() const;
+  // The load balancer's health: healthy real servers per named service (track_services). Re-
+  // evaluates tracking when a count crosses an instance's min_healthy.
+  void set_service_health(const std::map<std::string, uint32_t>& healthy, uint64_t now);
+
   // Applies what may change on reload (priorities, preemption, tracking, scripts, notify, GARP).
   void reload(const cfg::Config& cfg, uint64_t now);
 
@@ -123,6 +128,7 @@ class VrrpService {
   uint64_t next_invalid_log_ns_ = 0;
   uint64_t invalid_unlogged_ = 0;
   uint64_t next_refresh_ns_ = 0;
+  std::map<std::string, uint32_t> service_health_;  // healthy real servers by service name
   bool in_sync_ = false;  // guards against recursion while a group follows one member
 };
 

@@ -243,5 +243,12 @@ bad_cmd() {
     (( rc == 1 )) && grep -qi "service" <<<"$out"
 }
 check "ipvsadm -a on an unknown service fails with ipvsadm's message (exit 1)" bad_cmd
+not_ours() {
+    local out rc=0
+    out=$(ipvsadm -A -t 192.0.2.99:80 -s rr 2>&1) || rc=$?
+    echo "$out (exit $rc)"
+    (( rc == 1 )) && grep -q "not an address of this node" <<<"$out"
+}
+check "ipvsadm -A for a VIP this node does not hold is refused (exit 1)" not_ours
 
 e2e_end

@@ -3311,5 +3311,33 @@ lb = { connections = 8192; enabled = false; };
                                          }));
 }
 
+// vrrp.instances[].track_services names a service of lb (parsed after vrrp: checked at the end).
+TEST(ConfigLb, TrackedServicesMustBeNamedServices) {
+  const std::string vrrp_tracking = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; },
+  { name = "back0"; device = "net_ring1"; addresses = [ "198.51.100.2/24" ]; }
+);
+vrrp = { instances = ( { name = "VI_1"; port = "front0"; vrid = 51;
+  virtual_ips = [ "192.0.2.100" ];
+  track_services = ( { service = "web"; min_healthy = 2; weight = -40; } ); } ); };
+)";
+  const std::string lb_web = R"(lb = { services = ( { name = "web"; vip = "192.0.2.100"; port = 80;
+  reals = ( { address = "198.51.100.11"; }, { address = "198.51.100.12"; } ); } ); };
+)";
+  const Config c = load_ok(vrrp_tracking + lb_web);
+  ASSERT_EQ(c.vrrp.instances[0].track_services.size(), 1u);
+  const VrrpTrackService& t = c.vrrp.instances[0].track_services[0];
+  EXPECT_EQ(t.service, "web");
+  EXPECT_EQ(t.min_healthy, 2u);
+  EXPECT_EQ(t.weight, -40);
+  EXPECT_EQ(t.line, 7);
+
+  std::string misnamed = lb_web;
+  misnamed.replace(misnamed.find("\"web\""), 5, "\"web1\"");
+  EXPECT_EQ(errors(vrrp_tracking + misnamed),
+            Strings{"t.conf:7: instance 'VI_1' tracks service 'web', which is no named service "
+                    "in 'lb.services' (did you mean 'web1'?)"});
+}
+
 }  // namespace
 }  // namespace cfg

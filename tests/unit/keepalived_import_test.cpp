@@ -217,9 +217,28 @@ TEST(KeepalivedImport, V3UnicastSyncGroup) {
                 "v3_unicast.conf:49: 10.11.12.99/24 dev eth0 label eth0:vip: 'label eth0:vip' not "
                 "translated (tandem keeps only the address and prefix length)",
                 "v3_unicast.conf:58: notify_master /etc/keepalived/master.sh: " + per_state,
-                "v3_unicast.conf:79: virtual_server 10.11.12.99 80: load balancing is not "
-                "available yet",
+                "v3_unicast.conf:92: HTTP_GET of real_server 192.168.100.20 80: differs from the "
+                "service's check, the TCP_CHECK of real_server 192.168.100.10 80 (line 86): "
+                "tandem runs one check per service",
             }));
+
+  // The virtual_server: its VIP is VI_FRONT's, its real servers on eth1's prefix (from
+  // VI_BACK's unicast_src_ip), so all of it is live.
+  ASSERT_TRUE(c.lb.enabled);
+  ASSERT_EQ(c.lb.services.size(), 1u);
+  const cfg::LbService& s80 = c.lb.services[0];
+  EXPECT_EQ(s80.spec.key.vip, ip("10.11.12.99"));
+  EXPECT_EQ(s80.spec.key.port, 80u);
+  EXPECT_EQ(s80.spec.key.proto, lb::Proto::kTcp);
+  EXPECT_EQ(s80.spec.sched, lb::Sched::kRr);
+  EXPECT_EQ(s80.check.type, cfg::LbCheck::Type::kTcp);  // the first real server's
+  EXPECT_EQ(s80.check.interval_ms, 6000u);
+  EXPECT_EQ(s80.check.timeout_ms, 3000u);
+  ASSERT_EQ(s80.spec.reals.size(), 2u);
+  EXPECT_EQ(s80.spec.reals[0].ip, ip("192.168.100.10"));
+  EXPECT_EQ(s80.spec.reals[1].ip, ip("192.168.100.20"));
+  EXPECT_EQ(s80.spec.reals[1].port, 80u);
+  EXPECT_EQ(s80.spec.reals[1].fwd, lb::Fwd::kNat);
 }
 
 TEST(KeepalivedImport, UntranslatedItemsAreListedAtTheEndOfTheOutput) {
@@ -230,9 +249,11 @@ TEST(KeepalivedImport, UntranslatedItemsAreListedAtTheEndOfTheOutput) {
   for (const auto& u : r.untranslated) {
     EXPECT_NE(r.config.find("#   " + u + "\n", block), std::string::npos) << u;
   }
-  // Nothing of the load balancer leaks into the configuration.
-  EXPECT_FALSE(contains(r.config.substr(0, block), "real_server"));
-  EXPECT_FALSE(contains(r.config.substr(0, block), "192.168.100.10"));
+  // The load balancer is in the configuration, before the block.
+  const size_t lb = r.config.find("lb = {");
+  ASSERT_NE(lb, std::string::npos) << r.config;
+  EXPECT_LT(lb, block);
+  EXPECT_TRUE(contains(r.config.substr(lb, block - lb), "address = \"192.168.100.10\";"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,7 +497,8 @@ static_ipaddress { 10.9.9.9/32 dev lo }
           "e.conf:54: smtp_alert: tandem sends no e-mail: send it from the notify script",
           "e.conf:56: vrrp_sync_group G2: no translated member instance: group left out",
           "e.conf:57: vrrp_sync_group G2 member V3: already in vrrp_sync_group G",
-          "e.conf:59: virtual_server_group web: load balancing is not available yet",
+          "e.conf:59: virtual_server_group web: tandem has no virtual_server_group: write one "
+          "virtual_server per address",
           "e.conf:60: static_ipaddress { ... }: no tandem equivalent",
       }));
   // Lossy conversions leave a comment next to the value.
@@ -531,6 +553,250 @@ vrrp_sync_group G { group { VI_C } }
   // One ungrouped instance has nothing to be kept apart from.
   const Imported one = import(fixture("seed001.conf"), "seed001.conf");
   EXPECT_TRUE(one.config.vrrp.sync_groups.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// virtual_server -> lb.services
+
+// The seed's LVS service (its ipvsadm commands, as keepalived writes them). Its real servers
+// are on no prefix the import knows (keepalived.conf has no address of this node): they are
+// commented out with a TODO, and come in once the operator gives the port its address.
+TEST(KeepalivedImport, Seed001LvsService) {
+  const Imported r = import(fixture("seed001_lvs.conf"), "seed001_lvs.conf");
+  EXPECT_EQ(r.result.errors, Strings{});
+  const std::string todo =
+      "not on a connected prefix of any port: commented out. Add this node's address on its "
+      "network to a port's addresses (or a route in routing.routes), then uncomment it";
+  const std::string no_mail = "tandem sends no e-mail: send it from the notify script";
+  EXPECT_EQ(r.result.untranslated,
+            (Strings{
+                "seed001_lvs.conf:17: notify_email { ... }: " + no_mail,
+                "seed001_lvs.conf:20: smtp_server mail.test.local: " + no_mail,
+                "seed001_lvs.conf:21: smtp_connect_timeout 30: " + no_mail,
+                "seed001_lvs.conf:22: router_id LVS_MASTER: router_id belongs in global_defs "
+                "(where it becomes tandem's node name)",
+                "seed001_lvs.conf:37: real_server 192.168.100.10 80: " + todo,
+                "seed001_lvs.conf:40: real_server 192.168.100.20 80: " + todo,
+            }));
+  const cfg::Config& c = r.config;
+  ASSERT_TRUE(c.lb.enabled);
+  ASSERT_EQ(c.lb.services.size(), 1u);
+  const cfg::LbService& s = c.lb.services[0];
+  EXPECT_EQ(s.spec.key.vip, ip("10.11.12.99"));  // VI_1's virtual_ipaddress
+  EXPECT_EQ(s.spec.key.port, 80u);
+  EXPECT_EQ(s.spec.key.proto, lb::Proto::kTcp);
+  EXPECT_EQ(s.spec.sched, lb::Sched::kRr);
+  EXPECT_EQ(s.check.type, cfg::LbCheck::Type::kNone);  // no checker: always up, as in keepalived
+  EXPECT_TRUE(s.spec.reals.empty());
+  EXPECT_TRUE(contains(r.result.config,
+                       "        # { address = \"192.168.100.10\"; port = 80; weight = 1; }"))
+      << r.result.config;
+
+  // The operator's part: this node's address on the real servers' network, then uncomment.
+  std::string done = r.result.config;
+  const std::string todo_addr =
+      "    # addresses = [ \"A.B.C.D/LEN\" ];  # TODO: this node's address on eth0\n";
+  ASSERT_TRUE(contains(done, todo_addr));
+  done.replace(done.find(todo_addr), todo_addr.size(),
+               "    addresses = [ \"10.11.12.1/24\", \"192.168.100.1/24\" ];\n");
+  for (size_t at; (at = done.find("        # {")) != std::string::npos;) done.erase(at + 8, 2);
+  for (size_t at;
+       (at = done.find("; }  # keepalived real_server 192.168.100.10")) != std::string::npos;) {
+    done.insert(at + 3, ",");
+  }
+  const cfg::LoadResult after = cfg::load_string(done, "done.tandem");
+  ASSERT_TRUE(after.errors.empty()) << after.errors[0].str() << "\n" << done;
+  ASSERT_EQ(after.config->lb.services.size(), 1u);
+  const auto& reals = after.config->lb.services[0].spec.reals;
+  ASSERT_EQ(reals.size(), 2u);
+  EXPECT_EQ(reals[0], (lb::RealServer{ip("192.168.100.10"), 80, lb::Fwd::kNat, 1}));
+  EXPECT_EQ(reals[1], (lb::RealServer{ip("192.168.100.20"), 80, lb::Fwd::kNat, 1}));
+}
+
+TEST(KeepalivedImport, EveryVirtualServerKeyword) {
+  const Imported r = import(fixture("lb_all.conf"), "lb_all.conf");
+  EXPECT_EQ(r.result.errors, Strings{});
+  const cfg::Config& c = r.config;
+  ASSERT_TRUE(c.lb.enabled);
+  // 198.51.100.7 is commented out, SCTP and the duplicate are left out.
+  ASSERT_EQ(c.lb.services.size(), 4u);
+
+  // delay_loop, lb_algo, lb_kind, protocol, persistence_*, virtualhost, HTTP_GET, weight.
+  const cfg::LbService& web = c.lb.services[0];
+  EXPECT_EQ(web.spec.key, (lb::ServiceKey{lb::Proto::kTcp, ip("10.0.0.100"), 80}));
+  EXPECT_EQ(web.spec.sched, lb::Sched::kWrr);
+  EXPECT_EQ(web.spec.persist_s, 300u);
+  EXPECT_EQ(web.spec.persist_mask, ip("255.255.255.0"));
+  cfg::LbCheck http;
+  http.type = cfg::LbCheck::Type::kHttp;
+  http.port = 8080;
+  http.path = "/health";
+  http.status = 204;
+  http.host = "www.example.com";
+  http.interval_ms = 5000;
+  http.timeout_ms = 2000;
+  http.retries = 3;
+  http.retry_delay_ms = 1500;
+  EXPECT_EQ(web.check, http);
+  // 10.0.0.100 80 (our own VIP) is left out; 10.0.0.13 keeps its port in nat mode.
+  EXPECT_EQ(web.spec.reals, (std::vector<lb::RealServer>{
+                                {ip("10.0.0.11"), 80, lb::Fwd::kDr, 3},
+                                {ip("10.0.0.12"), 80, lb::Fwd::kDr, 0},
+                                {ip("10.0.0.13"), 8080, lb::Fwd::kNat, 1},
+                            }));
+
+  // UDP, an unknown scheduler (wlc), TCP_CHECK with retry and delay_before_retry.
+  const cfg::LbService& dns = c.lb.services[1];
+  EXPECT_EQ(dns.spec.key, (lb::ServiceKey{lb::Proto::kUdp, ip("172.16.0.254"), 53}));
+  EXPECT_EQ(dns.spec.sched, lb::Sched::kWlc);
+  cfg::LbCheck tcp;
+  tcp.type = cfg::LbCheck::Type::kTcp;
+  tcp.port = 53;
+  tcp.interval_ms = 3000;
+  tcp.timeout_ms = 1000;
+  tcp.retries = 2;
+  tcp.retry_delay_ms = 500;
+  EXPECT_EQ(dns.check, tcp);
+  EXPECT_EQ(dns.spec.reals.size(), 3u);  // 192.0.2.53 is on no connected prefix
+  EXPECT_TRUE(contains(r.result.config, "# { address = \"192.0.2.53\"; port = 53; weight = 1; }"));
+
+  // SSL_GET becomes a TCP connect; keepalived's delay_loop default; tun and mh.
+  const cfg::LbService& tls = c.lb.services[2];
+  EXPECT_EQ(tls.spec.sched, lb::Sched::kMh);
+  EXPECT_EQ(tls.check.type, cfg::LbCheck::Type::kTcp);
+  EXPECT_EQ(tls.check.interval_ms, 60000u);
+  EXPECT_EQ(tls.check.timeout_ms, 2000u);
+  EXPECT_EQ(tls.spec.reals,
+            (std::vector<lb::RealServer>{{ip("10.0.0.21"), 443, lb::Fwd::kTun, 1}}));
+
+  // All-port service: its real servers take port 0.
+  const cfg::LbService& all = c.lb.services[3];
+  EXPECT_EQ(all.spec.key.port, 0u);
+  EXPECT_EQ(all.spec.sched, lb::Sched::kSh);
+  EXPECT_EQ(all.spec.persist_s, 60u);
+  EXPECT_EQ(all.check.type, cfg::LbCheck::Type::kNone);
+  EXPECT_EQ(all.spec.reals, (std::vector<lb::RealServer>{{ip("10.0.0.31"), 0, lb::Fwd::kNat, 1}}));
+
+  EXPECT_TRUE(contains(r.result.config, "# keepalived: lb_algo sed, not in tandem: wlc instead"));
+  EXPECT_TRUE(contains(r.result.config, "# keepalived inhibit_on_failure: tandem always does"));
+  EXPECT_TRUE(contains(r.result.config, "    # TODO: 198.51.100.7 is not an address of this node"));
+  EXPECT_TRUE(contains(r.result.config, "      # vip = \"198.51.100.7\";"));
+
+  const std::string tcp_check = "the TCP_CHECK of real_server 172.16.0.10 53 (line 93)";
+  EXPECT_EQ(
+      r.result.untranslated,
+      (Strings{
+          "lb_all.conf:33: ha_suspend: no tandem equivalent",
+          "lb_all.conf:34: alpha: no tandem equivalent",
+          "lb_all.conf:35: omega: no tandem equivalent",
+          "lb_all.conf:36: quorum 2: tandem has no quorum",
+          "lb_all.conf:37: hysteresis 1: tandem has no quorum",
+          "lb_all.conf:38: sorry_server 10.0.0.50 80: tandem has no sorry server",
+          "lb_all.conf:45: digest 9b3a0c85a887a256d6939da88aabd8cd: tandem checks the status "
+          "code, not a digest of the page",
+          "lb_all.conf:47: url { ... }: tandem checks one URL: the first one is used",
+          "lb_all.conf:83: real_server 10.0.0.100 80: one of this node's own addresses: real "
+          "server left out",
+          "lb_all.conf:89: lb_algo sed: tandem schedules with rr, wrr, lc, wlc, sh or mh: wlc is "
+          "used",
+          "lb_all.conf:99: MISC_CHECK { ... }: tandem runs no script checks (TCP connect or HTTP "
+          "GET only)",
+          "lb_all.conf:104: SSL_GET { ... }: tandem's checks speak no TLS: translated as a TCP "
+          "connect check",
+          "lb_all.conf:104: SSL_GET of real_server 172.16.0.11 53: differs from the service's "
+          "check, " +
+              tcp_check + ": tandem runs one check per service",
+          "lb_all.conf:111: real_server 172.16.0.12 53: no checker (always up in keepalived); "
+          "tandem checks it with the service's check, " +
+              tcp_check,
+          "lb_all.conf:113: real_server 192.0.2.53 53: not on a connected prefix of any port: "
+          "commented out. Add this node's address on its network to a port's addresses (or a "
+          "route in routing.routes), then uncomment it",
+          "lb_all.conf:113: real_server 192.0.2.53 53: no checker (always up in keepalived); "
+          "tandem checks it with the service's check, " +
+              tcp_check,
+          "lb_all.conf:121: SSL_GET { ... }: tandem's checks speak no TLS: translated as a TCP "
+          "connect check",
+          "lb_all.conf:135: virtual_server 198.51.100.7 80: 198.51.100.7 is not an address of "
+          "this node (no translated virtual_ipaddress): commented out. Add it to a vrrp "
+          "instance's virtual_ips or a port's addresses, then uncomment it",
+          "lb_all.conf:142: protocol SCTP: tandem balances TCP and UDP only: service left out",
+          "lb_all.conf:145: virtual_server 10.0.0.100 80: already defined on line 25",
+          "lb_all.conf:149: virtual_server_group WEB: tandem has no virtual_server_group: write "
+          "one virtual_server per address",
+          "lb_all.conf:152: virtual_server group WEB: tandem has no virtual_server_group: write "
+          "one virtual_server per address",
+          "lb_all.conf:155: virtual_server fwmark 1: tandem does not classify by firewall mark: "
+          "write one virtual_server per address and port (port 0: every port)",
+      }));
+}
+
+TEST(KeepalivedImport, VirtualServerEdgeCases) {
+  const Imported r = import(R"(vrrp_instance V {
+  interface eth0
+  virtual_router_id 1
+  unicast_src_ip 10.0.0.2
+  virtual_ipaddress { 10.0.0.100/24 }
+}
+virtual_server 10.0.0.100 80 {
+  lb_kind DR
+  connect_timeout 9
+  delay_loop 4
+  real_server 10.0.0.11 8080 {
+    HTTP_GET {
+      url {
+        path "no slash"
+        status_code 200-299
+      }
+    }
+  }
+  real_server 10.0.0.12 80 {
+    delay_loop 8
+    TCP_CHECK { }
+    HTTP_GET { url { path / } }
+    notify_up /bin/true
+  }
+}
+virtual_server 2001:db8::1 80 {
+  lb_algo rr
+}
+virtual_server 10.0.0.100 {
+}
+)",
+                            "x.conf");
+  EXPECT_EQ(r.result.errors,
+            (Strings{"x.conf:29: virtual_server needs an IPv4 address and a port (0..65535)"}));
+  ASSERT_EQ(r.config.lb.services.size(), 1u);
+  const cfg::LbService& s = r.config.lb.services[0];
+  // DR cannot change the port: the service's is used, with a note.
+  EXPECT_EQ(s.spec.reals, (std::vector<lb::RealServer>{{ip("10.0.0.11"), 80, lb::Fwd::kDr, 1},
+                                                       {ip("10.0.0.12"), 80, lb::Fwd::kDr, 1}}));
+  // connect_timeout 9 s is not less than delay_loop 4 s: half the interval.
+  EXPECT_EQ(s.check.type, cfg::LbCheck::Type::kHttp);
+  EXPECT_EQ(s.check.path, "/");
+  EXPECT_EQ(s.check.status, 200u);
+  EXPECT_EQ(s.check.interval_ms, 4000u);
+  EXPECT_EQ(s.check.timeout_ms, 2000u);
+  const std::string& out = r.result.config;
+  EXPECT_TRUE(contains(out, "# keepalived port 8080: dr cannot change the destination port"));
+  EXPECT_TRUE(contains(out, "# keepalived: no status_code (any 2xx passed); tandem expects 200"));
+  EXPECT_TRUE(contains(out, "# keepalived: connect_timeout is not less than delay_loop"));
+  EXPECT_EQ(r.result.untranslated,
+            (Strings{
+                "x.conf:14: path \"no slash\": tandem needs a path that starts with / and has "
+                "no spaces: / is used",
+                "x.conf:15: status_code 200-299: tandem expects one status code, 100..599: 200 "
+                "is used",
+                "x.conf:21: TCP_CHECK of real_server 10.0.0.12 80: differs from the service's "
+                "check, the HTTP_GET of real_server 10.0.0.11 8080 (line 12): tandem runs one "
+                "check per service",
+                "x.conf:22: HTTP_GET { ... }: tandem runs one check per service: the first one "
+                "is used",
+                "x.conf:23: notify_up /bin/true: tandem runs no script when a real server "
+                "changes state",
+                "x.conf:26: virtual_server 2001:db8::1 80: IPv6: tandem's load balancer is IPv4 "
+                "only",
+            }));
 }
 
 TEST(KeepalivedImport, EmptyInputStillLoads) {

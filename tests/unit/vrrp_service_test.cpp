@@ -241,6 +241,51 @@ TEST(VrrpService, UnweightedTrackFaultsTheGroup) {
   EXPECT_EQ(a.states(), kMasters);
 }
 
+// keepalived operators fail the pair over when a node's service has too few healthy real
+// servers; tandem tracks the load balancer's own health checks (track_services).
+TEST(VrrpService, TrackedServiceBelowMinHealthyMovesTheGroup) {
+  Wire w;
+  cfg::Config ca = node_config(2, 150);
+  ca.vrrp.instances[0].track_services = {{"web", 2, -60, 0}};
+  Node a(w, ca, "a"), b(w, node_config(3, 100), "b");
+  w.nodes = {&a, &b};
+  uint64_t now = 1000 * kMs;
+  a.svc->set_service_health({{"web", 2}}, now);
+  a.svc->start(now);
+  b.svc->start(now);
+  run(w, now, 1000);
+  ASSERT_EQ(a.states(), kMasters);
+  EXPECT_EQ(a.svc->status(now)[0]["effective_priority"], 150);
+  a.svc->set_service_health({{"web", 1}}, now);  // one real server failed its check
+  EXPECT_EQ(a.svc->status(now)[0]["effective_priority"], 90);
+  run(w, now, 1000);
+  EXPECT_EQ(b.states(), kMasters);
+  EXPECT_EQ(a.states(), kBackups);
+  a.svc->set_service_health({{"web", 2}}, now);
+  run(w, now, 1000);
+  EXPECT_EQ(a.states(), kMasters);
+}
+
+TEST(VrrpService, UnweightedTrackedServiceFaultsWhenNoneIsHealthy) {
+  Wire w;
+  cfg::Config ca = node_config(2, 150);
+  ca.vrrp.instances[1].track_services = {{"web", 1, 0, 0}};
+  Node a(w, ca, "a");
+  w.nodes = {&a};
+  uint64_t now = 1000 * kMs;
+  a.svc->set_service_health({{"web", 1}}, now);
+  a.svc->start(now);
+  run(w, now, 1000);
+  EXPECT_EQ(a.states(), kMasters);
+  a.svc->set_service_health({{"web", 0}}, now);
+  EXPECT_EQ(a.states(), (std::vector<std::string>{"FAULT", "FAULT"}));
+  a.svc->set_service_health({}, now);  // a service nobody reports counts as 0 healthy
+  EXPECT_EQ(a.states(), (std::vector<std::string>{"FAULT", "FAULT"}));
+  a.svc->set_service_health({{"web", 3}}, now);
+  run(w, now, 1000);
+  EXPECT_EQ(a.states(), kMasters);
+}
+
 TEST(VrrpService, ExplicitGroupsFailOverSeparately) {
   Wire w;
   cfg::Config ca = node_config(2, 150), cb = node_config(3, 100);
