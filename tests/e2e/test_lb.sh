@@ -77,6 +77,26 @@ rs1_back() {
 }
 check "rs1 restarted: it is back in the rotation" rs1_back
 
+# VRRP tracks the service (node-a.conf: track_services web, min_healthy 1, weight -60): with
+# both real servers failing their checks the front instance's priority drops 150 -> 90.
+prio() { ctl a --json vrrp | jq -r '.[] | select(.name == "VI_FRONT") | .effective_priority'; }
+prio_is() { [[ $(prio) == "$1" ]]; }
+tracked() {
+    prio_is 150 || { echo "priority $(prio) before"; return 1; }
+    "$LAB" rs stop 1 >/dev/null 2>&1
+    "$LAB" rs stop 2 >/dev/null 2>&1
+    local rc=0
+    wait_for prio_is 90 --timeout 5 || rc=1
+    echo "both real servers down: priority $(prio)"
+    "$LAB" rs start 1 >/dev/null 2>&1
+    "$LAB" rs start 2 >/dev/null 2>&1
+    wait_for prio_is 150 --timeout 5 || rc=1
+    echo "back: priority $(prio)"
+    wait_for alternates --timeout 5 || rc=1
+    return "$rc"
+}
+check "VRRP tracks the service: no healthy real server costs VI_FRONT 60 priority, back at 150 after" tracked
+
 # ------------------------------------------------------------ wrk, bounded
 wrk_run() {
     local out
