@@ -751,14 +751,17 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   // Frees and control events are batched per burst: one bulk free, one ring enqueue.
   rte_mbuf* to_free[kMaxBurst];
   rte_mbuf* to_punt[kMaxBurst];
-  NeighborEvent events[2 * kMaxBurst];  // learned senders and next hops to resolve
+  // Per-burst scratch lives in the worker: arrays of types with member initialisers on the stack
+  // would be zeroed on every call (kMaxBurst entries each, whatever the burst).
+  Worker::BurstScratch& sc = *w.scratch;
+  NeighborEvent* events = sc.events;  // learned senders and next hops to resolve
   uint16_t n_free = 0, n_events = 0, n_punt = 0;
   uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
   // Pass 1: classify every frame (prefetching a few ahead). Forwarded TCP/UDP flows are then
   // looked up in the connection table for the whole burst at once, so the cache misses of 32
   // lookups overlap instead of queueing one behind the other.
-  LocalResult results[kMaxBurst];
-  lb::FlowKey keys[kMaxBurst];
+  LocalResult* results = sc.results;
+  lb::FlowKey* keys = sc.keys;
   uint16_t keyed[kMaxBurst];
   uint16_t n_keys = 0;
   const bool lb_on = w.fwd != nullptr && s.fwd != nullptr && s.fwd->lb != nullptr;
@@ -777,7 +780,8 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
                  &keys[n_keys]))
       keyed[n_keys++] = i;
   }
-  ConnHint hints[kMaxBurst];
+  ConnHint* hints = sc.hints;
+  for (uint16_t i = 0; i < n; ++i) hints[i].valid = false;
   if (n_keys != 0) {
     lb::Conn* found[kMaxBurst];
     bool reply[kMaxBurst];

@@ -125,6 +125,14 @@ struct alignas(64) Worker {
   uint16_t port_ids[kMaxPorts] = {};                 // our port index → DPDK port id
   rte_eth_dev_tx_buffer* tx_buffer[kMaxPorts] = {};  // per port
   uint32_t n_ports = 0;
+  // handle_burst's per-burst arrays, allocated once (see there).
+  struct BurstScratch {
+    NeighborEvent events[2 * kMaxBurst];
+    LocalResult results[kMaxBurst];
+    lb::FlowKey keys[kMaxBurst];
+    ConnHint hints[kMaxBurst];
+  };
+  std::unique_ptr<BurstScratch> scratch = std::make_unique<BurstScratch>();
   uint32_t idle_polls = 0;  // consecutive empty loops (adaptive mode)
   uint32_t sleep_us = 0;    // current backoff
   WorkerStats stats;
