@@ -797,6 +797,7 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
     const LocalResult& r = results[i];
     if (r.learned) {
       NeighborEvent& ev = events[n_events++];
+      ev = NeighborEvent{};  // the array is reused: no field may keep an earlier burst's value
       ev.port = port_index;
       ev.targeted = r.hint.targeted ? 1 : 0;
       ev.ip = r.hint.ip;

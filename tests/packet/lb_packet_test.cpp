@@ -492,6 +492,19 @@ TEST(LbPacket, UnresolvedRealServerIsAskedForAndTheRetryGoesThrough) {
   EXPECT_EQ(ev[0].resolve, 1);
   EXPECT_EQ(ev[0].port, kBack);
   EXPECT_EQ(ev[0].ip, kRs1);
+  // The real server's ARP reply that follows is a learned sender, not another resolve request
+  // (the worker reuses its event array from burst to burst: no field may be left over).
+  Bytes arp(dp::kMinFrameLen);
+  const dp::Mac us = kBackMac;  // the MAC the snapshot gives the back port
+  dp::write_arp_frame(arp.data(), dp::arp::kOpReply, us, kNeighbours[2].mac, kRs1, us,
+                      ip4(198, 51, 100, 2));
+  rig.inject(kBack, arp);
+  EXPECT_EQ(rig.poll(), 1u);
+  ASSERT_EQ(rig.dp().poll_events(ev, 8), 1u);
+  EXPECT_EQ(ev[0].resolve, 0);
+  EXPECT_EQ(ev[0].targeted, 1);
+  EXPECT_EQ(ev[0].ip, kRs1);
+  EXPECT_EQ(ev[0].mac, kNeighbours[2].mac);
   // The control thread resolved it; the client's retransmitted SYN leaves as the first would have.
   ASSERT_TRUE(rig.dp().neighbor_cache()->set(kBack, kRs1, kNeighbours[2].mac));
   rig.run(golden_case("syn_nat"));
