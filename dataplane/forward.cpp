@@ -63,6 +63,17 @@ bool is_fragment(const uint8_t* ip) noexcept {
   return (load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0;
 }
 
+// The connection-table key of a TCP/UDP datagram as it travels (IP header at `ip`, L4 at `l4`).
+lb::FlowKey key_of(const uint8_t* ip, const uint8_t* l4) noexcept {
+  lb::FlowKey k;
+  k.src_ip = load_be32(ip + ipv4::kOffSrc);
+  k.dst_ip = load_be32(ip + ipv4::kOffDst);
+  k.src_port = load_be16(l4);
+  k.dst_port = load_be16(l4 + 2);
+  k.proto = ip[ipv4::kOffProto];
+  return k;
+}
+
 // An ICMP error of `type`/`code` about the packet in `frame`, sent back on the port it came in
 // (the frame is reused: build_icmp_error moves the quote). Rate-limited.
 FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32_t len,
@@ -86,6 +97,28 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
   return r;
 }
 
+// The Ethernet header at `eth` addressed to `next_hop` on `port` (its MAC from the neighbour
+// cache), from the port's MAC: a transmit of `len` bytes, or — next hop unresolved — the drop
+// that asks the control thread to resolve it.
+FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
+                      uint8_t* eth, uint16_t port, uint32_t next_hop, uint32_t len) noexcept {
+  Mac mac;
+  if (!neigh.lookup(port, next_hop, &mac)) {
+    e.stats.neighbor_misses.add();
+    FwdResult r = dropped(Drop::kNoNeighbor);
+    r.resolve = true;
+    r.resolve_port = port;
+    r.resolve_ip = next_hop;
+    return r;
+  }
+  write_eth(eth, mac, s.ports[port].mac, kEtherTypeIpv4);
+  FwdResult r;
+  r.action = FwdAction::kTransmit;
+  r.out_port = port;
+  r.len = len;
+  return r;
+}
+
 // Sends the IPv4 packet in `frame` toward `dst` by the routing table: MTU check, Ethernet
 // rewrite with the next hop's MAC. TTL is the caller's business.
 FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
@@ -104,21 +137,7 @@ FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& ne
                         icmp::kFragNeeded, out.mtu, Drop::kMtuExceeded, now_ns);
     return dropped(Drop::kMtuExceeded);
   }
-  Mac mac;
-  if (!neigh.lookup(hop.port, hop.next_hop, &mac)) {
-    e.stats.neighbor_misses.add();
-    FwdResult r = dropped(Drop::kNoNeighbor);
-    r.resolve = true;
-    r.resolve_port = hop.port;
-    r.resolve_ip = hop.next_hop;
-    return r;
-  }
-  write_eth(frame, mac, out.mac, kEtherTypeIpv4);
-  FwdResult r;
-  r.action = FwdAction::kTransmit;
-  r.out_port = hop.port;
-  r.len = len;
-  return r;
+  return to_neighbor(e, s, neigh, frame, hop.port, hop.next_hop, len);
 }
 
 // Transit traffic that belongs to no flow: decrement TTL and route.
@@ -191,21 +210,7 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
       return dropped(Drop::kNoRoute);
     const uint32_t tot_len = load_be16(frame + kEthHdrLen + ipv4::kOffTotLen);
     if (tot_len > s.ports[hop.port].mtu) return dropped(Drop::kMtuExceeded);
-    Mac mac;
-    if (!neigh.lookup(hop.port, c.rs_ip, &mac)) {
-      e.stats.neighbor_misses.add();
-      FwdResult r = dropped(Drop::kNoNeighbor);
-      r.resolve = true;
-      r.resolve_port = hop.port;
-      r.resolve_ip = c.rs_ip;
-      return r;
-    }
-    write_eth(frame, mac, s.ports[hop.port].mac, kEtherTypeIpv4);
-    FwdResult r;
-    r.action = FwdAction::kTransmit;
-    r.out_port = hop.port;
-    r.len = len;
-    return r;
+    return to_neighbor(e, s, neigh, frame, hop.port, c.rs_ip, len);
   }
   // TUN.
   const Fib::Hop hop = s.fwd->fib.lookup(c.rs_ip);
@@ -223,17 +228,11 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
     return dropped(Drop::kMtuExceeded);
   }
   if (headroom < kIpv4MinHdrLen) return dropped(Drop::kTooShort);
-  Mac mac;
-  if (!neigh.lookup(hop.port, hop.next_hop, &mac)) {
-    e.stats.neighbor_misses.add();
-    FwdResult r = dropped(Drop::kNoNeighbor);
-    r.resolve = true;
-    r.resolve_port = hop.port;
-    r.resolve_ip = hop.next_hop;
-    return r;
-  }
+  // The new Ethernet header goes into the headroom: the frame is untouched if the next hop is
+  // unresolved.
   uint8_t* f = frame - kIpv4MinHdrLen;
-  write_eth(f, mac, out.mac, kEtherTypeIpv4);
+  FwdResult r = to_neighbor(e, s, neigh, f, hop.port, hop.next_hop, len + kIpv4MinHdrLen);
+  if (r.action != FwdAction::kTransmit) return r;
   uint8_t* ip = f + kEthHdrLen;
   const auto tot = static_cast<uint16_t>(inner_len + kIpv4MinHdrLen);
   ip[ipv4::kOffVerIhl] = 0x45;
@@ -247,11 +246,7 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   store_be32(ip + ipv4::kOffSrc, out.addrs[0]);
   store_be32(ip + ipv4::kOffDst, c.rs_ip);
   store_be16(ip + ipv4::kOffCsum, csum(ip, kIpv4MinHdrLen));
-  FwdResult r;
-  r.action = FwdAction::kTransmit;
-  r.out_port = hop.port;
   r.prepend = kIpv4MinHdrLen;
-  r.len = len + kIpv4MinHdrLen;
   return r;
 }
 
@@ -381,12 +376,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
     if (owner != e.worker) return handed(owner);
   }
   const lb::Service& svc = lbt->services[static_cast<size_t>(si)];
-  lb::FlowKey k;
-  k.src_ip = src;
-  k.dst_ip = dst;
-  k.src_port = load_be16(l4);
-  k.dst_port = load_be16(l4 + 2);
-  k.proto = proto;
+  const lb::FlowKey k = key_of(ip, l4);
   bool reply = false;
   lb::Conn* c = lookup(e, k, &reply, hint);
   const uint8_t flags = proto == kIpProtoTcp ? l4[tcp::kOffFlags] : 0;
@@ -430,12 +420,7 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
   const uint8_t proto = ip[ipv4::kOffProto];
   if (lr.l4_len < (proto == kIpProtoTcp ? tcp::kMinHdr : udp::kHdrLen) || is_fragment(ip))
     return false;
-  lb::FlowKey k;
-  k.src_ip = load_be32(ip + ipv4::kOffSrc);
-  k.dst_ip = load_be32(ip + ipv4::kOffDst);
-  k.src_port = load_be16(l4);
-  k.dst_port = load_be16(l4 + 2);
-  k.proto = proto;
+  const lb::FlowKey k = key_of(ip, l4);
   bool reply = false;
   lb::Conn* c = lookup(e, k, &reply, hint);
   if (c == nullptr || !reply || c->fwd_mode != lb::Fwd::kNat) return false;
@@ -550,12 +535,7 @@ bool flow_key(const LbTable& t, const uint8_t* frame, const LocalResult& lr,
     return false;
   // Transit traffic has connections only when it comes from a NAT real server.
   if (!lr.local && !t.is_nat_real(load_be32(ip + ipv4::kOffSrc))) return false;
-  const uint8_t* l4 = frame + lr.l4_off;
-  out->src_ip = load_be32(ip + ipv4::kOffSrc);
-  out->dst_ip = load_be32(ip + ipv4::kOffDst);
-  out->src_port = load_be16(l4);
-  out->dst_port = load_be16(l4 + 2);
-  out->proto = proto;
+  *out = key_of(ip, frame + lr.l4_off);
   return true;
 }
 
