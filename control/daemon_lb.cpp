@@ -116,7 +116,7 @@ void Daemon::publish_service_health() {
     uint32_t n = 0;
     if (const ServiceEntry* se = lb_services_.find(conf.spec.key))
       for (const lb::RealServer& r : se->spec.reals)
-        if (r.weight > 0 && lb_down_.count(lb_ids_.dest(se->spec.key, r.ip, r.port)) == 0) ++n;
+        if (r.weight > 0 && lb_down_.count(lb_ids_.find_dest(se->spec.key, r.ip, r.port)) == 0) ++n;
     healthy[conf.name] = n;
   }
   vrrp_->set_service_health(healthy, mono_now_ns());
@@ -172,7 +172,7 @@ void Daemon::poll_lb(uint64_t now) {
       std::string who = "real server id " + std::to_string(id);
       for (const ServiceEntry& se : lb_services_.services())
         for (const lb::RealServer& r : se.spec.reals)
-          if (lb_ids_.dest(se.spec.key, r.ip, r.port) == id)
+          if (lb_ids_.find_dest(se.spec.key, r.ip, r.port) == id)
             who = lb::format_endpoint(r.ip, r.port) + " of " + lb::format_key(se.spec.key);
       if (t.up)
         log_info("lb: " + who + " is up again: back in the scheduler");
@@ -240,8 +240,7 @@ std::vector<ServiceView> Daemon::lb_views() const {
   for (const ServiceEntry& se : lb_services_.services()) {
     ServiceView v;
     v.spec = se.spec;
-    auto& ids = const_cast<LbIds&>(lb_ids_);
-    const uint32_t sid = ids.service(se.spec.key);
+    const uint32_t sid = lb_ids_.find_service(se.spec.key);
     for (uint32_t w = 0; w < nw && sid < lb::kMaxServices; ++w) {
       const dp::ForwardEngine* e = dp_->forward_engine(w);
       if (e == nullptr) continue;
@@ -256,7 +255,7 @@ std::vector<ServiceView> Daemon::lb_views() const {
     for (const lb::RealServer& r : se.spec.reals) {
       RealView rv;
       rv.real = r;
-      const uint32_t did = ids.dest(se.spec.key, r.ip, r.port);
+      const uint32_t did = lb_ids_.find_dest(se.spec.key, r.ip, r.port);
       rv.healthy = lb_down_.count(did) == 0;
       int64_t active = 0, inactive = 0;
       for (uint32_t w = 0; w < nw && did < lb::kMaxDests; ++w) {

@@ -34,6 +34,16 @@ uint32_t LbIds::dest(const lb::ServiceKey& k, uint32_t ip, uint16_t port) {
   return allocate(dests_, key, next_dest_, free_dests_, lb::kMaxDests);
 }
 
+uint32_t LbIds::find_service(const lb::ServiceKey& k) const {
+  const auto it = services_.find(skey(k));
+  return it == services_.end() ? UINT32_MAX : it->second;
+}
+
+uint32_t LbIds::find_dest(const lb::ServiceKey& k, uint32_t ip, uint16_t port) const {
+  const auto it = dests_.find(DKey{static_cast<uint8_t>(k.proto), k.vip, k.port, ip, port});
+  return it == dests_.end() ? UINT32_MAX : it->second;
+}
+
 void LbIds::retain(const std::vector<lb::ServiceSpec>& live) {
   std::map<SKey, uint32_t> s;
   std::map<DKey, uint32_t> d;

@@ -29,6 +29,9 @@ class LbIds {
   uint32_t service(const lb::ServiceKey& k);
   // The id of real server ip:port in service `k`. UINT32_MAX when all lb::kMaxDests are taken.
   uint32_t dest(const lb::ServiceKey& k, uint32_t ip, uint16_t port);
+  // The ids already given (UINT32_MAX when none): lookups that never allocate.
+  uint32_t find_service(const lb::ServiceKey& k) const;
+  uint32_t find_dest(const lb::ServiceKey& k, uint32_t ip, uint16_t port) const;
   // Frees the ids of every service and real server not in `live`.
   void retain(const std::vector<lb::ServiceSpec>& live);
 

@@ -317,7 +317,7 @@ void collect_forward(Families& f, const dp::Dataplane& dp, const LbMetricsView* 
 
 }  // namespace
 
-std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& services, LbIds& ids,
+std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& services, const LbIds& ids,
                                                           const std::unordered_set<uint32_t>& down,
                                                           const std::vector<CheckStatus>& checks,
                                                           const std::vector<cfg::LbService>& conf) {
@@ -328,14 +328,14 @@ std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& serv
     s.key = std::string(se.spec.key.proto == lb::Proto::kUdp ? "udp/" : "tcp/") +
             lb::format_endpoint(se.spec.key.vip, se.spec.key.port);
     s.sched = std::string(lb::to_string(se.spec.sched));
-    s.id = ids.service(se.spec.key);
+    s.id = ids.find_service(se.spec.key);
     if (s.id == UINT32_MAX) continue;
     for (const cfg::LbService& c : conf)
       if (c.spec.key == se.spec.key) s.name = c.name;
     for (const lb::RealServer& r : se.spec.reals) {
       LbMetricsView::Real x;
       x.endpoint = lb::format_endpoint(r.ip, r.port);
-      x.id = ids.dest(se.spec.key, r.ip, r.port);
+      x.id = ids.find_dest(se.spec.key, r.ip, r.port);
       if (x.id == UINT32_MAX) continue;
       x.weight = r.weight;
       x.up = down.count(x.id) == 0;

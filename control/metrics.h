@@ -55,11 +55,11 @@ struct LbMetricsView {
 };
 
 // Control thread, after rebuild_forward() (every live service and real server then has its id,
-// so `ids` allocates nothing); O(services + reals + checks). Entries whose id ran out
+// so every id exists; `ids` is only read); O(services + reals + checks). Entries whose id ran out
 // (UINT32_MAX) are left out. `down`: dest ids failed by their check (what the scheduler uses);
 // `checks`: HealthChecker::status() (sorted by key = dest id), empty without health checks;
 // `conf`: the config file's services, for their names.
-std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& services, LbIds& ids,
+std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& services, const LbIds& ids,
                                                           const std::unordered_set<uint32_t>& down,
                                                           const std::vector<CheckStatus>& checks,
                                                           const std::vector<cfg::LbService>& conf);
