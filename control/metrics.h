@@ -54,8 +54,8 @@ struct LbMetricsView {
   std::vector<Service> services;
 };
 
-// Control thread, after rebuild_forward() (every live service and real server then has its id,
-// so every id exists; `ids` is only read); O(services + reals + checks). Entries whose id ran out
+// Control thread, after rebuild_forward() (every live service and real server then has its id;
+// `ids` is only read); O(services + reals + checks). Entries whose id ran out
 // (UINT32_MAX) are left out. `down`: dest ids failed by their check (what the scheduler uses);
 // `checks`: HealthChecker::status() (sorted by key = dest id), empty without health checks;
 // `conf`: the config file's services, for their names.
