@@ -354,6 +354,25 @@ struct Lb {
   int line = 0;
 };
 
+// sync { ... }: replication to the pair's other node over the dedicated sync link.
+enum class SyncMode { kStrict, kAsync };
+struct Sync {
+  bool enabled = false;  // true when the group is present
+  uint32_t address = 0;  // ours on the sync link (the socket binds it), host order
+  uint32_t peer = 0;     // the other node's address on the sync link
+  uint16_t port = 9470;  // UDP, both sides
+  std::string interface;  // optional: the socket is bound to it (SO_BINDTODEVICE)
+  std::string key;        // HMAC-SHA256 key (key or key_file; at least 16 bytes)
+  SyncMode dhcp = SyncMode::kStrict;  // strict: an ACK leaves once the peer holds its lease
+  bool connections = true;            // replicate load-balancer connections (asynchronously)
+  uint32_t heartbeat_ms = 100;
+  uint32_t dead_ms = 500;             // peer silent this long: down (strict stops waiting)
+  uint32_t connection_refresh_s = 60;  // a busy connection is re-sent this often
+  uint32_t resync_wait_ms = 1000;  // at start, how long to wait for the peer before serving alone
+  std::string config_include;      // file `tandemctl config push` sends (relative to the config)
+  int line = 0;
+};
+
 struct Config {
   std::string file;             // path it was loaded from
   std::string node = "tandem";  // node name, shown by status and metrics
@@ -368,6 +387,7 @@ struct Config {
   Dhcp dhcp;
   Routing routing;
   Lb lb;
+  Sync sync;
 };
 
 struct Error {

@@ -5,6 +5,7 @@
 #include <libconfig.h++>
 
 #include <algorithm>
+#include <fstream>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -355,6 +356,7 @@ class Parser {
   void parse_vrrp_tracking(const Setting& s, const std::string& p, VrrpInstance& vi);
   void parse_sync_group(const Setting& s, int index, Vrrp& v);
 
+  void parse_sync(const Setting& g, Config& c);
   void parse_routing(const Setting& g, Config& c);
   void parse_route(const Setting& s, int index, Config& c);
   void parse_lb(const Setting& g, Config& c);
@@ -620,7 +622,7 @@ const Setting* Parser::read_name(const Setting& g, const std::string& gpath, con
 void Parser::run(const Setting& root, Config& c) {
   check_keys(root, "",
              {"node", "eal", "dataplane", "ports", "neighbors", "arp", "control", "metrics", "vrrp",
-              "dhcp", "routing", "lb"});
+              "dhcp", "routing", "lb", "sync"});
   read_name(root, "", "node", c.node);
   if (const Setting* g = group(root, "", "eal")) parse_eal(*g, c.eal);
   if (const Setting* g = group(root, "", "dataplane")) parse_dataplane(*g, c.dataplane);
@@ -635,6 +637,7 @@ void Parser::run(const Setting& root, Config& c) {
   // After ports (connected prefixes) and vrrp (VIPs): routes and services refer to them.
   if (const Setting* g = group(root, "", "routing")) parse_routing(*g, c);
   if (const Setting* g = group(root, "", "lb")) parse_lb(*g, c);
+  if (const Setting* g = group(root, "", "sync")) parse_sync(*g, c);
   check_tracked_services(c);
 }
 
@@ -966,6 +969,59 @@ std::string Parser::connected_port(const Config& c, uint32_t ip) {
     for (const Ipv4Prefix& a : port.addresses)
       if (a.len < 32 && a.contains(ip) && a.addr != ip) return port.name;
   return "";
+}
+
+void Parser::parse_sync(const Setting& g, Config& c) {
+  const std::string p = "sync";
+  Sync& y = c.sync;
+  y.line = line_of(g);
+  y.enabled = true;
+  check_keys(g, p,
+             {"address", "peer", "port", "interface", "key", "key_file", "dhcp", "connections",
+              "heartbeat_ms", "dead_ms", "connection_refresh_s", "resync_wait_ms",
+              "config_include"});
+  for (const char* key : {"address", "peer"})
+    if (!g.exists(key)) fail(g, "missing required key " + quote(join_path(p, key)));
+  const Setting* where = nullptr;
+  if (auto a = read_address(g, p, "address", &where)) y.address = *a;
+  if (auto a = read_address(g, p, "peer", &where)) {
+    y.peer = *a;
+    if (y.peer == y.address) fail(*where, "'sync.peer' must differ from 'sync.address'");
+  }
+  read_int(g, p, "port", 1, 65535, y.port);
+  read_string(g, p, "interface", y.interface);
+  const bool has_key = g.exists("key"), has_file = g.exists("key_file");
+  if (has_key && has_file) fail(g, "'sync.key' and 'sync.key_file' exclude each other");
+  if (!has_key && !has_file)
+    fail(g, "missing required key 'sync.key' (or 'sync.key_file'): the sync link is authenticated");
+  if (const Setting* s = read_string(g, p, "key", y.key); s && y.key.size() < 16)
+    fail(*s, "'sync.key' is too short (" + std::to_string(y.key.size()) +
+                 " bytes): use at least 16 random bytes");
+  std::string key_file;
+  if (const Setting* s = read_string(g, p, "key_file", key_file)) {
+    std::ifstream in(key_file, std::ios::binary);
+    std::string k((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!k.empty() && (k.back() == '\n' || k.back() == '\r')) k.pop_back();
+    if (!in.good() && !in.eof())
+      fail(*s, "'sync.key_file' = \"" + key_file + "\" cannot be read");
+    else if (k.size() < 16)
+      fail(*s, "'sync.key_file' = \"" + key_file + "\" holds " + std::to_string(k.size()) +
+                   " bytes: use at least 16 random bytes");
+    else
+      y.key = std::move(k);
+  }
+  read_enum<SyncMode>(g, p, "dhcp", {{"strict", SyncMode::kStrict}, {"async", SyncMode::kAsync}},
+                      y.dhcp);
+  read_bool(g, p, "connections", y.connections);
+  read_int(g, p, "heartbeat_ms", 10, 10000, y.heartbeat_ms);
+  const Setting* dead = read_int(g, p, "dead_ms", 30, 60000, y.dead_ms);
+  if (dead && y.dead_ms < 3 * y.heartbeat_ms)
+    fail(*dead, "'sync.dead_ms' (" + std::to_string(y.dead_ms) +
+                    ") must be at least 3 × 'sync.heartbeat_ms' (" +
+                    std::to_string(y.heartbeat_ms) + ")");
+  read_int(g, p, "connection_refresh_s", 1, 3600, y.connection_refresh_s);
+  read_int(g, p, "resync_wait_ms", 0, 600000, y.resync_wait_ms);
+  read_string(g, p, "config_include", y.config_include);
 }
 
 void Parser::parse_routing(const Setting& g, Config& c) {
@@ -2984,6 +3040,15 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   if (running.lb.connections != next.lb.connections) conflict(next.lb.line, "lb.connections");
   if (running.routing.forward != next.routing.forward)
     conflict(next.routing.line, "routing.forward");
+  // The sync link's socket and session are set up at start.
+  {
+    const Sync& a = running.sync;
+    const Sync& b = next.sync;
+    if (a.enabled != b.enabled || a.address != b.address || a.peer != b.peer ||
+        a.port != b.port || a.interface != b.interface || a.key != b.key ||
+        a.connections != b.connections)
+      conflict(b.line, "sync (address, peer, port, interface, key, connections)");
+  }
   for (size_t i = 0; i < common; ++i) {
     if (running.ports[i].tap != next.ports[i].tap)
       conflict(next.ports[i].line, index_path("ports", static_cast<int>(i)) + ".tap");

@@ -15,23 +15,19 @@
 #include <filesystem>
 
 #include "control/api.h"
+#include "control/clock.h"
 #include "control/dhcp_translate.h"
 #include "control/health_check.h"
 #include "control/kernel_tap.h"
 #include "control/lease_keeper.h"
 #include "control/log.h"
 #include "control/metrics.h"
+#include "control/sync_service.h"
 #include "control/translate.h"
 #include "tandem_version.h"
 
 namespace ctl {
 namespace {
-
-uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // The control loop's tick: bounds the latency of timers (ARP probes, announcements).
 constexpr int kTickMs = 10;
@@ -120,6 +116,7 @@ int Daemon::run(const std::string& prog) {
   }
   if (err.empty() && cfg_.dhcp.enabled) err = start_dhcp();
   if (err.empty() && (cfg_.lb.enabled || cfg_.routing.forward)) err = start_forward();
+  if (err.empty() && cfg_.sync.enabled) err = sync_setup();
   if (err.empty()) {
     for (uint32_t i = 0; i < dp_->n_ports(); ++i) macs_.push_back(dp_->port(i).mac);
     auto first = std::make_unique<dp::Snapshot>(make_snapshot(cfg_, macs_, ++generation_));
@@ -128,6 +125,7 @@ int Daemon::run(const std::string& prog) {
     err = dp_->start(std::move(first));
   }
   if (err.empty() && leases_) leases_->start();
+  if (err.empty() && sync_) err = sync_->start();
   if (err.empty()) {
     VrrpService::Hooks hooks;
     hooks.send = [this](uint32_t port, const uint8_t* f, uint32_t len) {
@@ -136,13 +134,18 @@ int Daemon::run(const std::string& prog) {
     hooks.ownership_changed = [this] { publish_snapshot(); };
     hooks.announce = [this](uint32_t port, uint32_t ip, const dp::Mac& mac, uint32_t count,
                             uint32_t interval_ms) {
-      announce(port, ip, mac, count, interval_ms, now_ns());
+      announce(port, ip, mac, count, interval_ms, mono_ns());
     };
     hooks.resolve = [this](uint32_t port, uint32_t ip) -> std::optional<dp::Mac> {
       const dp::NeighEntry* e = neigh_.find(static_cast<uint16_t>(port), ip);
       if (e && e->state != dp::NeighState::kIncomplete) return e->mac;
-      neigh_.request(static_cast<uint16_t>(port), ip, now_ns());
+      neigh_.request(static_cast<uint16_t>(port), ip, mono_ns());
       return std::nullopt;
+    };
+    hooks.before_master = [this] {
+      // A takeover: what the peer sent must be in the workers before we answer for its VIPs.
+      if (sync_ && !sync_->quiesce(200))
+        log_warning("sync: replicated state not fully applied 200 ms into the takeover");
     };
     vrrp_ = std::make_unique<VrrpService>(cfg_, macs_, std::move(hooks));
     publish_service_health();  // before VRRP starts: tracked services count from the outset
@@ -155,7 +158,7 @@ int Daemon::run(const std::string& prog) {
   if (rc == 0 && cfg_.metrics.enabled) {
     try {
       collector_ = std::make_shared<MetricsCollector>(*dp_, stats_, vrrp_->stats(), cfg_.node,
-                                                      leases_.get(), dhcp_cfg_);
+                                                      leases_.get(), dhcp_cfg_, sync_.get());
       exposer_ = std::make_unique<prometheus::Exposer>(cfg_.metrics.listen);
       exposer_->RegisterCollectable(collector_);
       publish_lb_metrics();
@@ -166,7 +169,7 @@ int Daemon::run(const std::string& prog) {
   }
 
   if (rc == 0) {
-    started_ns_ = now_ns();
+    started_ns_ = mono_ns();
     stats_.start_unix.store(time(nullptr));
     load_statics();
     for (uint32_t i = 0; i < dp_->n_ports(); ++i) {
@@ -178,6 +181,7 @@ int Daemon::run(const std::string& prog) {
       announce_port(i, started_ns_);
       vrrp_->on_link(i, ps.link_up, started_ns_);
     }
+    if (sync_) sync_tick(started_ns_);  // demoted before the first election if resyncing
     vrrp_->start(started_ns_);
     log_info("ready: " + std::to_string(dp_->n_workers()) + " worker(s), control socket " +
              cfg_.control.socket + (exposer_ ? ", metrics on " + cfg_.metrics.listen : ""));
@@ -196,7 +200,7 @@ int Daemon::run(const std::string& prog) {
     uint64_t wait_ns = uint64_t{kTickMs} * 1'000'000;
     uint64_t due = vrrp_->next_deadline();
     for (const auto& a : announcements_) due = std::min(due, a.next_ns);
-    if (const uint64_t t = now_ns(); due != UINT64_MAX)
+    if (const uint64_t t = mono_ns(); due != UINT64_MAX)
       wait_ns = due <= t ? 0 : std::min(wait_ns, due - t);
     timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000),
                 static_cast<long>(wait_ns % 1'000'000'000)};
@@ -220,11 +224,11 @@ int Daemon::run(const std::string& prog) {
       }
     }
     if (n > 0) api_->on_ready(fds.data() + 1, fds.size() - 1);
-    on_timer(now_ns());
+    on_timer(mono_ns());
   }
 
   // Masters hand over at once (priority 0) while the ports still run.
-  if (vrrp_) vrrp_->stop(now_ns());
+  if (vrrp_) vrrp_->stop(mono_ns());
   health_.reset();
   // Order matters: nothing may read port stats once ports are closed.
   exposer_.reset();
@@ -232,9 +236,11 @@ int Daemon::run(const std::string& prog) {
   // Workers first, then the lease keeper drains what they left in the rings, then the rings go.
   if (dp_) dp_->halt();
   if (leases_) leases_->stop();
+  if (sync_) sync_->stop();
   if (dp_) dp_->stop();
   stop_forward();
   leases_.reset();
+  sync_.reset();
   vrrp_.reset();
   dp_.reset();
   api_->close();
@@ -329,6 +335,7 @@ void Daemon::on_timer(uint64_t now) {
       else
         vrrp_->on_frame(punted[i].port, punted[i].data, punted[i].len, now);
     }
+  if (sync_) sync_tick(now);
   vrrp_->tick(now);
   poll_lb(now);
 
@@ -407,7 +414,10 @@ std::string Daemon::start_dhcp() {
   }
   const uint32_t n = dp_->n_workers();
   dp::DhcpParams p;
-  p.hold_for_journal = cfg_.dhcp.leases.durability == cfg::DhcpDurability::kStrict;
+  // Replies wait for their lease to be durable: on disk (strict durability) and/or held by the
+  // peer (strict sync).
+  p.hold_for_journal = cfg_.dhcp.leases.durability == cfg::DhcpDurability::kStrict ||
+                       (cfg_.sync.enabled && cfg_.sync.dhcp == cfg::SyncMode::kStrict);
   for (uint32_t w = 0; w < n; ++w) {
     auto store = std::make_unique<dhcp::LeaseStore>(lease_params(cfg_, *dhcp_cfg_, w));
     std::string err;
@@ -458,12 +468,6 @@ nlohmann::json lease_json(const dhcp::Lease& l, uint64_t now_ns) {
           {"generation", l.generation}};
 }
 
-uint64_t wall_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 }  // namespace
 
 nlohmann::json Daemon::leases_json(const std::vector<std::string>& argv) const {
@@ -481,7 +485,7 @@ nlohmann::json Daemon::leases_json(const std::vector<std::string>& argv) const {
       throw ApiError("usage: leases [--ip IP | --mac MAC]");
     }
   }
-  const uint64_t now = wall_now_ns();
+  const uint64_t now = wall_ns();
   nlohmann::json out = nlohmann::json::array();
   for (const dhcp::Lease& l : leases_->leases(ip, mac)) {
     nlohmann::json j = lease_json(l, now);
@@ -553,6 +557,7 @@ std::string Daemon::reload() {
     return last_error_;
   }
   apply_runtime(*r.config);
+  if (sync_) compute_config_digest();
   stats_.reloads_ok.add();
   stats_.last_reload_ok_unix.store(time(nullptr));
   last_error_.clear();
@@ -562,7 +567,7 @@ std::string Daemon::reload() {
 }
 
 void Daemon::apply_runtime(const cfg::Config& next) {
-  uint64_t now = now_ns();
+  uint64_t now = mono_ns();
   // Addresses new on a port are announced; removed ones simply stop being answered.
   for (uint32_t i = 0; i < next.ports.size(); ++i) {
     for (const auto& a : next.ports[i].addresses) {
@@ -616,12 +621,17 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
   }
   if (cmd == "vrrp") {
     want(1);
-    return vrrp_->status(now_ns());
+    return vrrp_->status(mono_ns());
   }
   if (cmd == "leases") return leases_json(argv);
   if (cmd == "lease" && argv.size() >= 2 && argv[1] == "release") return lease_release(argv);
   if (cmd == "dhcp" && argv.size() == 2 && argv[1] == "pools") return dhcp_pools_json();
   if (cmd == "lb" || cmd == "ipvsadm") return lb_command(argv);
+  if (cmd == "sync") {
+    want(1);
+    return sync_json();
+  }
+  if (cmd == "config" && argv.size() == 2 && argv[1] == "push") return config_push();
   if (cmd == "config" && argv.size() == 2 && argv[1] == "reload") {
     if (std::string err = reload(); !err.empty()) throw ApiError(err);
     return {{"reloaded", true}, {"file", cfg_.file}, {"generation", generation_}};
@@ -629,11 +639,11 @@ nlohmann::json Daemon::handle(const std::vector<std::string>& argv) {
   throw ApiError(
       "unknown command '" + cmd + "' (try: status, ports, neighbors, " +
       "neighbors resolve IP [PORT], vrrp, leases [--ip IP | --mac MAC], lease release IP, " +
-      "dhcp pools, lb ..., ipvsadm ..., config reload)");
+      "dhcp pools, lb ..., ipvsadm ..., sync, config reload, config push)");
 }
 
 nlohmann::json Daemon::status_json() const {
-  uint64_t up = (now_ns() - started_ns_) / 1'000'000'000;
+  uint64_t up = (mono_ns() - started_ns_) / 1'000'000'000;
   nlohmann::json workers = nlohmann::json::array();
   for (uint32_t w = 0; w < dp_->n_workers(); ++w) {
     const auto& s = dp_->worker_stats(w);
@@ -696,7 +706,7 @@ nlohmann::json Daemon::ports_json() const {
 
 nlohmann::json Daemon::neighbors_json() const {
   nlohmann::json out = nlohmann::json::array();
-  uint64_t now = now_ns();
+  uint64_t now = mono_ns();
   std::vector<const dp::NeighEntry*> entries;
   neigh_.for_each([&](const dp::NeighEntry& e) { entries.push_back(&e); });
   std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) {
@@ -728,7 +738,7 @@ nlohmann::json Daemon::resolve(const std::vector<std::string>& argv) {
   if (!port)
     throw ApiError(argv.size() == 4 ? "no port named '" + argv[3] + "'"
                                     : argv[2] + " is not on any port's subnet (name a port)");
-  if (!neigh_.request(static_cast<uint16_t>(*port), *ip, now_ns()))
+  if (!neigh_.request(static_cast<uint16_t>(*port), *ip, mono_ns()))
     throw ApiError("neighbour table is full");
   const dp::NeighEntry* e = neigh_.find(static_cast<uint16_t>(*port), *ip);
   return {{"port", cfg_.ports[*port].name},

@@ -33,6 +33,7 @@ class HealthChecker;
 class KernelTap;
 class LeaseKeeper;
 class MetricsCollector;
+class SyncService;
 
 // Written by the control thread, read by the metrics collector (any thread).
 struct ControlStats {
@@ -114,6 +115,16 @@ class Daemon {
   std::unique_ptr<VrrpService> vrrp_;
   std::shared_ptr<const dhcp::ServerConfig> dhcp_cfg_;  // null: DHCP disabled
   std::unique_ptr<LeaseKeeper> leases_;
+  // Replication (null without a sync group). See daemon_sync.cpp.
+  std::unique_ptr<SyncService> sync_;
+  std::array<uint8_t, 8> config_digest_{};
+  bool digest_mismatch_ = false;
+  std::string sync_setup();     // before the data plane starts
+  void sync_tick(uint64_t now);  // every control loop: status, VRRP coupling, pushes
+  nlohmann::json sync_json() const;
+  nlohmann::json config_push();
+  void apply_pushed_config();
+  void compute_config_digest();
   ControlStats stats_;
   // Load balancer and router.
   ServiceSet lb_services_;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "control/clock.h"
 #include "control/api.h"
 #include "control/daemon.h"
 #include "control/health_check.h"
@@ -17,12 +18,6 @@
 namespace ctl {
 
 namespace {
-
-uint64_t mono_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 constexpr uint64_t kRateIntervalNs = 2'000'000'000;  // ipvsadm's estimator period
 constexpr uint32_t kMaxListedConns = 65536;
@@ -119,7 +114,7 @@ void Daemon::publish_service_health() {
         if (r.weight > 0 && lb_down_.count(lb_ids_.find_dest(se->spec.key, r.ip, r.port)) == 0) ++n;
     healthy[conf.name] = n;
   }
-  vrrp_->set_service_health(healthy, mono_now_ns());
+  vrrp_->set_service_health(healthy, mono_ns());
 }
 
 void Daemon::publish_lb_metrics() {
@@ -293,12 +288,12 @@ std::vector<ConnView> Daemon::lb_conns() {
     e->dump.req.store(want[w], std::memory_order_release);
   }
   // Workers answer at their next maintenance pass (1 ms apart), idle ones after their sleep.
-  const uint64_t deadline = mono_now_ns() + 500'000'000;
+  const uint64_t deadline = mono_ns() + 500'000'000;
   const uint64_t now_dp = dp_->mono_ns(rte_rdtsc());
   for (uint32_t w = 0; w < nw; ++w) {
     dp::ForwardEngine* e = dp_->forward_engine(w);
     while (e->dump.done.load(std::memory_order_acquire) != want[w]) {
-      if (mono_now_ns() > deadline) throw ApiError("worker " + std::to_string(w) +
+      if (mono_ns() > deadline) throw ApiError("worker " + std::to_string(w) +
                                                    " did not answer the connection listing");
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }

@@ -1,4 +1,5 @@
 #include "control/health_check.h"
+#include "control/clock.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,12 +26,6 @@ constexpr uint64_t kNsPerMs = 1'000'000;
 constexpr size_t kMaxStatusLine = 1024;  // an HTTP status line longer than this is malformed
 constexpr int kMaxEvents = 256;
 constexpr uint64_t kWakeToken = 0;  // epoll token of the wake eventfd; probes use 1, 2, ...
-
-uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // splitmix64's finaliser: a well-mixed, deterministic jitter source from the key.
 uint64_t mix(uint64_t x) {
@@ -442,7 +437,7 @@ struct HealthChecker::Impl {
     epoll_event events[kMaxEvents];
     std::unique_lock lock(mu);
     while (!stop.load(std::memory_order_acquire)) {
-      int timeout = next_timeout_ms(now_ns());
+      int timeout = next_timeout_ms(mono_ns());
       lock.unlock();
       int n = epoll_wait(ep, events, kMaxEvents, timeout);
       lock.lock();
@@ -457,9 +452,9 @@ struct HealthChecker::Impl {
         if (tk == token_key.end()) continue;
         auto it = probes.find(tk->second);
         if (it == probes.end() || it->second->token != token) continue;
-        on_io(*it->second, events[i].events, now_ns());
+        on_io(*it->second, events[i].events, mono_ns());
       }
-      run_timers(now_ns());
+      run_timers(mono_ns());
       // Rescheduling leaves stale entries behind; they are skipped when they surface. Rebuild
       // when they dominate so churn (reloads, removed targets) cannot grow the heap unbounded.
       if (heap.size() > 2 * probes.size() + 1024) rebuild_heap();
@@ -469,7 +464,7 @@ struct HealthChecker::Impl {
   // --- control thread, under mu ---
 
   void apply(std::vector<CheckTarget>& targets) {
-    uint64_t now = now_ns();
+    uint64_t now = mono_ns();
     std::unordered_map<uint64_t, std::unique_ptr<Probe>> next;
     next.reserve(targets.size());
     for (CheckTarget& t : targets) {

@@ -5,17 +5,13 @@
 #include <ctime>
 #include <filesystem>
 
+#include "control/clock.h"
 #include "control/log.h"
+#include "control/sync_service.h"
 #include "dataplane/dataplane.h"
 
 namespace ctl {
 namespace {
-
-uint64_t mono_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 constexpr uint32_t kBatchMax = 8192;  // lease changes per pass (all workers)
 
@@ -107,13 +103,79 @@ void LeaseKeeper::count(const dhcp::Lease& l, int delta) {
   v += static_cast<uint64_t>(static_cast<int64_t>(delta));
 }
 
+void LeaseKeeper::ingest(const dhcp::Lease& l) {
+  std::lock_guard<std::mutex> g(in_mu_);
+  inbox_.push_back(l);
+}
+
+std::vector<dhcp::Lease> LeaseKeeper::all_leases() const {
+  std::vector<dhcp::Lease> out;
+  std::lock_guard<std::mutex> g(mu_);
+  out.reserve(view_.size());
+  for (const auto& [ip, l] : view_) out.push_back(l);
+  return out;
+}
+
+namespace {
+
+dhcp::LeaseEvent::Kind kind_of(const dhcp::Lease& l) {
+  switch (l.state) {
+    case dhcp::LeaseState::kOffered:
+      return dhcp::LeaseEvent::kOffer;
+    case dhcp::LeaseState::kBound:
+      return dhcp::LeaseEvent::kBind;
+    case dhcp::LeaseState::kDeclined:
+      return dhcp::LeaseEvent::kDecline;
+    case dhcp::LeaseState::kFree:
+      break;
+  }
+  return dhcp::LeaseEvent::kRelease;
+}
+
+}  // namespace
+
 void LeaseKeeper::run() {
   std::vector<dhcp::LeaseEvent> batch(kBatchMax);
   std::vector<uint64_t> taken(n_workers_, 0);  // per worker, since start
+  std::vector<uint64_t> durable(n_workers_, 0);  // journaled (when ok), per worker
+  std::vector<dhcp::Lease> peer;
+  std::vector<dhcp::LeaseEvent> peer_events;
   uint32_t idle_us = 0;
   bool failing = false;
+  // Replies may leave once their change is journaled and, with strict sync, held by the peer.
+  auto release = [&] {
+    for (uint32_t w = 0; w < n_workers_; ++w) {
+      uint64_t d = durable[w];
+      if (sync_ != nullptr) d = std::min(d, sync_->acked_upto(w));
+      dp_.set_lease_durable(w, d);
+    }
+  };
   for (;;) {
     const bool stopping = stop_.load(std::memory_order_acquire);
+    // The peer's leases: into the journal and the view (the sync thread installs them in the
+    // workers' stores).
+    {
+      std::lock_guard<std::mutex> g(in_mu_);
+      peer.swap(inbox_);
+    }
+    if (!peer.empty()) {
+      peer_events.clear();
+      for (const dhcp::Lease& l : peer) peer_events.push_back({kind_of(l), l});
+      if (journal_open_) journal_.append({peer_events.data(), peer_events.size()}, mono_ns());
+      std::lock_guard<std::mutex> g(mu_);
+      for (const dhcp::LeaseEvent& e : peer_events) {
+        auto [it, added] = view_.try_emplace(e.lease.ip, e.lease);
+        if (added) {
+          count(e.lease, +1);
+        } else if (e.lease.generation >= it->second.generation) {
+          count(it->second, -1);
+          it->second = e.lease;
+          count(e.lease, +1);
+        }
+      }
+      stats_.peer_leases += peer.size();
+      peer.clear();
+    }
     size_t n = 0;
     std::vector<uint64_t> upto(taken);
     for (uint32_t w = 0; w < n_workers_ && n < kBatchMax; ++w) {
@@ -145,8 +207,9 @@ void LeaseKeeper::run() {
       // Without a journal, or batched, nothing waits for this.
       // A failed pass is retried by the next successful one (which then covers it).
       taken = upto;
-      if (ok)
-        for (uint32_t w = 0; w < n_workers_; ++w) dp_.set_lease_durable(w, taken[w]);
+      if (sync_ != nullptr) sync_->queue_leases(batch.data(), n, upto);
+      if (ok) durable = taken;
+      release();
       // Under steady load there is no idle pass: fsync interval and compaction are due here too.
       if (journal_open_) journal_.tick(now);
       idle_us = 0;
@@ -157,9 +220,11 @@ void LeaseKeeper::run() {
       stats_.journal = journal_.stats();
       stats_.lag_events = journal_.written() - journal_.synced_upto();
     }
+    if (sync_ != nullptr) release();  // the peer's acknowledgements arrive between passes
     if (stopping) break;
     // Adaptive: a waiting ACK costs at most ~100 µs of latency, an idle keeper a few wakeups.
     idle_us = idle_us == 0 ? 20 : std::min<uint32_t>(idle_us * 2, 1000);
+    if (sync_ != nullptr && sync_->strict_waiting()) idle_us = 20;
     timespec ts{0, static_cast<long>(idle_us) * 1000};
     nanosleep(&ts, nullptr);
   }

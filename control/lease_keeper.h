@@ -36,11 +36,14 @@ struct LeaseKeeperStats {
   uint64_t batches = 0;        // ... in this many passes
   uint64_t lag_events = 0;     // taken but not yet durable (strict/batched), at the last pass
   uint64_t journal_failures = 0;
+  uint64_t peer_leases = 0;           // leases the peer reported, taken into the view/journal
   std::array<uint64_t, 6> by_kind{};  // lease changes by dhcp::LeaseEvent::Kind
   bool journal_enabled = false;
 };
 inline constexpr std::array<const char*, 6> kLeaseEventNames{"offer",   "bind",   "release",
                                                              "decline", "expire", "offer_expired"};
+
+class SyncService;
 
 class LeaseKeeper {
  public:
@@ -56,6 +59,14 @@ class LeaseKeeper {
   void start();
   // Drains what the workers left, syncs and closes the journal. Idempotent.
   void stop();
+  // Control thread, before start(): replicate lease changes through `s` (after journaling
+  // them), and with strict sync release replies only once the peer holds their leases.
+  void set_sync(SyncService* s) { sync_ = s; }
+  // Sync thread: a lease the peer reported; journaled and added to the view by the next pass
+  // (if newer than what the view holds; the peer's word wins a tie).
+  void ingest(const dhcp::Lease& l);
+  // Any thread: every lease the view holds, FREE ones with a history included (bulk resync).
+  std::vector<dhcp::Lease> all_leases() const;
 
   // Control thread (API): leases in the view (not FREE ones), filtered; sorted by address.
   std::vector<dhcp::Lease> leases(std::optional<uint32_t> ip,
@@ -83,6 +94,9 @@ class LeaseKeeper {
   std::unordered_map<uint32_t, dhcp::Lease> view_;  // ip -> latest lease (by generation)
   std::vector<PoolCounts> counts_;  // by pool id, kept with view_ (scrapes never walk it)
   LeaseKeeperStats stats_;
+  SyncService* sync_ = nullptr;
+  std::mutex in_mu_;  // sync thread → keeper
+  std::vector<dhcp::Lease> inbox_;
 };
 
 }  // namespace ctl

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "control/lease_keeper.h"
+#include "control/sync_service.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/forward.h"
 #include "dhcp/server.h"
@@ -59,6 +60,97 @@ class Families {
 
 double d(uint64_t v) {
   return static_cast<double>(v);
+}
+
+// Replication over the sync link.
+void collect_sync(Families& f, const dp::Dataplane& dp, const SyncService& s) {
+  const SyncStats& st = s.stats();
+  const sync::ChannelStats cs = s.channel_stats();
+  f.gauge("tandem_sync_peer_up", "1 while the session with the peer is up.", {},
+          s.peer_alive() ? 1 : 0);
+  f.gauge("tandem_sync_resynced",
+          "1 once a bulk resync from the peer completed in the current session.", {},
+          s.resynced() ? 1 : 0);
+  f.gauge("tandem_sync_last_heard_timestamp_seconds",
+          "Unix time a valid datagram last came from the peer.", {},
+          static_cast<double>(st.last_heard_unix_ms.load()) / 1000.0);
+  f.gauge("tandem_sync_unacked_entries", "Entries sent to the peer and not yet acknowledged.", {},
+          d(st.unacked.load()));
+  const char* kEntries = "Entries replicated, by kind and direction.";
+  f.counter("tandem_sync_entries_total", kEntries, {{"kind", "lease"}, {"direction", "out"}},
+            d(st.entries_out_leases.get()));
+  f.counter("tandem_sync_entries_total", kEntries, {{"kind", "lease"}, {"direction", "in"}},
+            d(st.entries_in_leases.get()));
+  f.counter("tandem_sync_entries_total", kEntries, {{"kind", "connection"}, {"direction", "out"}},
+            d(st.entries_out_conns.get()));
+  f.counter("tandem_sync_entries_total", kEntries, {{"kind", "connection"}, {"direction", "in"}},
+            d(st.entries_in_conns.get()));
+  f.counter("tandem_sync_messages_total", "Datagrams on the sync link.", {{"direction", "out"}},
+            d(cs.dgrams_sent));
+  f.counter("tandem_sync_messages_total", "Datagrams on the sync link.", {{"direction", "in"}},
+            d(cs.dgrams_received));
+  f.counter("tandem_sync_bytes_total", "Bytes on the sync link.", {{"direction", "out"}},
+            d(cs.bytes_sent));
+  f.counter("tandem_sync_bytes_total", "Bytes on the sync link.", {{"direction", "in"}},
+            d(cs.bytes_received));
+  f.counter("tandem_sync_retransmissions_total", "Entries sent again (loss or reordering).", {},
+            d(cs.entries_retransmitted));
+  f.counter("tandem_sync_duplicates_total", "Entries received twice (dropped).", {},
+            d(cs.duplicates));
+  const char* kRej = "Datagrams rejected, by reason.";
+  f.counter("tandem_sync_rejected_total", kRej, {{"reason", "auth"}}, d(cs.auth_failures));
+  f.counter("tandem_sync_rejected_total", kRej, {{"reason", "replay"}}, d(cs.replays));
+  f.counter("tandem_sync_rejected_total", kRej, {{"reason", "malformed"}}, d(cs.malformed));
+  f.counter("tandem_sync_sessions_total", "Sessions established with the peer.", {},
+            d(cs.sessions));
+  f.counter("tandem_sync_session_ends_total", "Sessions ended, by cause.", {{"cause", "restart"}},
+            d(cs.peer_restarts));
+  f.counter("tandem_sync_session_ends_total", "Sessions ended, by cause.", {{"cause", "silence"}},
+            d(cs.timeouts));
+  f.counter("tandem_sync_resyncs_total", "Bulk resyncs, by direction.", {{"direction", "out"}},
+            d(st.resyncs_sent.get()));
+  f.counter("tandem_sync_resyncs_total", "Bulk resyncs, by direction.", {{"direction", "in"}},
+            d(st.resyncs_received.get()));
+  f.counter("tandem_sync_connections_unsent_total",
+            "Connection changes not sent: no session (the next bulk resync carries them) or "
+            "their ring was full.",
+            {}, d(st.conns_dropped_down.get()));
+  f.counter("tandem_sync_strict_released_total",
+            "Lease batches whose ACKs stopped waiting because the session went down.", {},
+            d(st.strict_released_down.get()));
+  uint64_t sync_dropped = 0, installed = 0, stale = 0, refused = 0;
+  for (uint32_t w = 0; w < dp.n_workers(); ++w) {
+    if (const dp::ForwardEngine* e = dp.forward_engine(w)) {
+      sync_dropped += e->stats.sync_dropped.get();
+      installed += e->stats.sync_installed.get();
+      stale += e->stats.sync_stale.get();
+      refused += e->stats.sync_refused.get();
+    }
+  }
+  f.counter("tandem_sync_worker_ring_full_total",
+            "Connection changes a worker could not hand to the sync thread.", {},
+            d(sync_dropped));
+  const char* kInst = "The peer's connections, by outcome in the workers' tables.";
+  f.counter("tandem_sync_connections_applied_total", kInst, {{"result", "installed"}},
+            d(installed));
+  f.counter("tandem_sync_connections_applied_total", kInst, {{"result", "stale"}}, d(stale));
+  f.counter("tandem_sync_connections_applied_total", kInst, {{"result", "refused"}}, d(refused));
+  ClientMetric m;
+  uint64_t cum = 0;
+  for (size_t b = 0; b < st.lag_buckets.size(); ++b) {
+    cum += st.lag_buckets[b].get();
+    ClientMetric::Bucket bk;
+    bk.cumulative_count = cum;
+    bk.upper_bound = b < SyncStats::kLagBounds.size() ? SyncStats::kLagBounds[b]
+                                                      : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(bk);
+  }
+  m.histogram.sample_count = st.lag_count.get();
+  m.histogram.sample_sum = static_cast<double>(st.lag_sum_ns.load()) / 1e9;
+  f.family("tandem_sync_lag_seconds",
+           "Replication lag of lease changes: queued for the peer → acknowledged by it.",
+           MetricType::Histogram)
+      .metric.push_back(std::move(m));
 }
 
 const char* const kMessageNames[] = {"none", "discover", "offer",   "request", "decline",
@@ -488,6 +580,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     f.counter("tandem_vrrp_adverts_sent_total", "Adverts sent.", l, d(in->adverts_sent.get()));
     f.counter("tandem_vrrp_adverts_received_total", "Valid adverts received.", l,
               d(in->adverts_received.get()));
+    f.counter("tandem_vrrp_takeovers_held_total",
+              "Master-down expiries that did not take over: the sync link said the peer is "
+              "alive and master, or our resync was not complete.",
+              l, d(in->held_takeovers.get()));
+    f.gauge("tandem_vrrp_split_brain_alarm",
+            "1 while the master's adverts are missing but the sync link says it is alive and "
+            "master (takeover held back).",
+            l, in->split_brain_alarm.load());
+    f.gauge("tandem_vrrp_sync_demoted",
+            "1 while the instance is demoted until the sync link's bulk resync completes.", l,
+            in->demoted.load());
   }
   for (size_t r = 0; r < vs_.invalid.size(); ++r)
     f.counter("tandem_vrrp_adverts_invalid_total", "Adverts refused, by reason.",
@@ -518,6 +621,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             d(vs_.script_failures.get()));
 
   if (leases_ != nullptr && dhcp_ != nullptr) collect_dhcp(f, dp_, *leases_, *dhcp_);
+  if (sync_ != nullptr) collect_sync(f, dp_, *sync_);
   if (dp_.forward_enabled()) {
     const std::shared_ptr<const LbMetricsView> view = lb_view_.load();
     collect_forward(f, dp_, view.get());

@@ -27,6 +27,7 @@ struct ServerConfig;
 namespace ctl {
 
 class LeaseKeeper;
+class SyncService;
 
 // The load balancer's labels for the metrics: which service key and real server each of the
 // workers' per-id counters belongs to, and the health-check state the control thread knows.
@@ -67,15 +68,18 @@ std::shared_ptr<const LbMetricsView> make_lb_metrics_view(const ServiceSet& serv
 class MetricsCollector : public prometheus::Collectable {
  public:
   // `leases` and `dhcp` are null when DHCP is disabled.
+  // `sync` is null without a sync link.
   MetricsCollector(const dp::Dataplane& dp, const ControlStats& cs, const VrrpStats& vs,
                    std::string node, const LeaseKeeper* leases = nullptr,
-                   std::shared_ptr<const dhcp::ServerConfig> dhcp = nullptr)
+                   std::shared_ptr<const dhcp::ServerConfig> dhcp = nullptr,
+                   const SyncService* sync = nullptr)
       : dp_(dp),
         cs_(cs),
         vs_(vs),
         node_(std::move(node)),
         leases_(leases),
-        dhcp_(std::move(dhcp)) {}
+        dhcp_(std::move(dhcp)),
+        sync_(sync) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
   // Control thread, whenever services, real servers, weights or health change (and now and then
@@ -90,6 +94,7 @@ class MetricsCollector : public prometheus::Collectable {
   std::string node_;
   const LeaseKeeper* leases_;
   std::shared_ptr<const dhcp::ServerConfig> dhcp_;
+  const SyncService* sync_;
   // Written by the control thread (set_lb_view), read by the exposer's threads (Collect).
   std::atomic<std::shared_ptr<const LbMetricsView>> lb_view_;
 };

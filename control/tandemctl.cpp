@@ -54,7 +54,11 @@ void usage(FILE* out) {
       "  ipvsadm ARGS...              an ipvsadm command line, as pasted: -A -E -D -a -e -d\n"
       "                               -C -L -S -Z, and -R reading the rules from stdin\n"
       "  import keepalived FILE       translate a keepalived.conf (local, no daemon)\n"
+      "  sync                         the sync link: peer, session, resync, lag, unacked\n"
+      "                               entries, traffic, VRRP coupling\n"
       "  config reload                re-read the configuration file (like SIGHUP)\n"
+      "  config push                  send sync.config_include to the peer, which validates\n"
+      "                               and applies it (answers with its result)\n"
       "options:\n"
       "  -s, --socket PATH  control socket (default %s, or $TANDEM_SOCKET)\n"
       "  --json             print the daemon's JSON answer (before 'ipvsadm': what\n"
@@ -69,7 +73,7 @@ void usage(FILE* out) {
 // daemon runs. Returns "" or what is wrong.
 std::string check_usage(const std::vector<std::string>& c) {
   const size_t n = c.size();
-  if (c[0] == "status" || c[0] == "ports" || c[0] == "vrrp") {
+  if (c[0] == "status" || c[0] == "ports" || c[0] == "vrrp" || c[0] == "sync") {
     return n == 1 ? "" : "'" + c[0] + "' takes no arguments";
   }
   if (c[0] == "neighbors") {
@@ -108,7 +112,7 @@ std::string check_usage(const std::vector<std::string>& c) {
     return n == 3 && c[1] == "keepalived" ? "" : "usage: import keepalived FILE";
   }
   if (c[0] == "config") {
-    return n == 2 && c[1] == "reload" ? "" : "usage: config reload";
+    return n == 2 && (c[1] == "reload" || c[1] == "push") ? "" : "usage: config reload|push";
   }
   return "unknown command '" + c[0] + "'";
 }
@@ -221,6 +225,46 @@ void print_vrrp(const json& r) {
                 (v["advert_interval_ms"].dump() + "ms").c_str(), v["transitions"].dump().c_str(),
                 vips.c_str());
   }
+}
+
+void print_sync(const json& r) {
+  std::printf("peer        %s (%s) from %s:%s\n", r["peer"].get<std::string>().c_str(),
+              r.value("peer_node", std::string("?")).c_str(), r["address"].get<std::string>().c_str(),
+              r["port"].dump().c_str());
+  const int64_t ago = r["last_heard_ago_ms"].get<int64_t>();
+  std::printf("session     %s, last heard %s\n", r["state"].get<std::string>().c_str(),
+              ago < 0 ? "never" : (std::to_string(ago) + " ms ago").c_str());
+  std::printf("resync      ours %s, peer's %s (last bulk received in %s ms; %s sent, %s received)\n",
+              r["resynced"].get<bool>() ? "complete" : "PENDING",
+              r.value("peer_resynced", false) ? "complete" : "pending",
+              r["last_resync_ms"].dump().c_str(), r["resyncs"]["sent"].dump().c_str(),
+              r["resyncs"]["received"].dump().c_str());
+  std::printf("dhcp        %s; connections %s\n", r["dhcp"].get<std::string>().c_str(),
+              r["connections"].get<bool>() ? "replicated" : "not replicated");
+  std::printf("lag         mean %.0f us; unacked entries %s; strict batches waiting %s\n",
+              r["lag_mean_us"].get<double>(), r["unacked_entries"].dump().c_str(),
+              r["strict_waiting_batches"].dump().c_str());
+  const auto& e = r["entries"];
+  std::printf("entries     leases out %s in %s; connections out %s in %s\n",
+              e["leases_out"].dump().c_str(), e["leases_in"].dump().c_str(),
+              e["connections_out"].dump().c_str(), e["connections_in"].dump().c_str());
+  std::printf("traffic     datagrams out %s in %s; bytes out %s in %s; retransmitted %s\n",
+              r["datagrams"]["sent"].dump().c_str(), r["datagrams"]["received"].dump().c_str(),
+              r["bytes"]["sent"].dump().c_str(), r["bytes"]["received"].dump().c_str(),
+              r["retransmitted"].dump().c_str());
+  std::printf("rejected    auth %s, replay %s, malformed %s; sessions %s (ended: restart %s, "
+              "silence %s)\n",
+              r["rejected"]["auth"].dump().c_str(), r["rejected"]["replay"].dump().c_str(),
+              r["rejected"]["malformed"].dump().c_str(), r["sessions"].dump().c_str(),
+              r["peer_restarts"].dump().c_str(), r["timeouts"].dump().c_str());
+  std::printf("config      digest %s, %s the peer's\n", r["config_digest"].get<std::string>().c_str(),
+              r["config_match"].get<bool>() ? "matches" : "DIFFERS FROM");
+  for (const auto& v : r["vrrp"])
+    std::printf("vrrp        %-12s %-7s%s%s%s\n", v["name"].get<std::string>().c_str(),
+                v["state"].get<std::string>().c_str(),
+                v["sync_demoted"].get<bool>() ? " demoted (resync pending)" : "",
+                v["takeover_held"].get<bool>() ? " takeover held" : "",
+                v["split_brain_alarm"].get<bool>() ? " SPLIT-BRAIN ALARM" : "");
 }
 
 void print_neighbors(const json& r) {
@@ -475,6 +519,11 @@ int main(int argc, char** argv) {
     std::printf("released %s\n", r["released"].get<std::string>().c_str());
   } else if (c == "dhcp") {
     print_pools(r);
+  } else if (c == "sync") {
+    print_sync(r);
+  } else if (c == "config" && cmd[1] == "push") {
+    std::printf("pushed %s (%s bytes): %s\n", r["pushed"].get<std::string>().c_str(),
+                r["bytes"].dump().c_str(), r["peer"].get<std::string>().c_str());
   } else if (c == "config") {
     std::printf("configuration reloaded from %s (generation %s)\n",
                 r["file"].get<std::string>().c_str(), r["generation"].dump().c_str());

@@ -179,7 +179,9 @@ void VrrpService::apply(size_t i, const std::vector<vrrp::Action>& acts, uint64_
         log_info("vrrp " + in.cfg.name + " (vrid " + std::to_string(in.cfg.vrid) + " on " +
                  in.cfg.port + "): " + vrrp::to_string(prev) + " -> " + vrrp::to_string(a.state) +
                  ", priority " + std::to_string(prio));
-        // The data plane answers for the VIPs before the first gratuitous ARP leaves.
+        // Replicated state first, then the data plane answers for the VIPs, then the first
+        // gratuitous ARP leaves.
+        if (a.state == vrrp::State::kMaster && hooks_.before_master) hooks_.before_master();
         if (a.state == vrrp::State::kMaster || prev == vrrp::State::kMaster)
           hooks_.ownership_changed();
         if (a.state == vrrp::State::kMaster) {
@@ -243,6 +245,9 @@ void VrrpService::retrack(uint64_t now) {
   for (size_t i = 0; i < instances_.size(); ++i) {
     const Inst& in = instances_[i];
     eff[i] = vrrp::effective_priority(static_cast<uint8_t>(in.cfg.priority), tracked[in.group]);
+    // Resyncing: a node without the peer's state must not win an election (pfsync's CARP
+    // demotion). A master keeps its priority: it holds the state.
+    if (eff[i] && sync_demoted_ && in.fsm->state() != vrrp::State::kMaster) eff[i] = 1;
     if (!eff[i]) group_fault[in.group] = true;
   }
   for (size_t i = 0; i < instances_.size(); ++i) {
@@ -259,6 +264,38 @@ void VrrpService::retrack(uint64_t now) {
       if (in.fsm->state() != vrrp::State::kInit || fault) in.fsm->set_fault(fault, now, acts);
     }
     apply(i, acts, now);
+  }
+}
+
+void VrrpService::set_sync_coupling(bool resyncing,
+                                    const std::function<bool(uint8_t vrid)>& peer_master,
+                                    uint64_t now) {
+  if (resyncing != sync_demoted_) {
+    sync_demoted_ = resyncing;
+    log_info(resyncing ? "vrrp: demoted (priority 1, no takeover) until the sync link's bulk "
+                         "resync completes"
+                       : "vrrp: resync complete, priorities restored");
+    retrack(now);
+  }
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    Inst& in = instances_[i];
+    VrrpInstanceStats& st = *stats_.instances[i];
+    const bool witness = peer_master(static_cast<uint8_t>(in.cfg.vrid));
+    // Held expiries happen in tick(); counted here, once per loop.
+    st.held_takeovers.add(in.fsm->held_takeovers() - in.held_seen);
+    in.held_seen = in.fsm->held_takeovers();
+    in.fsm->set_inhibit(resyncing || witness);
+    const int alarm = witness && in.fsm->holding() ? 1 : 0;
+    if (alarm != st.split_brain_alarm.load()) {
+      if (alarm)
+        log_error("vrrp " + in.cfg.name + ": adverts from the master stopped but the sync link "
+                  "says the peer is alive and MASTER: not taking over (check the " + in.cfg.port +
+                  " network between the nodes)");
+      else
+        log_info("vrrp " + in.cfg.name + ": split-brain alarm cleared");
+      st.split_brain_alarm.store(alarm);
+    }
+    st.demoted.store(resyncing && in.fsm->state() != vrrp::State::kMaster ? 1 : 0);
   }
 }
 
@@ -468,6 +505,10 @@ nlohmann::json VrrpService::status(uint64_t now) const {
         {"virtual_mac", in.cfg.virtual_mac},
         {"group", groups_[in.group].name},
         {"transitions", f.transitions()},
+        {"sync_demoted", st.demoted.load() != 0},
+        {"takeover_held", f.holding()},
+        {"split_brain_alarm", st.split_brain_alarm.load() != 0},
+        {"held_takeovers", f.held_takeovers()},
         {"last_transition_unix",
          f.last_transition_ns() ? wall - static_cast<int64_t>(since_ns / 1'000'000'000) : 0},
         {"adverts_sent", st.adverts_sent.get()},

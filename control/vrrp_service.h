@@ -29,6 +29,11 @@ struct VrrpInstanceStats {
   std::atomic<int> priority{0};
   std::atomic<int> effective_priority{0};
   dp::Counter transitions, adverts_sent, adverts_received, became_master;
+  // Sync coupling: takeovers held back, and whether one is held now because the sync link says
+  // the peer is alive and master while its adverts do not arrive (split brain averted: alarm).
+  dp::Counter held_takeovers;
+  std::atomic<int> split_brain_alarm{0};
+  std::atomic<int> demoted{0};  // resync in progress: priority 1, takeovers held
 };
 
 struct VrrpStats {
@@ -56,6 +61,9 @@ class VrrpService {
         announce;
     // Neighbour lookup for unicast peers: the MAC, or nullopt (and resolution is started).
     std::function<std::optional<dp::Mac>(uint32_t port, uint32_t ip)> resolve;
+    // Optional: called before an instance becomes MASTER, before the data plane answers for its
+    // VIPs and before the first gratuitous ARP (replicated state must be in the workers by then).
+    std::function<void()> before_master;
   };
 
   // `port_macs` and `port_addrs` are indexed like cfg.ports.
@@ -73,6 +81,13 @@ class VrrpService {
   // The load balancer's health: healthy real servers per named service (track_services). Re-
   // evaluates tracking when a count crosses an instance's min_healthy.
   void set_service_health(const std::map<std::string, uint32_t>& healthy, uint64_t now);
+
+  // Replication coupling, every control loop. `resyncing`: our copy of the peer's state is not
+  // complete while it is alive: instances not MASTER are demoted to priority 1 and hold their
+  // takeovers. `peer_master(vrid)`: the sync link says the peer is alive and MASTER of that
+  // VRID: hold the takeover even if its adverts stop (split-brain witness, alarmed).
+  void set_sync_coupling(bool resyncing, const std::function<bool(uint8_t vrid)>& peer_master,
+                         uint64_t now);
 
   // Applies what may change on reload (priorities, preemption, tracking, scripts, notify, GARP).
   void reload(const cfg::Config& cfg, uint64_t now);
@@ -95,6 +110,7 @@ class VrrpService {
     size_t group = 0;
     std::optional<vrrp::Checksum> peer_checksum;
     uint64_t last_advert_rx_ns = 0;
+    uint64_t held_seen = 0;  // fsm->held_takeovers() already counted
   };
   struct Group {
     std::string name;
@@ -130,6 +146,7 @@ class VrrpService {
   uint64_t next_refresh_ns_ = 0;
   std::map<std::string, uint32_t> service_health_;  // healthy real servers by service name
   bool in_sync_ = false;  // guards against recursion while a group follows one member
+  bool sync_demoted_ = false;
 };
 
 }  // namespace ctl

@@ -271,6 +271,9 @@ void Dataplane::stop() {
     rte_ring_free(w->handoff);
     rte_ring_free(w->journal);
     rte_ring_free(w->commands);
+    rte_ring_free(w->sync_out);
+    rte_ring_free(w->lease_in);
+    rte_ring_free(w->conn_in);
   }
   workers_.clear();
   dhcp_ = DhcpParams{};
@@ -375,6 +378,107 @@ std::string Dataplane::enable_forward(ForwardParams p) {
   for (auto& wp : workers_) wp->fwd = p.engines[wp->index].get();
   fwd_ = std::move(p);
   return "";
+}
+
+std::string Dataplane::enable_sync(const SyncParams& p) {
+  for (auto& wp : workers_) {
+    Worker& w = *wp;
+    const int sock = static_cast<int>(rte_lcore_to_socket_id(w.lcore));
+    const std::string n = std::to_string(w.index);
+    constexpr unsigned kFlags = RING_F_SP_ENQ | RING_F_SC_DEQ;
+    if (w.fwd != nullptr) {
+      w.sync_out = rte_ring_create_elem(("tdm_so" + n).c_str(), sizeof(ConnSync), p.ring_size,
+                                        sock, kFlags);
+      w.conn_in = rte_ring_create_elem(("tdm_ci" + n).c_str(), sizeof(ConnSync), p.ring_size,
+                                       sock, kFlags);
+      if (!w.sync_out || !w.conn_in)
+        return "cannot create the replication rings of worker " + n + ": " + dpdk_err(rte_errno);
+      w.fwd->sync_out = p.connections;
+      w.fwd->sync_refresh_ns = p.conn_refresh_ns;
+    }
+    if (w.dhcp != nullptr) {
+      w.lease_in = rte_ring_create_elem(("tdm_li" + n).c_str(), sizeof(dhcp::Lease), p.ring_size,
+                                        sock, kFlags);
+      if (!w.lease_in)
+        return "cannot create the replication rings of worker " + n + ": " + dpdk_err(rte_errno);
+    }
+  }
+  sync_enabled_ = true;
+  return "";
+}
+
+uint32_t Dataplane::poll_conn_updates(uint32_t w, ConnSync* out, uint32_t max) {
+  rte_ring* r = w < workers_.size() ? workers_[w]->sync_out : nullptr;
+  if (!r) return 0;
+  return rte_ring_sc_dequeue_burst_elem(r, out, sizeof(ConnSync), max, nullptr);
+}
+
+bool Dataplane::push_peer_lease(const dhcp::Lease& l) {
+  // Every worker: the one whose pool slices hold the address installs it. A worker whose ring is
+  // full makes the whole push fail: the caller retries it (a lease installed twice is harmless).
+  for (auto& w : workers_)
+    if (w->lease_in && rte_ring_free_count(w->lease_in) == 0) return false;
+  dhcp::Lease copy = l;
+  for (auto& w : workers_)
+    if (w->lease_in) rte_ring_sp_enqueue_elem(w->lease_in, &copy, sizeof copy);
+  return true;
+}
+
+bool Dataplane::push_peer_conn(const ConnSync& c) {
+  if (workers_.empty()) return true;
+  Worker& w = *workers_[owner_of(c.client_ip, static_cast<uint32_t>(workers_.size()))];
+  if (!w.conn_in) return true;
+  ConnSync copy = c;
+  return rte_ring_sp_enqueue_elem(w.conn_in, &copy, sizeof copy) == 0;
+}
+
+bool Dataplane::peer_state_applied() const {
+  for (const auto& w : workers_) {
+    if (w->lease_in && rte_ring_count(w->lease_in) != 0) return false;
+    if (w->conn_in && rte_ring_count(w->conn_in) != 0) return false;
+  }
+  return true;
+}
+
+uint32_t Dataplane::sync_loop(Worker& w, const Snapshot& s, uint64_t mono) noexcept {
+  uint32_t work = 0;
+  constexpr uint32_t kMax = 256;  // per loop and ring: a bulk resync never stalls packets
+  if (w.lease_in != nullptr && w.dhcp != nullptr && rte_ring_count(w.lease_in) != 0) {
+    dhcp::Lease ls[32];
+    for (uint32_t done = 0; done < kMax;) {
+      const uint32_t n = rte_ring_sc_dequeue_burst_elem(w.lease_in, ls, sizeof(dhcp::Lease), 32,
+                                                        nullptr);
+      if (n == 0) break;
+      for (uint32_t i = 0; i < n; ++i)
+        if (w.dhcp->store->find(ls[i].ip) != nullptr && w.dhcp->store->restore(ls[i], true))
+          w.peer_leases.add();
+      done += n;
+      work += n;
+    }
+  }
+  if (w.fwd == nullptr) return work;
+  ForwardEngine& e = *w.fwd;
+  if (w.conn_in != nullptr && rte_ring_count(w.conn_in) != 0) {
+    ConnSync cs[32];
+    for (uint32_t done = 0; done < kMax;) {
+      const uint32_t n =
+          rte_ring_sc_dequeue_burst_elem(w.conn_in, cs, sizeof(ConnSync), 32, nullptr);
+      if (n == 0) break;
+      for (uint32_t i = 0; i < n; ++i) install_conn(e, s, cs[i], mono);
+      done += n;
+      work += n;
+    }
+  }
+  if (e.sync_n != 0) {
+    const unsigned sent = w.sync_out != nullptr
+                              ? rte_ring_sp_enqueue_burst_elem(w.sync_out, e.sync_batch.get(),
+                                                               sizeof(ConnSync), e.sync_n, nullptr)
+                              : 0;
+    e.stats.sync_sent.add(sent);
+    if (sent < e.sync_n) e.stats.sync_dropped.add(e.sync_n - sent);
+    e.sync_n = 0;
+  }
+  return work;
 }
 
 uint32_t Dataplane::poll_lease_events(uint32_t w, dhcp::LeaseEvent* out, uint32_t max) {
@@ -508,6 +612,7 @@ uint32_t Dataplane::poll_once(Worker& w) noexcept {
     handle_burst(w, s, q.port_index, pkts, n, now, mono);
     if (w.dhcp != nullptr) dhcp_flush(w);
   }
+  if (sync_enabled_) total += sync_loop(w, s, mono != 0 ? mono : mono_ns(t0));
   if (total != 0 || tx) {
     for (uint32_t i = 0; i < w.n_ports; ++i)
       rte_eth_tx_buffer_flush(w.port_ids[i], w.txq, w.tx_buffer[i]);

@@ -67,6 +67,14 @@ struct ForwardParams {
   uint32_t neighbor_capacity = 65536;                    // next hops the workers can see
 };
 
+// Replication over the sync link (Dataplane::enable_sync): the rings between the workers and
+// the sync thread.
+struct SyncParams {
+  uint32_t ring_size = 65536;  // per worker and direction (power of two)
+  bool connections = true;     // workers report connection changes (forwarding enabled)
+  uint64_t conn_refresh_ns = 60'000'000'000;
+};
+
 // Control → worker: an operator's order on one lease (tandemctl lease release).
 struct DhcpCommand {
   enum Kind : uint32_t { kRelease = 1 };
@@ -161,6 +169,12 @@ struct alignas(64) Worker {
   std::vector<Held> held;  // circular, kHeldMax entries
   uint32_t held_head = 0, held_count = 0;
   std::vector<dhcp::LeaseEvent> expiry;  // this loop's expiry changes (capacity kExpiryBatch)
+
+  // Replication (null when the pair has no sync link). SP/SC each.
+  rte_ring* sync_out = nullptr;   // ConnSync: our connection changes → sync thread
+  rte_ring* lease_in = nullptr;   // dhcp::Lease: the peer's leases → us (if our ranges hold them)
+  rte_ring* conn_in = nullptr;    // ConnSync: the peer's connections of our clients → us
+  Counter peer_leases;            // the peer's leases installed (or newer held already)
 };
 
 class Dataplane {
@@ -216,6 +230,20 @@ class Dataplane {
   bool dhcp_command(const DhcpCommand& c);
   // Any thread: per-worker DHCP counters (null when disabled).
   const DhcpEngine* dhcp_engine(uint32_t w) const { return workers_[w]->dhcp; }
+
+  // Control thread, after init() and before start() (and after enable_dhcp/enable_forward):
+  // creates the replication rings. Returns "" or why not.
+  std::string enable_sync(const SyncParams& p);
+  bool sync_enabled() const { return sync_enabled_; }
+  // Sync thread: drains up to `max` connection changes of worker `w`.
+  uint32_t poll_conn_updates(uint32_t w, ConnSync* out, uint32_t max);
+  // Sync thread: hands the peer's lease to the workers (the one whose ranges hold the address
+  // installs it), the peer's connection to the worker owning its client. False when a ring is
+  // full (the caller retries later: nothing is lost).
+  bool push_peer_lease(const dhcp::Lease& l);
+  bool push_peer_conn(const ConnSync& c);
+  // Any thread: every worker has taken what was pushed to it (a takeover waits for this).
+  bool peer_state_applied() const;
 
   // Control thread, after init() and before start(): routes and load-balances on the workers.
   std::string enable_forward(ForwardParams p);
@@ -288,6 +316,9 @@ class Dataplane {
                       const ConnHint* hint = nullptr) noexcept;
   // Enqueues this loop's lease changes (expiry first) for the journal thread.
   void dhcp_flush(Worker& w) noexcept;
+  // Replication: installs what the peer sent (bounded per loop) and hands our connection changes
+  // to the sync thread.
+  uint32_t sync_loop(Worker& w, const Snapshot& s, uint64_t mono) noexcept;
   uint64_t wall_ns(uint64_t tsc) const noexcept {
     return wall_base_ns_ +
            static_cast<uint64_t>(static_cast<double>(tsc - tsc_base_) * ns_per_tsc_);
@@ -311,6 +342,7 @@ class Dataplane {
   Counter ctl_tx_packets_, ctl_tx_dropped_;
   DhcpParams dhcp_;
   ForwardParams fwd_;
+  bool sync_enabled_ = false;
   std::unique_ptr<NeighborCache> neigh_cache_;
   std::vector<std::pair<uint16_t, rte_flow*>> flows_;  // (DPDK port id, rule) installed
   void remove_flow_rules();

@@ -273,6 +273,35 @@ void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
   e.sched.inactive[dest_id] += is ? -1 : 1;
 }
 
+// Replication: tells the peer about `c` when it reached ESTABLISHED, changed state past the
+// handshake, is a new UDP flow, or was last sent sync_refresh_ns ago. Opening states are not
+// sent (a spoofed SYN flood would flood the sync link; a client caught mid-handshake by a
+// failover retransmits its SYN), as IPVS syncs only connections past the handshake.
+void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_ns) noexcept {
+  if (!e.sync_out) return;
+  const lb::TcpState st = c.state;
+  if (st == lb::TcpState::kNone || st == lb::TcpState::kSynSent ||
+      st == lb::TcpState::kSynRecv || st == lb::TcpState::kListen || st == lb::TcpState::kSynAck)
+    return;
+  if (st == before && c.synced_ns != 0 && now_ns - c.synced_ns < e.sync_refresh_ns) return;
+  if (e.sync_n == ForwardEngine::kSyncBatch) {
+    e.stats.sync_dropped.add();
+    return;
+  }
+  c.synced_ns = now_ns;
+  ConnSync& r = e.sync_batch[e.sync_n++];
+  r.proto = c.fwd.proto;
+  r.state = static_cast<uint8_t>(st);
+  r.fwd_mode = static_cast<uint8_t>(c.fwd_mode);
+  r.client_ip = c.fwd.src_ip;
+  r.client_port = c.fwd.src_port;
+  r.vip = c.fwd.dst_ip;
+  r.vport = c.fwd.dst_port;
+  r.rs_ip = c.rs_ip;
+  r.rs_port = c.rs_port;
+  r.generation = ++c.sync_gen;
+}
+
 // A new connection to service `svc` from the client in `k`: persistence template, else the
 // scheduler. nullptr (with the reason) when nothing can take it.
 // `pickup`: a TCP segment of a flow already under way (Maglev services only), entered as
@@ -392,13 +421,14 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
     c = open_conn(e, svc, k, now_ns, !syn, &why);
     if (c == nullptr) return dropped(why);
   }
+  const lb::TcpState before = c->state;
   if (proto == kIpProtoTcp) {
-    const lb::TcpState before = c->state;
     e.conns.on_tcp(*c, false, flags, now_ns);
     count_state(e, c->dest_id, before, c->state);
   } else {
     e.conns.on_udp(*c, now_ns);
   }
+  note_sync(e, *c, before, now_ns);
   const uint32_t bytes = len;
   FwdResult r = to_real(e, s, neigh, *c, frame, len, headroom, cap, in_port, now_ns);
   // NAT rewrites only a packet that leaves: an ICMP error (TTL, fragmentation needed) must
@@ -424,13 +454,14 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
   bool reply = false;
   lb::Conn* c = lookup(e, k, &reply, hint);
   if (c == nullptr || !reply || c->fwd_mode != lb::Fwd::kNat) return false;
+  const lb::TcpState before = c->state;
   if (proto == kIpProtoTcp) {
-    const lb::TcpState before = c->state;
     e.conns.on_tcp(*c, true, l4[tcp::kOffFlags], now_ns);
     count_state(e, c->dest_id, before, c->state);
   } else {
     e.conns.on_udp(*c, now_ns);
   }
+  note_sync(e, *c, before, now_ns);
   if (!decrement_ttl(ip)) {
     *out = icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded, icmp::kTtlExceeded, 0,
                       Drop::kTtlExceeded, now_ns);
@@ -664,6 +695,132 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   return route_transit(e, s, neigh, frame, len, cap, in_port, now_ns);
 }
 
+void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r, uint64_t now_ns) noexcept {
+  const LbTable* lbt = s.fwd != nullptr ? s.fwd->lb.get() : nullptr;
+  const int si = lbt != nullptr ? lbt->find(r.proto, r.vip, r.vport) : -1;
+  if (si < 0 || r.state >= lb::kTcpStateCount) {
+    e.stats.sync_refused.add();
+    return;
+  }
+  const lb::Service& svc = lbt->services[static_cast<size_t>(si)];
+  int di = -1;
+  for (size_t i = 0; i < svc.dests.size(); ++i) {
+    const lb::Dest& d = svc.dests[i];
+    if (d.ip == r.rs_ip && (d.port == r.rs_port || d.port == 0)) {
+      di = static_cast<int>(i);
+      break;
+    }
+  }
+  if (di < 0) {
+    e.stats.sync_refused.add();
+    return;
+  }
+  const lb::Dest& d = svc.dests[static_cast<size_t>(di)];
+  lb::FlowKey k;
+  k.src_ip = r.client_ip;
+  k.dst_ip = r.vip;
+  k.src_port = r.client_port;
+  k.dst_port = r.vport;
+  k.proto = r.proto;
+  const auto state = static_cast<lb::TcpState>(r.state);
+  bool reply = false;
+  lb::Conn* c = e.conns.find(k, &reply);
+  if (c != nullptr && (reply || c->rs_ip != r.rs_ip || c->rs_port != r.rs_port)) {
+    // Bound elsewhere here (our own connection, made while we were both masters, or a reply
+    // key that collides): the peer's newer word wins.
+    if (!reply && r.generation < c->sync_gen) {
+      e.stats.sync_stale.add();
+      return;
+    }
+    if (c->dest_id < e.dests.size()) {
+      const bool active = c->state == lb::TcpState::kEstablished;
+      (active ? e.dests[c->dest_id].active : e.dests[c->dest_id].inactive).add(-1);
+      (active ? e.sched.active : e.sched.inactive)[c->dest_id] -= 1;
+    }
+    e.conns.erase(c);
+    c = nullptr;
+  }
+  if (c != nullptr) {
+    if (r.generation < c->sync_gen) {
+      e.stats.sync_stale.add();
+      return;
+    }
+    const lb::TcpState before = c->state;
+    if (k.proto == kIpProtoTcp) {
+      e.conns.set_state(*c, state, now_ns);
+      count_state(e, c->dest_id, before, c->state);
+    } else {
+      e.conns.on_udp(*c, now_ns);
+    }
+  } else {
+    lb::FlowKey rev;
+    rev.src_ip = r.rs_ip;
+    rev.dst_ip = r.client_ip;
+    rev.src_port = r.rs_port;
+    rev.dst_port = r.client_port;
+    rev.proto = r.proto;
+    c = e.conns.insert_established(k, rev, now_ns);
+    if (c == nullptr) {
+      e.stats.sync_refused.add();
+      return;
+    }
+    c->service_id = svc.id;
+    c->dest_id = d.id;
+    c->dest_index = static_cast<uint16_t>(di);
+    c->rs_ip = r.rs_ip;
+    c->rs_port = r.rs_port;
+    c->fwd_mode = static_cast<lb::Fwd>(r.fwd_mode);
+    if (d.id < e.dests.size()) {
+      const bool active = c->state == lb::TcpState::kEstablished;
+      (active ? e.dests[d.id].active : e.dests[d.id].inactive).add(1);
+      (active ? e.sched.active : e.sched.inactive)[d.id] += 1;
+    }
+    if (k.proto == kIpProtoTcp && state != lb::TcpState::kEstablished) {
+      const lb::TcpState before = c->state;
+      e.conns.set_state(*c, state, now_ns);
+      count_state(e, c->dest_id, before, c->state);
+    }
+    if (svc.persist_s != 0)
+      e.persist.put(svc.id, k.src_ip & svc.persist_mask, d.id,
+                    now_ns + uint64_t{svc.persist_s} * 1'000'000'000ull);
+  }
+  c->sync_gen = r.generation;
+  c->synced_ns = now_ns;  // what the peer told us need not be told back before a refresh
+  e.stats.sync_installed.add();
+}
+
+namespace {
+
+void serve_dump(ForwardEngine& e, ConnDump& d) noexcept {
+  const uint64_t req = d.req.load(std::memory_order_acquire);
+  if (req == d.done.load(std::memory_order_relaxed)) return;
+  if (d.serving != req) {
+    d.serving = req;
+    d.cursor = 0;
+    d.out.clear();
+  }
+  d.cursor = e.conns.for_each_from(d.cursor, kDumpSlice, [&d](const lb::Conn& c) {
+    if (d.out.size() >= d.max) return;
+    ConnRecord r;
+    r.proto = c.fwd.proto;
+    r.state = static_cast<uint8_t>(c.state);
+    r.client_ip = c.fwd.src_ip;
+    r.client_port = c.fwd.src_port;
+    r.vip = c.fwd.dst_ip;
+    r.vport = c.fwd.dst_port;
+    r.rs_ip = c.rs_ip;
+    r.rs_port = c.rs_port;
+    r.expires_ns = c.expires_ns;
+    r.generation = c.sync_gen;
+    r.fwd_mode = static_cast<uint8_t>(c.fwd_mode);
+    d.out.push_back(r);
+  });
+  if (d.cursor >= e.conns.capacity() || d.out.size() >= d.max)
+    d.done.store(req, std::memory_order_release);
+}
+
+}  // namespace
+
 uint32_t forward_maintenance(ForwardEngine& e, uint64_t now_ns, uint32_t max) noexcept {
   const uint64_t gen = e.timeouts_gen.load(std::memory_order_acquire);
   if (gen != e.applied_gen) {
@@ -677,31 +834,10 @@ uint32_t forward_maintenance(ForwardEngine& e, uint64_t now_ns, uint32_t max) no
     (active ? e.sched.active : e.sched.inactive)[c.dest_id] -= 1;
   });
   e.stats.conn_expired.add(n);
-  // An operator's listing: the table is walked a slice per pass, never all at once.
-  const uint64_t req = e.dump.req.load(std::memory_order_acquire);
-  if (req != e.dump.done.load(std::memory_order_relaxed)) {
-    if (e.dump.serving != req) {
-      e.dump.serving = req;
-      e.dump.cursor = 0;
-      e.dump.out.clear();
-    }
-    e.dump.cursor = e.conns.for_each_from(e.dump.cursor, kDumpSlice, [&e](const lb::Conn& c) {
-      if (e.dump.out.size() >= e.dump.max) return;
-      ConnRecord r;
-      r.proto = c.fwd.proto;
-      r.state = static_cast<uint8_t>(c.state);
-      r.client_ip = c.fwd.src_ip;
-      r.client_port = c.fwd.src_port;
-      r.vip = c.fwd.dst_ip;
-      r.vport = c.fwd.dst_port;
-      r.rs_ip = c.rs_ip;
-      r.rs_port = c.rs_port;
-      r.expires_ns = c.expires_ns;
-      e.dump.out.push_back(r);
-    });
-    if (e.dump.cursor >= e.conns.capacity() || e.dump.out.size() >= e.dump.max)
-      e.dump.done.store(req, std::memory_order_release);
-  }
+  // Listings (the operator's, the sync thread's bulk resync): the table is walked a slice per
+  // pass, never all at once.
+  serve_dump(e, e.dump);
+  serve_dump(e, e.sync_dump);
   return n;
 }
 

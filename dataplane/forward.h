@@ -92,6 +92,11 @@ struct ForwardStats {
   Counter neighbor_misses;    // next hop unresolved: resolution asked, packet dropped
   Counter conn_expired;       // connections aged out
   Counter persist_hits;       // new connections sent to their persistence template's server
+  Counter sync_sent;          // connection updates handed to the sync thread
+  Counter sync_dropped;       // ... lost because its ring was full (the peer misses them)
+  Counter sync_installed;     // connections the peer reported, installed or updated
+  Counter sync_stale;         // ... ignored: we hold a newer generation
+  Counter sync_refused;       // ... not installed: no such service/real server here, table full
 };
 
 // Persistence templates (ipvsadm -p): (service, client & netmask) → real server, per worker.
@@ -119,7 +124,23 @@ struct ConnRecord {
   uint16_t client_port = 0, vport = 0, rs_port = 0;
   uint32_t client_ip = 0, vip = 0, rs_ip = 0;
   uint64_t expires_ns = 0;
+  uint32_t generation = 0;  // lb::Conn::sync_gen
+  uint8_t fwd_mode = 0;     // lb::Fwd
 };
+
+// A connection as the sync link carries it: worker → sync thread when it changes, sync thread →
+// the owning worker on the peer. Addresses and ports host order. POD (rte_ring elements).
+struct ConnSync {
+  uint8_t proto = 0;
+  uint8_t state = 0;     // lb::TcpState
+  uint8_t fwd_mode = 0;  // lb::Fwd
+  uint8_t pad = 0;
+  uint16_t client_port = 0, vport = 0;
+  uint32_t client_ip = 0, vip = 0, rs_ip = 0;
+  uint16_t rs_port = 0, pad2 = 0;
+  uint32_t generation = 0;  // per connection, +1 per update sent (an older one never overwrites)
+};
+static_assert(sizeof(ConnSync) == 28);
 
 // Control → worker request for a copy of the connection table (at most `max` entries): the
 // control thread sets max and bumps `req`; the worker fills `out` at its next maintenance pass
@@ -153,7 +174,19 @@ struct ForwardEngine {
   lb::Timeouts next_timeouts;
   std::atomic<uint64_t> timeouts_gen{0};
   uint64_t applied_gen = 0;
-  ConnDump dump;
+  ConnDump dump;       // the operator's listings (control thread)
+  ConnDump sync_dump;  // the sync thread's bulk resync
+
+  // Replication (sync link). Set by the control thread before start; then worker only.
+  // forward() appends an update when a connection reaches ESTABLISHED, changes state after
+  // that (or is a new UDP flow), and again every sync_refresh_ns while it carries traffic, so the
+  // peer's copy never ages out before ours. The worker hands the batch to the sync thread once
+  // per loop; a full batch or ring drops (counted: Maglev services still pick flows up).
+  bool sync_out = false;
+  uint64_t sync_refresh_ns = 60'000'000'000;
+  static constexpr uint32_t kSyncBatch = 2048;
+  std::unique_ptr<ConnSync[]> sync_batch = std::make_unique<ConnSync[]>(kSyncBatch);
+  uint32_t sync_n = 0;
 };
 
 enum class FwdAction : uint8_t {
@@ -212,6 +245,12 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
                   uint32_t len, uint32_t headroom, uint32_t cap, uint32_t in_port,
                   const LocalResult& lr, uint64_t now_ns, uint32_t hops = 0,
                   const ConnHint* hint = nullptr) noexcept;
+
+// Worker: installs (or updates) a connection the peer reported, on the worker owning its client.
+// The service is found by (proto, VIP, port) and the real server by address in this node's
+// snapshot (ids differ between nodes); the state is taken with its full timeout from now_ns.
+// An update older than what we hold (generation) is ignored. Not per packet: sync traffic.
+void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r, uint64_t now_ns) noexcept;
 
 // Worker, once per loop: ages out up to `max` connections (bounded work), keeps the active and
 // inactive levels right, applies new timeouts. Returns connections expired.

@@ -573,7 +573,7 @@ bool LeaseStore::expire(uint64_t now, std::vector<LeaseEvent>* events) noexcept 
 // ---------------------------------------------------------------------------------------------
 // Restore (control or worker, off the per-packet path)
 
-bool LeaseStore::restore(const Lease& l) {
+bool LeaseStore::restore(const Lease& l, bool ties) {
   const Where w = locate(l.ip);
   if (w.addr == kNone || pools_[w.pool].id != l.pool) return false;
   if (static_cast<uint8_t>(l.state) > static_cast<uint8_t>(LeaseState::kDeclined) ||
@@ -583,7 +583,8 @@ bool LeaseStore::restore(const Lease& l) {
   const uint32_t a = w.addr;
   const uint32_t p = w.pool;
   Lease& cur = cells_[a].lease;
-  if (l.generation <= cur.generation) return true;  // ours is as new or newer
+  if (l.generation < cur.generation || (l.generation == cur.generation && !ties))
+    return true;  // ours is newer (or as new)
 
   // The index entry is found through the lease's client, so drop it before the client changes.
   if (!(cur.client == l.client) || l.state == LeaseState::kDeclined) client_drop(a);

@@ -125,10 +125,12 @@ class LeaseStore {
   bool expire(uint64_t now, std::vector<LeaseEvent>* events = nullptr) noexcept;
 
   // Restore (journal replay, replication): installs `l` if its generation is newer than what is
-  // held for that address. False if the address is not in any range of `l.pool` (or `l` is
-  // malformed); true otherwise, installed or not. Events in the order they were emitted rebuild
-  // the same state, free-list order and affinities included.
-  bool restore(const Lease& l);
+  // held for that address (or as new, with `ties`: the peer's word wins a tie, since a standby's
+  // own expiry of a lease the master just renewed bumps the generation alike). False if the
+  // address is not in any range of `l.pool` (or `l` is malformed); true otherwise, installed or
+  // not. Events in the order they were emitted rebuild the same state, free-list order and
+  // affinities included.
+  bool restore(const Lease& l, bool ties = false);
 
   const Lease* find(uint32_t ip) const noexcept;  // any address in a range (kFree included)
   // A 32-bit mark the caller keeps per address (0 at start; the store never changes it): the

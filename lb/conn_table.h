@@ -107,8 +107,10 @@ struct alignas(64) Conn {
   uint64_t expires_ns = 0;  // last_ns + timeout of the state at that packet
 
   uint32_t dest_id = 0;  // opaque to the table
-  // Written by the caller if it wants them; zeroed by insert().
-  uint64_t in_pkts = 0, in_bytes = 0, out_pkts = 0, out_bytes = 0;
+  // Replication, opaque to the table (zeroed by insert()): updates of this connection sent to or
+  // taken from the peer (newer wins), and when it was last sent.
+  uint32_t sync_gen = 0;
+  uint64_t synced_ns = 0;
 
   bool embryonic() const noexcept { return (flags_ & kEmbryonic) != 0; }
   bool seen_reply() const noexcept { return (flags_ & kSeenReply) != 0; }

@@ -11,7 +11,7 @@ TANDEMCTL=$BUILD/control/tandemctl
 export ROOT BUILD RUN_DIR LAB_RUN TANDEMD TANDEMCTL
 
 DEPS=(build-essential pkg-config meson ninja-build libdpdk-dev dpdk libconfig++-dev
-      prometheus-cpp-dev libtbb-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+      prometheus-cpp-dev libtbb-dev libgtest-dev libgmock-dev nlohmann-json3-dev libssl-dev
       iproute2 ethtool nftables iputils-ping arping curl jq nginx-light
       isc-dhcp-client kea-admin tcpdump procps psmisc keepalived wrk haproxy)
 

@@ -297,7 +297,8 @@ void Instance::start(uint64_t now, std::vector<Action>& out) {
   if (fault_) {  // a tracked object already down: start where set_fault(true) would put us
     become(State::kFault, now, out);
   } else {
-    become(prio_ == 255 ? State::kMaster : State::kBackup, now, out);  // §6.4.1: owner → master
+    // §6.4.1: owner → master (unless held back by the sync coupling)
+    become(prio_ == 255 && !inhibit_ ? State::kMaster : State::kBackup, now, out);
   }
 }
 
@@ -308,6 +309,7 @@ void Instance::shutdown(uint64_t now, std::vector<Action>& out) {
 }
 
 void Instance::on_advert(const Advert& a, uint32_t src, uint64_t now, std::vector<Action>& out) {
+  held_ = false;
   if (state_ == State::kBackup) {
     if (a.priority == 0) {  // the master is leaving: take over after Skew_Time only
       deadline_ = now + skew_ns();
@@ -349,6 +351,12 @@ void Instance::tick(uint64_t now, std::vector<Action>& out) {
   if (deadline_ == kNever || now < deadline_) return;
   switch (state_) {
     case State::kBackup:  // Master_Down_Timer fired
+      if (inhibit_) {
+        ++held_takeovers_;
+        held_ = true;
+        deadline_ = now + master_down_ns();
+        break;
+      }
       become(State::kMaster, now, out);
       break;
     case State::kMaster:  // Adver_Timer fired; rearm from now so a late tick does not burst

@@ -153,6 +153,20 @@ class Instance {
   void set_fault(bool fault, uint64_t now, std::vector<Action>& out);
   // Sync group: force this instance to follow its group (MASTER or BACKUP), as keepalived does.
   void force(State s, uint64_t now, std::vector<Action>& out);
+  // Replication coupling: while inhibited, a BACKUP whose Master_Down_Timer fires (the master's
+  // adverts stopped, or it preempts a lower priority) stays BACKUP and re-arms the timer; an
+  // owner (255) starts as BACKUP. The caller inhibits while the pair's sync link says the peer
+  // is alive and master (split-brain witness) or while our state is still being resynced.
+  // held_takeovers() counts the timer expiries it suppressed.
+  // Lifting the inhibition after it held a takeover back fires the timer at the next tick (the
+  // master is still silent: no need to wait a whole Master_Down_Interval again).
+  void set_inhibit(bool inhibit) {
+    if (inhibit_ && !inhibit && held_ && state_ == State::kBackup) deadline_ = 0;
+    inhibit_ = inhibit;
+  }
+  bool inhibited() const { return inhibit_; }
+  bool holding() const { return held_ && inhibit_; }  // a takeover is being held back now
+  uint64_t held_takeovers() const { return held_takeovers_; }
   // Reload: new preemption settings apply from the next advert; the delay still counts from
   // start().
   void set_preempt(bool preempt, uint64_t delay_ns) {
@@ -173,6 +187,9 @@ class Instance {
   uint64_t transitions_ = 0;
   uint64_t last_transition_ns_ = 0;
   bool fault_ = false;
+  bool inhibit_ = false;
+  bool held_ = false;  // a takeover was held back since the master's last advert
+  uint64_t held_takeovers_ = 0;
 };
 
 // keepalived's tracking arithmetic: base priority plus the weights of tracked objects

@@ -914,7 +914,9 @@ TEST(ConfigExamples, LabNodesDifferOnlyWhereTheyMust) {
   EXPECT_EQ(diff,
             (Strings{"'control.socket' cannot change on reload (restart tandemd to apply)",
                      "'dhcp.leases.journal' cannot change on reload (restart tandemd to apply)",
-                     "'dhcp.leases.snapshot' cannot change on reload (restart tandemd to apply)"}))
+                     "'dhcp.leases.snapshot' cannot change on reload (restart tandemd to apply)",
+                     "'sync (address, peer, port, interface, key, connections)' cannot change on "
+                     "reload (restart tandemd to apply)"}))
       << "node-a.conf and node-b.conf must describe the same daemon shape";
 }
 
@@ -3337,6 +3339,85 @@ vrrp = { instances = ( { name = "VI_1"; port = "front0"; vrid = 51;
   EXPECT_EQ(errors(vrrp_tracking + misnamed),
             Strings{"t.conf:7: instance 'VI_1' tracks service 'web', which is no named service "
                     "in 'lb.services' (did you mean 'web1'?)"});
+}
+
+
+// ------------------------------------------------------------------------------------- sync
+
+TEST(ConfigSync, ReadsEveryFieldAndDefaults) {
+  const Config off = load_ok(kOnePort);
+  EXPECT_FALSE(off.sync.enabled);
+
+  const Config d = load_ok(std::string(kOnePort) + R"(sync = {
+  address = "203.0.113.1"; peer = "203.0.113.2"; key = "0123456789abcdef";
+};
+)");
+  EXPECT_TRUE(d.sync.enabled);
+  EXPECT_EQ(d.sync.line, 2);
+  EXPECT_EQ(d.sync.address, ip("203.0.113.1"));
+  EXPECT_EQ(d.sync.peer, ip("203.0.113.2"));
+  EXPECT_EQ(d.sync.port, 9470);
+  EXPECT_EQ(d.sync.dhcp, SyncMode::kStrict);
+  EXPECT_TRUE(d.sync.connections);
+  EXPECT_EQ(d.sync.heartbeat_ms, 100u);
+  EXPECT_EQ(d.sync.dead_ms, 500u);
+  EXPECT_EQ(d.sync.resync_wait_ms, 1000u);
+  EXPECT_EQ(d.sync.connection_refresh_s, 60u);
+
+  const Config f = load_ok(std::string(kOnePort) + R"(sync = {
+  address = "203.0.113.1"; peer = "203.0.113.2"; port = 7000; interface = "sync0";
+  key = "0123456789abcdef0123"; dhcp = "async"; connections = false; heartbeat_ms = 50;
+  dead_ms = 200; connection_refresh_s = 30; resync_wait_ms = 0; config_include = "shared.conf";
+};
+)");
+  EXPECT_EQ(f.sync.port, 7000);
+  EXPECT_EQ(f.sync.interface, "sync0");
+  EXPECT_EQ(f.sync.key, "0123456789abcdef0123");
+  EXPECT_EQ(f.sync.dhcp, SyncMode::kAsync);
+  EXPECT_FALSE(f.sync.connections);
+  EXPECT_EQ(f.sync.heartbeat_ms, 50u);
+  EXPECT_EQ(f.sync.dead_ms, 200u);
+  EXPECT_EQ(f.sync.connection_refresh_s, 30u);
+  EXPECT_EQ(f.sync.resync_wait_ms, 0u);
+  EXPECT_EQ(f.sync.config_include, "shared.conf");
+}
+
+TEST(ConfigSync, ErrorsNameTheLine) {
+  EXPECT_EQ(errors_after_port("sync = { peer = \"203.0.113.2\"; key = \"0123456789abcdef\"; };\n"),
+            (Strings{"t.conf:2: missing required key 'sync.address'"}));
+  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n};\n"),
+            (Strings{"t.conf:2: missing required key 'sync.key' (or 'sync.key_file'): the sync "
+                     "link is authenticated"}));
+  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n"
+                              " key = \"short\";\n};\n"),
+            (Strings{"t.conf:5: 'sync.key' is too short (5 bytes): use at least 16 random bytes"}));
+  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.1\";\n"
+                              " key = \"0123456789abcdef\";\n};\n"),
+            (Strings{"t.conf:4: 'sync.peer' must differ from 'sync.address'"}));
+  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n"
+                              " key = \"0123456789abcdef\";\n heartbeat_ms = 100;\n"
+                              " dead_ms = 200;\n};\n"),
+            (Strings{"t.conf:7: 'sync.dead_ms' (200) must be at least 3 × 'sync.heartbeat_ms' "
+                     "(100)"}));
+  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n"
+                              " key = \"0123456789abcdef\";\n dhcp = \"sometimes\";\n};\n"),
+            (Strings{"t.conf:6: 'sync.dhcp' = \"sometimes\" is not one of: strict, async"}));
+  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n"
+                              " key_file = \"/nonexistent/tandem.key\";\n};\n"),
+            (Strings{"t.conf:5: 'sync.key_file' = \"/nonexistent/tandem.key\" cannot be read"}));
+}
+
+TEST(ConfigSync, ChangesNeedARestart) {
+  const std::string base = std::string(kOnePort) +
+                           "sync = { address = \"203.0.113.1\"; peer = \"203.0.113.2\"; "
+                           "key = \"0123456789abcdef\"; ";
+  const Config a = load_ok(base + "};\n");
+  const Config b = load_ok(base + "dhcp = \"async\"; heartbeat_ms = 50; dead_ms = 150; };\n");
+  EXPECT_TRUE(reload_conflicts(a, b).empty()) << "modes and timers apply on reload";
+  const Config c = load_ok(std::string(kOnePort) +
+                           "sync = { address = \"203.0.113.1\"; peer = \"203.0.113.6\"; "
+                           "key = \"0123456789abcdef\"; };\n");
+  ASSERT_EQ(reload_conflicts(a, c).size(), 1u);
 }
 
 }  // namespace

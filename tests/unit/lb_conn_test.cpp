@@ -125,7 +125,8 @@ TEST(ConnTable, InsertFindBothDirections) {
   EXPECT_EQ(c->last_ns, kT0);
   EXPECT_EQ(c->expires_ns, kT0 + 2 * kSec);
   EXPECT_EQ(c->service_id, 0u);
-  EXPECT_EQ(c->in_pkts, 0u);
+  EXPECT_EQ(c->sync_gen, 0u);
+  EXPECT_EQ(c->synced_ns, 0u);
   EXPECT_TRUE(c->embryonic());
   EXPECT_EQ(t.size(), 1u);
   EXPECT_EQ(t.embryonic(), 1u);
