@@ -280,7 +280,11 @@ void VrrpService::set_sync_coupling(bool resyncing,
   for (size_t i = 0; i < instances_.size(); ++i) {
     Inst& in = instances_[i];
     VrrpInstanceStats& st = *stats_.instances[i];
-    const bool witness = peer_master(static_cast<uint8_t>(in.cfg.vrid));
+    // Only when the master's adverts are missing: a lower-priority master whose adverts arrive
+    // is preempted as usual (its adverts prove the path between us works).
+    const uint64_t interval_ns = uint64_t{in.fsm->master_interval_cs()} * 10'000'000;
+    const bool silent = now - in.last_advert_rx_ns > 2 * interval_ns;
+    const bool witness = silent && peer_master(static_cast<uint8_t>(in.cfg.vrid));
     // Held expiries happen in tick(); counted here, once per loop.
     st.held_takeovers.add(in.fsm->held_takeovers() - in.held_seen);
     in.held_seen = in.fsm->held_takeovers();

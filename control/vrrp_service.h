@@ -85,7 +85,8 @@ class VrrpService {
   // Replication coupling, every control loop. `resyncing`: our copy of the peer's state is not
   // complete while it is alive: instances not MASTER are demoted to priority 1 and hold their
   // takeovers. `peer_master(vrid)`: the sync link says the peer is alive and MASTER of that
-  // VRID: hold the takeover even if its adverts stop (split-brain witness, alarmed).
+  // VRID and its adverts have stopped (none for two intervals): hold the takeover (split-brain
+  // witness, alarmed). A master whose adverts arrive is preempted as usual.
   void set_sync_coupling(bool resyncing, const std::function<bool(uint8_t vrid)>& peer_master,
                          uint64_t now);
 
