@@ -267,6 +267,10 @@ uint16_t adopted_interval(const Config& c, const Advert& a, uint16_t in_use) {
 // can enter a state with a stale timer. Entering BACKUP arms Master_Down from the
 // Master_Adver_Interval and master the caller has set.
 void Instance::become(State s, uint64_t now, std::vector<Action>& out) {
+  // A held takeover belongs to the BACKUP state it was held in: whatever state comes next, none
+  // is held (or a master would report one, and a later BACKUP would skip its Master_Down when
+  // the inhibition is lifted).
+  held_ = false;
   switch (s) {
     case State::kMaster:
       send_advert(prio_, out);  // RFC 5798 §6.4.1/§6.4.2: advertise, then become master

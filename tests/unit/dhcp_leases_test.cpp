@@ -619,6 +619,87 @@ TEST_F(LeasesTest, RestoredLeasesExpireOnTimeEvenWhenAlreadyDue) {
   EXPECT_EQ(ev_.size(), 1u);
 }
 
+TEST_F(LeasesTest, RestoreWithTiesLetsThePeerWinAnEqualGeneration) {
+  // The peer's lease reached us (generation 5), ended on our clock while the peer renewed it:
+  // our FREE copy and its renewed BOUND one both carry generation 6.
+  Lease l;
+  l.ip = kA0 + 4;
+  l.pool = kPoolA;
+  l.state = LeaseState::kBound;
+  l.client = key(7);
+  l.mac = mac_of(7);
+  l.expires_ns = now_ + 10 * kSec;
+  l.updated_ns = now_;
+  l.generation = 5;
+  ASSERT_TRUE(s_.restore(l, true));
+  now_ += 10 * kSec;
+  ev_.clear();
+  EXPECT_TRUE(s_.expire(now_, &ev_));
+  ASSERT_EQ(ev_.size(), 1u);
+  EXPECT_EQ(ev_[0].kind, Kind::kExpire);
+  ASSERT_EQ(state(kA0 + 4), LeaseState::kFree);
+  ASSERT_EQ(s_.find(kA0 + 4)->generation, 6u);
+  const Lease ours = *s_.find(kA0 + 4);
+
+  Lease renewed = l;
+  renewed.expires_ns = now_ + kLease;
+  renewed.updated_ns = now_ - kSec;
+  renewed.generation = 6;
+  // Without ties (journal replay): ours is as new, kept.
+  EXPECT_TRUE(s_.restore(renewed));
+  EXPECT_TRUE(s_.restore(renewed, false));
+  EXPECT_TRUE(same_lease(*s_.find(kA0 + 4), ours)) << describe(*s_.find(kA0 + 4));
+  EXPECT_EQ(s_.find(key(7)), nullptr);
+  // Older, ties or not: ignored.
+  Lease older = renewed;
+  older.generation = 5;
+  EXPECT_TRUE(s_.restore(older, true));
+  EXPECT_TRUE(same_lease(*s_.find(kA0 + 4), ours)) << describe(*s_.find(kA0 + 4));
+  // With ties (replication): the peer's word wins.
+  EXPECT_TRUE(s_.restore(renewed, true));
+  EXPECT_TRUE(same_lease(*s_.find(kA0 + 4), renewed)) << describe(*s_.find(kA0 + 4));
+  EXPECT_EQ(s_.find(key(7)), s_.find(kA0 + 4));
+  PoolStats st = s_.stats(kPoolA);
+  EXPECT_EQ(st.bound, 1u);
+  EXPECT_EQ(st.free, 9u);
+  // Fully live: it ends at its new time, and no other client gets it meanwhile.
+  for (int c = 20; c < 29; ++c) EXPECT_NE(offer(c), kA0 + 4);
+  EXPECT_EQ(offer(29), std::nullopt);
+  ev_.clear();
+  EXPECT_TRUE(s_.expire(now_ + kLease - 1, &ev_));
+  for (const auto& e : ev_) EXPECT_NE(e.lease.ip, kA0 + 4);
+  ev_.clear();
+  s_.expire(now_ + kLease, &ev_);
+  bool ended = false;
+  for (const auto& e : ev_)
+    if (e.lease.ip == kA0 + 4) {
+      ended = true;
+      EXPECT_EQ(e.kind, Kind::kExpire);
+      EXPECT_EQ(e.lease.generation, 7u);
+    }
+  EXPECT_TRUE(ended);
+}
+
+TEST_F(LeasesTest, RestoreWithTiesNeverTakesALowerGeneration) {
+  const uint32_t ip = bind(3);  // ours: offer (1), bind (2)
+  ASSERT_EQ(s_.find(ip)->generation, 2u);
+  const Lease ours = *s_.find(ip);
+  Lease theirs = ours;
+  theirs.state = LeaseState::kFree;
+  theirs.expires_ns = 0;
+  theirs.generation = 1;
+  EXPECT_TRUE(s_.restore(theirs, true));
+  EXPECT_TRUE(same_lease(*s_.find(ip), ours));
+  theirs.generation = 0;
+  EXPECT_TRUE(s_.restore(theirs, true));
+  EXPECT_TRUE(same_lease(*s_.find(ip), ours));
+  theirs.generation = 2;  // the tie
+  EXPECT_TRUE(s_.restore(theirs, true));
+  EXPECT_EQ(state(ip), LeaseState::kFree);
+  EXPECT_EQ(s_.find(key(3)), nullptr);
+  EXPECT_EQ(s_.stats(kPoolA).bound, 0u);
+}
+
 // ------------------------------------------------------------------------------ expiry wheel
 
 TEST_F(LeasesTest, ExpireStopsWhenTheSinkIsFullAndCarriesOn) {

@@ -1361,6 +1361,385 @@ TEST_F(ForwardTest, IcmpErrorsAreRateLimited) {
   EXPECT_EQ(run(c, kFront).action, FwdAction::kReply);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Replication: what forward() hands to the sync thread (note_sync), install_conn()
+
+// The key the connection table holds a client's flow under.
+lb::FlowKey client_key(uint32_t client, uint16_t sport, uint32_t vip, uint16_t vport,
+                       uint8_t proto = kIpProtoTcp) {
+  lb::FlowKey k;
+  k.src_ip = client;
+  k.dst_ip = vip;
+  k.src_port = sport;
+  k.dst_port = vport;
+  k.proto = proto;
+  return k;
+}
+
+ConnSync sync_entry(uint8_t proto, lb::TcpState st, uint32_t client, uint16_t sport, uint32_t vip,
+                    uint16_t vport, uint32_t rs, uint16_t rport, uint32_t gen,
+                    lb::Fwd fwd = lb::Fwd::kNat) {
+  ConnSync r;
+  r.proto = proto;
+  r.state = static_cast<uint8_t>(st);
+  r.fwd_mode = static_cast<uint8_t>(fwd);
+  r.client_ip = client;
+  r.client_port = sport;
+  r.vip = vip;
+  r.vport = vport;
+  r.rs_ip = rs;
+  r.rs_port = rport;
+  r.generation = gen;
+  return r;
+}
+
+void expect_entry(const ConnSync& got, const ConnSync& want) {
+  EXPECT_EQ(got.proto, want.proto);
+  EXPECT_EQ(got.state, want.state) << lb::to_string(static_cast<lb::TcpState>(got.state));
+  EXPECT_EQ(got.fwd_mode, want.fwd_mode);
+  EXPECT_EQ(got.client_ip, want.client_ip);
+  EXPECT_EQ(got.client_port, want.client_port);
+  EXPECT_EQ(got.vip, want.vip);
+  EXPECT_EQ(got.vport, want.vport);
+  EXPECT_EQ(got.rs_ip, want.rs_ip);
+  EXPECT_EQ(got.rs_port, want.rs_port);
+  EXPECT_EQ(got.generation, want.generation);
+}
+
+TEST_F(ForwardTest, SyncOutSendsPastTheHandshakeOnChangesAndEveryRefresh) {
+  eng_->sync_out = true;
+  eng_->sync_refresh_ns = 10 * kSec;
+  auto entry = [](lb::TcpState st, uint32_t gen) {
+    return sync_entry(kIpProtoTcp, st, kClient, 40000, kVip, 80, kRs1, 8080, gen);
+  };
+  // The handshake is never sent: SYN (SYN_RECV), the real server's SYN-ACK.
+  Frame syn = from_client({});
+  expect_sent(syn, run(syn, kFront), kBack, kRs1Mac, kBackMac);
+  EXPECT_EQ(eng_->sync_n, 0u);
+  Frame synack = from_back(
+      {.src = kRs1, .dst = kClient, .sport = 8080, .dport = 40000, .flags = kSyn | kAck}, kRs1Mac);
+  expect_sent(synack, run(synack, kBack), kFront, kClientMac, kFrontMac);
+  EXPECT_EQ(eng_->sync_n, 0u);
+
+  // The client's ACK makes it ESTABLISHED: one update, generation 1.
+  now_ += kSec;
+  const uint64_t established_at = now_;
+  Frame ack = from_client({.flags = kAck});
+  expect_sent(ack, run(ack, kFront), kBack, kRs1Mac, kBackMac);
+  ASSERT_EQ(eng_->sync_n, 1u);
+  expect_entry(eng_->sync_batch[0], entry(lb::TcpState::kEstablished, 1));
+
+  // More traffic both ways within sync_refresh_ns: nothing more.
+  for (int i = 0; i < 3; ++i) {
+    now_ += 3 * kSec;
+    Frame data = from_client({.flags = kAck, .payload = 100});
+    expect_sent(data, run(data, kFront), kBack, kRs1Mac, kBackMac);
+    Frame back = from_back(
+        {.src = kRs1, .dst = kClient, .sport = 8080, .dport = 40000, .flags = kAck}, kRs1Mac);
+    expect_sent(back, run(back, kBack), kFront, kClientMac, kFrontMac);
+  }
+  now_ = established_at + 10 * kSec - 1;
+  Frame almost = from_client({.flags = kAck});
+  expect_sent(almost, run(almost, kFront), kBack, kRs1Mac, kBackMac);
+  EXPECT_EQ(eng_->sync_n, 1u);
+
+  // sync_refresh_ns after the last update: a refresh, generation 2 (the reply path counts too).
+  now_ = established_at + 10 * kSec;
+  Frame refresh = from_back(
+      {.src = kRs1, .dst = kClient, .sport = 8080, .dport = 40000, .flags = kAck}, kRs1Mac);
+  expect_sent(refresh, run(refresh, kBack), kFront, kClientMac, kFrontMac);
+  ASSERT_EQ(eng_->sync_n, 2u);
+  expect_entry(eng_->sync_batch[1], entry(lb::TcpState::kEstablished, 2));
+  now_ += kSec;
+  Frame after = from_client({.flags = kAck});
+  expect_sent(after, run(after, kFront), kBack, kRs1Mac, kBackMac);
+  EXPECT_EQ(eng_->sync_n, 2u);
+
+  // A state change is sent at once, refresh or not: the client's FIN (IPVS: CLOSE_WAIT), then
+  // the real server's FIN on the reply path (TIME_WAIT).
+  Frame fin = from_client({.flags = kFin | kAck});
+  expect_sent(fin, run(fin, kFront), kBack, kRs1Mac, kBackMac);
+  ASSERT_EQ(eng_->sync_n, 3u);
+  expect_entry(eng_->sync_batch[2], entry(lb::TcpState::kCloseWait, 3));
+  Frame rs_fin = from_back(
+      {.src = kRs1, .dst = kClient, .sport = 8080, .dport = 40000, .flags = kFin | kAck}, kRs1Mac);
+  expect_sent(rs_fin, run(rs_fin, kBack), kFront, kClientMac, kFrontMac);
+  ASSERT_EQ(eng_->sync_n, 4u);
+  expect_entry(eng_->sync_batch[3], entry(lb::TcpState::kTimeWait, 4));
+  bool reply = true;
+  const lb::Conn* c = eng_->conns.find(client_key(kClient, 40000, kVip, 80), &reply);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->sync_gen, 4u);
+  EXPECT_EQ(c->synced_ns, now_);
+  EXPECT_EQ(eng_->stats.sync_dropped.get(), 0u);
+}
+
+TEST_F(ForwardTest, SyncOutSendsAUdpFlowOnItsFirstPacket) {
+  eng_->sync_out = true;
+  Frame udp = from_client({.proto = kIpProtoUdp, .sport = 5000, .dport = 53, .payload = 20});
+  expect_sent(udp, run(udp, kFront), kBack, kRs1Mac, kBackMac);
+  ASSERT_EQ(eng_->sync_n, 1u);
+  expect_entry(eng_->sync_batch[0],
+               sync_entry(kIpProtoUdp, lb::TcpState::kUdp, kClient, 5000, kVip, 53, kRs1, 5353, 1));
+  now_ += kSec;
+  Frame again = from_client({.proto = kIpProtoUdp, .sport = 5000, .dport = 53, .payload = 20});
+  expect_sent(again, run(again, kFront), kBack, kRs1Mac, kBackMac);
+  Frame answer = from_back(
+      {.src = kRs1, .dst = kClient, .proto = kIpProtoUdp, .sport = 5353, .dport = 5000}, kRs1Mac);
+  expect_sent(answer, run(answer, kBack), kFront, kClientMac, kFrontMac);
+  EXPECT_EQ(eng_->sync_n, 1u);
+}
+
+TEST_F(ForwardTest, SyncOutSendsAMaglevPickupAtOnce) {
+  // A flow picked up mid-stream enters as ESTABLISHED: its first segment is sent.
+  eng_->sync_out = true;
+  const uint32_t client = ip4(203, 0, 113, 9);
+  Frame ack =
+      from_client({.src = client, .dst = kVipMh, .sport = 33000, .flags = kAck}, kRouterMac);
+  ASSERT_EQ(run(ack, kFront).action, FwdAction::kTransmit);
+  ASSERT_EQ(eng_->sync_n, 1u);
+  const ConnSync& r = eng_->sync_batch[0];
+  EXPECT_EQ(r.state, static_cast<uint8_t>(lb::TcpState::kEstablished));
+  EXPECT_EQ(r.client_ip, client);
+  EXPECT_EQ(r.vip, kVipMh);
+  EXPECT_EQ(r.rs_ip, get32(ack.ip() + 16));
+  EXPECT_EQ(r.rs_port, 80);
+  EXPECT_EQ(r.generation, 1u);
+}
+
+TEST_F(ForwardTest, SyncOutOffSendsNothing) {
+  ASSERT_FALSE(eng_->sync_out);  // the default
+  Frame syn = from_client({});
+  ASSERT_EQ(run(syn, kFront).action, FwdAction::kTransmit);
+  Frame ack = from_client({.flags = kAck});
+  ASSERT_EQ(run(ack, kFront).action, FwdAction::kTransmit);
+  now_ += 100 * kSec;  // past any refresh
+  Frame fin = from_client({.flags = kFin | kAck});
+  ASSERT_EQ(run(fin, kFront).action, FwdAction::kTransmit);
+  Frame udp = from_client({.proto = kIpProtoUdp, .sport = 5000, .dport = 53});
+  ASSERT_EQ(run(udp, kFront).action, FwdAction::kTransmit);
+  EXPECT_EQ(eng_->sync_n, 0u);
+  EXPECT_EQ(eng_->stats.sync_dropped.get(), 0u);
+  bool reply = false;
+  const lb::Conn* c = eng_->conns.find(client_key(kClient, 40000, kVip, 80), &reply);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->sync_gen, 0u);
+  EXPECT_EQ(c->synced_ns, 0u);
+}
+
+TEST_F(ForwardTest, SyncOutFullBatchDropsAndCounts) {
+  eng_->sync_out = true;
+  eng_->sync_n = ForwardEngine::kSyncBatch;  // the worker has not drained it yet
+  Frame udp = from_client({.proto = kIpProtoUdp, .sport = 5000, .dport = 53});
+  expect_sent(udp, run(udp, kFront), kBack, kRs1Mac, kBackMac);  // forwarded all the same
+  EXPECT_EQ(eng_->sync_n, ForwardEngine::kSyncBatch);
+  EXPECT_EQ(eng_->stats.sync_dropped.get(), 1u);
+  // Not marked as sent: once there is room, its next packet is.
+  eng_->sync_n = 0;
+  Frame again = from_client({.proto = kIpProtoUdp, .sport = 5000, .dport = 53});
+  expect_sent(again, run(again, kFront), kBack, kRs1Mac, kBackMac);
+  ASSERT_EQ(eng_->sync_n, 1u);
+  EXPECT_EQ(eng_->sync_batch[0].generation, 1u);
+}
+
+TEST_F(ForwardTest, InstalledConnectionCarriesTheNextSegmentAndItsReplies) {
+  eng_->sync_out = true;
+  // Without it, the client's next segment is a stray ACK.
+  Frame stray = from_client({.sport = 40001, .flags = kAck});
+  EXPECT_EQ(run(stray, kFront).reason, Drop::kLbNoConn);
+
+  // The peer had it on kRs2 (a new SYN would go to kRs1 here: rr starts there).
+  install_conn(
+      *eng_, snap_,
+      sync_entry(kIpProtoTcp, lb::TcpState::kEstablished, kClient, 40000, kVip, 80, kRs2, 8080, 5),
+      now_);
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 1u);
+  EXPECT_EQ(eng_->stats.sync_refused.get(), 0u);
+  EXPECT_EQ(eng_->conns.size(), 1u);
+  EXPECT_EQ(active(kIdRs2), 1);
+  EXPECT_EQ(inactive(kIdRs2), 0);
+  EXPECT_EQ(eng_->sched.active[kIdRs2], 1u);
+  EXPECT_EQ(eng_->sched.inactive[kIdRs2], 0u);
+  EXPECT_EQ(active(kIdRs1) + inactive(kIdRs1), 0);
+  bool reply = true;
+  const lb::Conn* c = eng_->conns.find(client_key(kClient, 40000, kVip, 80), &reply);
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(reply);
+  EXPECT_EQ(c->state, lb::TcpState::kEstablished);
+  EXPECT_EQ(c->service_id, kSvcHttp);
+  EXPECT_EQ(c->dest_id, kIdRs2);
+  EXPECT_EQ(c->rs_ip, kRs2);
+  EXPECT_EQ(c->rs_port, 8080);
+  EXPECT_EQ(c->fwd_mode, lb::Fwd::kNat);
+  EXPECT_EQ(c->sync_gen, 5u);
+  EXPECT_EQ(c->expires_ns, now_ + 900 * kSec);  // ESTABLISHED's full timeout from now
+  EXPECT_FALSE(c->embryonic());
+
+  now_ += kSec;
+  Frame ack = from_client({.flags = kAck, .payload = 50});
+  expect_sent(ack, run(ack, kFront), kBack, kRs2Mac, kBackMac);
+  EXPECT_EQ(get32(ack.ip() + 12), kClient);
+  EXPECT_EQ(get32(ack.ip() + 16), kRs2);
+  EXPECT_EQ(get16(ack.ip() + 20), 40000);
+  EXPECT_EQ(get16(ack.ip() + 22), 8080);
+  EXPECT_EQ(eng_->dests[kIdRs2].t.in_pkts.get(), 1u);
+  EXPECT_EQ(eng_->services[kSvcHttp].in_pkts.get(), 1u);
+
+  Frame back = from_back(
+      {.src = kRs2, .dst = kClient, .sport = 8080, .dport = 40000, .flags = kAck, .payload = 9},
+      kRs2Mac);
+  expect_sent(back, run(back, kBack), kFront, kClientMac, kFrontMac);
+  EXPECT_EQ(get32(back.ip() + 12), kVip);
+  EXPECT_EQ(get16(back.ip() + 20), 80);
+  EXPECT_EQ(get32(back.ip() + 16), kClient);
+  EXPECT_EQ(get16(back.ip() + 22), 40000);
+  EXPECT_EQ(eng_->dests[kIdRs2].t.out_pkts.get(), 1u);
+  EXPECT_EQ(eng_->stats.lb_out.get(), 1u);
+  // What the peer told us is not told back before a refresh ...
+  EXPECT_EQ(eng_->sync_n, 0u);
+  // ... but our own changes are, numbered after the peer's.
+  Frame fin = from_client({.flags = kFin | kAck});
+  expect_sent(fin, run(fin, kFront), kBack, kRs2Mac, kBackMac);
+  ASSERT_EQ(eng_->sync_n, 1u);
+  expect_entry(eng_->sync_batch[0], sync_entry(kIpProtoTcp, lb::TcpState::kCloseWait, kClient,
+                                               40000, kVip, 80, kRs2, 8080, 6));
+}
+
+TEST_F(ForwardTest, InstallKeepsTheNewestGenerationAndTheLevels) {
+  const lb::FlowKey k = client_key(kClient, 40000, kVip, 80);
+  auto entry = [](lb::TcpState st, uint32_t gen) {
+    return sync_entry(kIpProtoTcp, st, kClient, 40000, kVip, 80, kRs1, 8080, gen);
+  };
+  install_conn(*eng_, snap_, entry(lb::TcpState::kEstablished, 5), now_);
+  ASSERT_EQ(eng_->stats.sync_installed.get(), 1u);
+  EXPECT_EQ(active(kIdRs1), 1);
+  EXPECT_EQ(inactive(kIdRs1), 0);
+
+  // Older: ignored.
+  now_ += kSec;
+  install_conn(*eng_, snap_, entry(lb::TcpState::kFinWait, 4), now_);
+  EXPECT_EQ(eng_->stats.sync_stale.get(), 1u);
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 1u);
+  bool reply = false;
+  lb::Conn* c = eng_->conns.find(k, &reply);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->state, lb::TcpState::kEstablished);
+  EXPECT_EQ(c->sync_gen, 5u);
+  EXPECT_EQ(c->expires_ns, now_ - kSec + 900 * kSec);
+  EXPECT_EQ(active(kIdRs1), 1);
+
+  // Newer: the state moves, the levels follow.
+  install_conn(*eng_, snap_, entry(lb::TcpState::kFinWait, 6), now_);
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 2u);
+  EXPECT_EQ(eng_->stats.sync_stale.get(), 1u);
+  c = eng_->conns.find(k, &reply);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->state, lb::TcpState::kFinWait);
+  EXPECT_EQ(c->sync_gen, 6u);
+  EXPECT_EQ(c->expires_ns, now_ + 120 * kSec);  // FIN_WAIT's timeout
+  EXPECT_EQ(c->synced_ns, now_);
+  EXPECT_EQ(active(kIdRs1), 0);
+  EXPECT_EQ(inactive(kIdRs1), 1);
+  EXPECT_EQ(eng_->sched.active[kIdRs1], 0u);
+  EXPECT_EQ(eng_->sched.inactive[kIdRs1], 1u);
+  EXPECT_EQ(eng_->conns.size(), 1u);
+
+  // Still one connection, and it ages out with the right levels.
+  EXPECT_EQ(forward_maintenance(*eng_, now_ + 121 * kSec, 100), 1u);
+  EXPECT_EQ(active(kIdRs1), 0);
+  EXPECT_EQ(inactive(kIdRs1), 0);
+  EXPECT_EQ(eng_->sched.inactive[kIdRs1], 0u);
+}
+
+TEST_F(ForwardTest, InstallOfAClosingConnectionCountsItInactive) {
+  install_conn(
+      *eng_, snap_,
+      sync_entry(kIpProtoTcp, lb::TcpState::kFinWait, kClient, 41000, kVip, 80, kRs2, 8080, 1),
+      now_);
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 1u);
+  EXPECT_EQ(active(kIdRs2), 0);
+  EXPECT_EQ(inactive(kIdRs2), 1);
+  EXPECT_EQ(eng_->sched.active[kIdRs2], 0u);
+  EXPECT_EQ(eng_->sched.inactive[kIdRs2], 1u);
+  bool reply = false;
+  const lb::Conn* c = eng_->conns.find(client_key(kClient, 41000, kVip, 80), &reply);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->state, lb::TcpState::kFinWait);
+  EXPECT_EQ(c->expires_ns, now_ + 120 * kSec);
+}
+
+TEST_F(ForwardTest, InstallOfAUdpFlow) {
+  install_conn(*eng_, snap_,
+               sync_entry(kIpProtoUdp, lb::TcpState::kUdp, kClient, 5000, kVip, 53, kRs1, 5353, 3),
+               now_);
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 1u);
+  EXPECT_EQ(inactive(kIdUdp), 1);
+  EXPECT_EQ(active(kIdUdp), 0);
+  Frame answer = from_back(
+      {.src = kRs1, .dst = kClient, .proto = kIpProtoUdp, .sport = 5353, .dport = 5000}, kRs1Mac);
+  expect_sent(answer, run(answer, kBack), kFront, kClientMac, kFrontMac);
+  EXPECT_EQ(get32(answer.ip() + 12), kVip);
+  EXPECT_EQ(get16(answer.ip() + 20), 53);
+}
+
+TEST_F(ForwardTest, InstallReplacesOurOwnBindingOfTheSameFlow) {
+  // Both nodes were master for a moment: we sent the client to kRs1, the peer to kRs2 and its
+  // word is newer.
+  Frame syn = from_client({});
+  expect_sent(syn, run(syn, kFront), kBack, kRs1Mac, kBackMac);
+  ASSERT_EQ(inactive(kIdRs1), 1);
+  install_conn(
+      *eng_, snap_,
+      sync_entry(kIpProtoTcp, lb::TcpState::kEstablished, kClient, 40000, kVip, 80, kRs2, 8080, 1),
+      now_);
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 1u);
+  EXPECT_EQ(eng_->conns.size(), 1u);
+  EXPECT_EQ(inactive(kIdRs1), 0);
+  EXPECT_EQ(eng_->sched.inactive[kIdRs1], 0u);
+  EXPECT_EQ(active(kIdRs2), 1);
+  Frame ack = from_client({.flags = kAck});
+  expect_sent(ack, run(ack, kFront), kBack, kRs2Mac, kBackMac);
+  // The old reply key is gone: kRs1's SYN-ACK for this client is no longer NAT traffic of ours.
+  bool reply = false;
+  EXPECT_EQ(eng_->conns.find(client_key(kRs1, 8080, kClient, 40000), &reply), nullptr);
+}
+
+TEST_F(ForwardTest, InstallRefusesUnknownServicesAndRealServers) {
+  const ConnSync refused[] = {
+      // No such VIP.
+      sync_entry(kIpProtoTcp, lb::TcpState::kEstablished, kClient, 40000, ip4(192, 0, 2, 200), 80,
+                 kRs1, 8080, 1),
+      // No UDP service on that port (the all-port service is TCP).
+      sync_entry(kIpProtoUdp, lb::TcpState::kUdp, kClient, 5000, kVip, 54, kRs1, 5353, 1),
+      // A real server this service does not have.
+      sync_entry(kIpProtoTcp, lb::TcpState::kEstablished, kClient, 40000, kVip, 80, kRsDr, 8080, 1),
+      // The right address on another port.
+      sync_entry(kIpProtoTcp, lb::TcpState::kEstablished, kClient, 40000, kVip, 80, kRs1, 9999, 1),
+      // A state that does not exist.
+      sync_entry(kIpProtoTcp, static_cast<lb::TcpState>(lb::kTcpStateCount), kClient, 40000, kVip,
+                 80, kRs1, 8080, 1),
+  };
+  uint64_t n = 0;
+  for (const ConnSync& r : refused) {
+    install_conn(*eng_, snap_, r, now_);
+    EXPECT_EQ(eng_->stats.sync_refused.get(), ++n);
+  }
+  EXPECT_EQ(eng_->stats.sync_installed.get(), 0u);
+  EXPECT_EQ(eng_->conns.size(), 0u);
+  for (uint32_t id = 0; id <= kIdNoArp; ++id) {
+    EXPECT_EQ(active(id), 0) << id;
+    EXPECT_EQ(inactive(id), 0) << id;
+  }
+  // No load balancer at all.
+  publish(nullptr, true);
+  install_conn(
+      *eng_, snap_,
+      sync_entry(kIpProtoTcp, lb::TcpState::kEstablished, kClient, 40000, kVip, 80, kRs1, 8080, 1),
+      now_);
+  EXPECT_EQ(eng_->stats.sync_refused.get(), n + 1);
+  EXPECT_EQ(eng_->conns.size(), 0u);
+}
+
 TEST(LbTable, FindsServicesAndFallsBackToAllPorts) {
   std::vector<lb::Service> s = default_services();
   const std::shared_ptr<const LbTable> t = make_table(s);

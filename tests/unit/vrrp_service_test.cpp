@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 namespace {
@@ -65,11 +67,16 @@ struct Node {
         if (other != this) wire.in_flight.emplace_back(other, port, last_frame);
       return true;
     };
-    h.ownership_changed = [this] { ++ownership_changes; };
+    h.ownership_changed = [this] {
+      ++ownership_changes;
+      hook_calls.push_back("ownership_changed");
+    };
     h.announce = [this](uint32_t, uint32_t vip, const dp::Mac&, uint32_t count, uint32_t) {
       announced.push_back(vip);
       garps += count;
+      hook_calls.push_back("announce");
     };
+    h.before_master = [this] { hook_calls.push_back("before_master"); };
     h.resolve = [this](uint32_t, uint32_t) -> std::optional<dp::Mac> { return peer_mac; };
     svc = std::make_unique<ctl::VrrpService>(
         c, std::vector<dp::Mac>{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}, std::move(h));
@@ -92,6 +99,7 @@ struct Node {
   int sent = 0, ownership_changes = 0;
   uint32_t garps = 0;
   std::vector<uint32_t> announced;
+  std::vector<std::string> hook_calls;  // before_master, ownership_changed, announce in order
   std::vector<uint8_t> last_frame;
   std::optional<dp::Mac> peer_mac;
 };
@@ -383,6 +391,173 @@ TEST(VrrpService, InvalidAdvertsAreCountedByReason) {
   const auto& inv = b.svc->stats().invalid;
   EXPECT_EQ(inv[static_cast<size_t>(ctl::vrrp::Invalid::kTtl)].get(), 1u);
   EXPECT_EQ(inv[static_cast<size_t>(ctl::vrrp::Invalid::kChecksum)].get(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replication coupling (set_sync_coupling) and the before_master hook
+
+// As run(), calling `each` after every 1 ms step (the daemon's control loop).
+void run_with(Wire& w, uint64_t& now, uint64_t ms, const std::function<void()>& each) {
+  for (uint64_t t = 0; t < ms; ++t) {
+    run(w, now, 1);
+    each();
+  }
+}
+
+const auto kNoPeerMaster = [](uint8_t) { return false; };
+
+TEST(VrrpService, ResyncDemotesABackupAndHoldsItsTakeoverUntilComplete) {
+  Wire w;
+  Node a(w, node_config(2, 150), "a"), b(w, node_config(3, 100), "b");
+  w.nodes = {&a, &b};
+  uint64_t now = 1000 * kMs;
+  a.svc->start(now);
+  b.svc->start(now);
+  run(w, now, 1000);
+  ASSERT_EQ(a.states(), kMasters);
+  ASSERT_EQ(b.states(), kBackups);
+
+  b.svc->set_sync_coupling(true, kNoPeerMaster, now);
+  for (const auto& i : b.svc->status(now)) {
+    EXPECT_EQ(i["effective_priority"], 1) << i["name"];
+    EXPECT_EQ(i["priority"], 100);
+    EXPECT_EQ(i["sync_demoted"], true);
+    EXPECT_EQ(i["split_brain_alarm"], false);
+  }
+  for (const auto& st : b.svc->stats().instances) {
+    EXPECT_EQ(st->effective_priority.load(), 1);
+    EXPECT_EQ(st->demoted.load(), 1);
+  }
+  // A master keeps its priority: it holds the state.
+  a.svc->set_sync_coupling(true, kNoPeerMaster, now);
+  for (const auto& i : a.svc->status(now)) {
+    EXPECT_EQ(i["effective_priority"], 150);
+    EXPECT_EQ(i["sync_demoted"], false);
+  }
+  a.svc->set_sync_coupling(false, kNoPeerMaster, now);
+
+  // The master dies while b resyncs: b does not take over, however long it waits.
+  a.alive = false;
+  run_with(w, now, 2000, [&] { b.svc->set_sync_coupling(true, kNoPeerMaster, now); });
+  EXPECT_EQ(b.states(), kBackups);
+  EXPECT_EQ(b.owned(), 0u);
+  for (const auto& i : b.svc->status(now)) {
+    EXPECT_EQ(i["takeover_held"], true);
+    EXPECT_EQ(i["split_brain_alarm"], false);  // no witness: not a split brain
+    // 2 s after the last advert at 1 ms steps: expiries at 361, 722, ..., 1805 ms.
+    EXPECT_GE(i["held_takeovers"].get<uint64_t>(), 4u);
+    EXPECT_LE(i["held_takeovers"].get<uint64_t>(), 6u);
+  }
+  EXPECT_EQ(b.svc->stats().instances[0]->held_takeovers.get(),
+            b.svc->status(now)[0]["held_takeovers"].get<uint64_t>());
+
+  // Resync complete: priorities back, and the held takeover happens at the next tick.
+  b.svc->set_sync_coupling(false, kNoPeerMaster, now);
+  for (const auto& i : b.svc->status(now)) {
+    EXPECT_EQ(i["effective_priority"], 100);
+    EXPECT_EQ(i["sync_demoted"], false);
+    EXPECT_EQ(i["takeover_held"], false);
+  }
+  EXPECT_EQ(b.svc->stats().instances[0]->demoted.load(), 0);
+  run(w, now, 1);
+  EXPECT_EQ(b.states(), kMasters);
+  EXPECT_EQ(b.owned(), 2u);
+}
+
+TEST(VrrpService, PeerMasterWitnessHoldsTheTakeoverAndRaisesTheAlarm) {
+  Wire w;
+  Node a(w, node_config(2, 150), "a"), b(w, node_config(3, 100), "b");
+  w.nodes = {&a, &b};
+  uint64_t now = 1000 * kMs;
+  a.svc->start(now);
+  b.svc->start(now);
+  run(w, now, 1000);
+  ASSERT_EQ(a.states(), kMasters);
+
+  // The VRRP path between the nodes breaks; the sync link still says a is alive and master.
+  bool peer_master = true;
+  std::vector<uint8_t> asked;
+  auto witness = [&](uint8_t vrid) {
+    asked.push_back(vrid);
+    return peer_master;
+  };
+  a.alive = false;
+  run_with(w, now, 2000, [&] { b.svc->set_sync_coupling(false, witness, now); });
+  EXPECT_EQ(b.states(), kBackups);
+  EXPECT_EQ(b.owned(), 0u);
+  EXPECT_EQ(b.ownership_changes, 0);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto st = b.svc->status(now)[i];
+    EXPECT_EQ(st["split_brain_alarm"], true);
+    EXPECT_EQ(st["takeover_held"], true);
+    EXPECT_EQ(st["sync_demoted"], false);
+    EXPECT_EQ(st["effective_priority"], 100);  // held, not demoted
+    EXPECT_EQ(b.svc->stats().instances[i]->split_brain_alarm.load(), 1);
+    EXPECT_GE(b.svc->stats().instances[i]->held_takeovers.get(), 4u);
+  }
+  EXPECT_NE(std::find(asked.begin(), asked.end(), 51), asked.end());
+  EXPECT_NE(std::find(asked.begin(), asked.end(), 52), asked.end());
+
+  // The sync link no longer sees a master: the alarm clears and b takes over at the next tick.
+  peer_master = false;
+  b.svc->set_sync_coupling(false, witness, now);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(b.svc->stats().instances[i]->split_brain_alarm.load(), 0);
+    EXPECT_EQ(b.svc->status(now)[i]["split_brain_alarm"], false);
+  }
+  run(w, now, 1);
+  EXPECT_EQ(b.states(), kMasters);
+  EXPECT_EQ(b.owned(), 2u);
+  b.svc->set_sync_coupling(false, witness, now);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto st = b.svc->status(now)[i];
+    EXPECT_EQ(st["split_brain_alarm"], false);
+    EXPECT_EQ(st["takeover_held"], false);
+  }
+}
+
+TEST(VrrpService, WitnessWithoutAHeldTakeoverRaisesNoAlarm) {
+  Wire w;
+  Node b(w, node_config(3, 100), "b");
+  w.nodes = {&b};
+  uint64_t now = 1000 * kMs;
+  b.svc->start(now);
+  // Peer said master from the start, before any Master_Down ran out: held only once it does.
+  b.svc->set_sync_coupling(
+      false, [](uint8_t) { return true; }, now);
+  EXPECT_EQ(b.svc->stats().instances[0]->split_brain_alarm.load(), 0);
+  EXPECT_EQ(b.svc->status(now)[0]["takeover_held"], false);
+  run_with(w, now, 400, [&] {
+    b.svc->set_sync_coupling(
+        false, [](uint8_t) { return true; }, now);
+  });
+  EXPECT_EQ(b.states(), kBackups);
+  EXPECT_EQ(b.svc->stats().instances[0]->split_brain_alarm.load(), 1);
+}
+
+TEST(VrrpService, BeforeMasterRunsBeforeTheDataPlaneAnswersAndTheFirstGarp) {
+  Wire w;
+  Node a(w, node_config(2, 150), "a");
+  w.nodes = {&a};
+  uint64_t now = 1000 * kMs;
+  a.svc->start(now);
+  EXPECT_TRUE(a.hook_calls.empty());  // INIT -> BACKUP touches nothing
+  run(w, now, 1000);
+  ASSERT_EQ(a.states(), kMasters);
+  // Each member of the group: replicated state in, then VIPs owned, then announced.
+  const std::vector<std::string> want{"before_master", "ownership_changed", "announce",
+                                      "before_master", "ownership_changed", "announce"};
+  EXPECT_EQ(a.hook_calls, want);
+
+  // Stepping down is not preceded by it.
+  Node b(w, node_config(3, 200), "b");
+  w.nodes = {&a, &b};
+  a.hook_calls.clear();
+  b.svc->start(now);
+  run(w, now, 1000);
+  EXPECT_EQ(a.states(), kBackups);
+  EXPECT_EQ(a.hook_calls, (std::vector<std::string>{"ownership_changed", "ownership_changed"}));
+  EXPECT_EQ(b.hook_calls, want);
 }
 
 }  // namespace

@@ -1004,6 +1004,140 @@ TEST(VrrpFsm, ForceFollowsTheSyncGroup) {
   EXPECT_EQ(idle.force(State::kMaster, kT0), "");  // INIT stays INIT
 }
 
+// Replication coupling (set_inhibit): the sync link says the peer is master, or our copy of its
+// state is incomplete.
+
+TEST(VrrpFsm, InhibitHoldsTheTakeoverOfABackupAndRearmsMasterDown) {
+  Fsm f(with(100));
+  EXPECT_EQ(f.start(kT0), "become(BACKUP)");
+  f.advert(200, kHigherIp, kT0 + kSec);
+  f->set_inhibit(true);
+  EXPECT_TRUE(f->inhibited());
+  EXPECT_FALSE(f->holding());  // nothing held yet
+  uint64_t t = kT0 + kSec + 3'609'375'000u;
+  EXPECT_EQ(f->next_deadline(), t);
+  for (uint64_t n = 1; n <= 3; ++n) {
+    EXPECT_EQ(f.tick(t - 1), "");
+    std::string a;
+    EXPECT_EQ(f.fire(&a), t);
+    EXPECT_EQ(a, "");  // no advert, no transition
+    EXPECT_EQ(f->state(), State::kBackup);
+    EXPECT_EQ(f->held_takeovers(), n);
+    EXPECT_TRUE(f->holding());
+    t += 3'609'375'000u;
+    EXPECT_EQ(f->next_deadline(), t);  // Master_Down again from the held expiry
+  }
+  EXPECT_EQ(f->transitions(), 1u);
+  EXPECT_EQ(f->master_ip(), kHigherIp);
+}
+
+TEST(VrrpFsm, LiftingInhibitAfterAHeldExpiryTakesOverAtTheNextTick) {
+  Fsm f(with(100));
+  f.start(kT0);
+  f->set_inhibit(true);
+  const uint64_t held_at = f.fire();
+  ASSERT_EQ(f->held_takeovers(), 1u);
+  f->set_inhibit(false);
+  EXPECT_FALSE(f->inhibited());
+  EXPECT_FALSE(f->holding());
+  EXPECT_LE(f->next_deadline(), held_at + kMs);  // due now, not a Master_Down away
+  EXPECT_EQ(f.tick(held_at + kMs), "send(100) become(MASTER)");
+  EXPECT_EQ(f->state(), State::kMaster);
+  EXPECT_EQ(f->master_ip(), kOurIp);
+  EXPECT_EQ(f->next_deadline(), held_at + kMs + kSec);
+  EXPECT_EQ(f->held_takeovers(), 1u);
+}
+
+TEST(VrrpFsm, LiftingInhibitWithNothingHeldKeepsTheTimer) {
+  Fsm f(with(100));
+  f.start(kT0);
+  f->set_inhibit(true);
+  const uint64_t due = f->next_deadline();
+  f->set_inhibit(false);
+  EXPECT_EQ(f->next_deadline(), due);
+  EXPECT_EQ(f.tick(due - 1), "");
+  EXPECT_EQ(f.tick(due), "send(100) become(MASTER)");
+  EXPECT_EQ(f->held_takeovers(), 0u);
+}
+
+TEST(VrrpFsm, AnAdvertEndsTheHold) {
+  Fsm f(with(100));
+  f.start(kT0);
+  f->set_inhibit(true);
+  const uint64_t held_at = f.fire();
+  ASSERT_TRUE(f->holding());
+  const uint64_t t = held_at + kSec;
+  EXPECT_EQ(f.advert(200, kHigherIp, t), "");
+  EXPECT_FALSE(f->holding());
+  EXPECT_TRUE(f->inhibited());
+  EXPECT_EQ(f->held_takeovers(), 1u);
+  EXPECT_EQ(f->next_deadline(), t + 3'609'375'000u);
+  // The master is heard again: lifting the inhibition waits for a full Master_Down.
+  f->set_inhibit(false);
+  EXPECT_EQ(f->next_deadline(), t + 3'609'375'000u);
+  EXPECT_EQ(f.tick(t + kMs), "");
+  EXPECT_EQ(f->state(), State::kBackup);
+  EXPECT_EQ(f.tick(t + 3'609'375'000u), "send(100) become(MASTER)");
+}
+
+TEST(VrrpFsm, InhibitedOwnerStartsAsBackup) {
+  Fsm f(with(255));
+  f->set_inhibit(true);
+  EXPECT_EQ(f.start(kT0), "become(BACKUP)");
+  EXPECT_EQ(f->master_ip(), 0u);
+  EXPECT_EQ(f->next_deadline(), kT0 + f->master_down_ns());
+  std::string a;
+  f.fire(&a);
+  EXPECT_EQ(a, "");
+  EXPECT_EQ(f->state(), State::kBackup);
+  EXPECT_EQ(f->held_takeovers(), 1u);
+  f->set_inhibit(false);
+  EXPECT_EQ(f.tick(f->next_deadline()), "send(255) become(MASTER)");
+}
+
+TEST(VrrpFsm, InhibitDoesNotAffectAMaster) {
+  Fsm f = master(with(100));
+  f->set_inhibit(true);
+  EXPECT_FALSE(f->holding());
+  uint64_t t = 0;
+  for (int i = 0; i < 3; ++i) {
+    std::string a;
+    t = f.fire(&a);
+    EXPECT_EQ(a, "send(100)");
+    EXPECT_EQ(f->state(), State::kMaster);
+  }
+  EXPECT_EQ(f->held_takeovers(), 0u);
+  EXPECT_FALSE(f->holding());
+  EXPECT_EQ(f.advert(50, kLowerIp, t + kMs), "send(100) reannounce");
+  // It still steps down to a better master; as a BACKUP it is then held.
+  EXPECT_EQ(f.advert(200, kHigherIp, t + 2 * kMs), "become(BACKUP)");
+  std::string a;
+  f.fire(&a);
+  EXPECT_EQ(a, "");
+  EXPECT_EQ(f->state(), State::kBackup);
+  EXPECT_TRUE(f->holding());
+}
+
+TEST(VrrpFsm, AHoldEndsWithTheTakeoverItHeldBack) {
+  // Held, lifted, MASTER: inhibited again (a new resync), the master holds nothing back, and
+  // after following its group back to BACKUP no stale hold may skip the next Master_Down.
+  Fsm f(with(100));
+  f.start(kT0);
+  f->set_inhibit(true);
+  const uint64_t held_at = f.fire();
+  f->set_inhibit(false);
+  ASSERT_EQ(f.tick(held_at + kMs), "send(100) become(MASTER)");
+  f->set_inhibit(true);
+  EXPECT_FALSE(f->holding());
+  const uint64_t t = held_at + 10 * kSec;
+  EXPECT_EQ(f.force(State::kBackup, t), "become(BACKUP)");
+  EXPECT_FALSE(f->holding());
+  f->set_inhibit(false);
+  EXPECT_EQ(f->next_deadline(), t + 3'609'375'000u);
+  EXPECT_EQ(f.tick(t + kMs), "");
+  EXPECT_EQ(f->state(), State::kBackup);
+}
+
 TEST(VrrpFsm, ShutdownSendsPriorityZero) {
   Fsm f = master(with(100));
   EXPECT_EQ(f.shutdown(10 * kSec), "send(0) become(INIT)");
