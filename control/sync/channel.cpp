@@ -13,8 +13,18 @@
 //   - a HELLO from another boot id (the peer restarted, or a recording) gets a probe HELLO with a
 //     fresh nonce; only an answer echoing that nonce ends the session and starts the new one, so
 //     a replayed HELLO of an old incarnation cannot reset anything.
+// A session the peer ended that way counts in stats().timeouts: it went silent on its side.
 // Replays: a session's replay window starts at the HELLO that established it (everything the
 // peer sent before, i.e. everything of earlier sessions, counts as seen).
+//
+// Loss detection (sender). The peer reports its lowest kMaxSack ranges, so only the newest
+// report says anything complete, and only up to its last range: holes below that are candidates
+// for fast retransmit, nothing above it is. A candidate is lost once an entry sent after its
+// latest copy arrived (packet numbers; entries sent twice are ambiguous and never count, after
+// Karn) and it has been out for srtt + srtt/4 (a packet merely overtaken arrives within that).
+// Everything else waits rto_ns. New entries stop while the oldest unacknowledged transmission is
+// kReplayWindow / 2 packets back, so a late packet that matters is never outside the peer's
+// replay window.
 
 #include "control/sync/channel.h"
 
@@ -51,7 +61,9 @@ constexpr size_t kMinDatagram = kMaxHeaderLen + kHelloFixedLen + kHmacLen + 64;
 // needs no answer.
 constexpr uint16_t kFlagUp = 1;
 
-uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint16_t load16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 
 uint64_t load64(const uint8_t* p) {
   uint64_t v = 0;
@@ -59,7 +71,9 @@ uint64_t load64(const uint8_t* p) {
   return v;
 }
 
-void put8(std::vector<uint8_t>& d, uint8_t v) { d.push_back(v); }
+void put8(std::vector<uint8_t>& d, uint8_t v) {
+  d.push_back(v);
+}
 
 void put16(std::vector<uint8_t>& d, uint16_t v) {
   d.push_back(static_cast<uint8_t>(v >> 8));
@@ -70,7 +84,9 @@ void put64(std::vector<uint8_t>& d, uint64_t v) {
   for (int s = 56; s >= 0; s -= 8) d.push_back(static_cast<uint8_t>(v >> s));
 }
 
-uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -165,8 +181,8 @@ struct Channel::Mac {
     EVP_MAC_free(mac);  // the context holds its own reference
     if (ctx == nullptr) return false;
     char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_END};
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_END};
     static const uint8_t kNoKey = 0;  // OpenSSL wants a non-null pointer even for length 0
     return EVP_MAC_init(ctx, key.empty() ? &kNoKey : key.data(), key.size(), params) == 1;
   }
@@ -181,7 +197,9 @@ struct Channel::Mac {
   }
 };
 
-void Channel::MacFree::operator()(Mac* m) const { delete m; }
+void Channel::MacFree::operator()(Mac* m) const {
+  delete m;
+}
 
 // ---------------------------------------------------------------------------------------------
 // RangeSet, ReplayWindow
@@ -305,18 +323,32 @@ uint64_t Channel::send(uint8_t type, std::span<const uint8_t> body) {
   return next_seq_++;
 }
 
-uint64_t Channel::acked() const { return snd_una_ - 1; }
-size_t Channel::unacked() const { return tx_.size(); }
+uint64_t Channel::acked() const {
+  return snd_una_ - 1;
+}
+size_t Channel::unacked() const {
+  return tx_.size();
+}
 
 void Channel::set_status(std::span<const uint8_t> s) {
   status_.assign(s.begin(), s.begin() + static_cast<ptrdiff_t>(std::min(s.size(), max_status_)));
 }
 
-const std::vector<uint8_t>& Channel::peer_status() const { return peer_status_; }
-uint64_t Channel::last_heard() const { return last_heard_; }
-ChannelState Channel::state() const { return state_; }
-uint64_t Channel::peer_boot_id() const { return state_ == ChannelState::kUp ? peer_boot_ : 0; }
-const ChannelStats& Channel::stats() const { return stats_; }
+const std::vector<uint8_t>& Channel::peer_status() const {
+  return peer_status_;
+}
+uint64_t Channel::last_heard() const {
+  return last_heard_;
+}
+ChannelState Channel::state() const {
+  return state_;
+}
+uint64_t Channel::peer_boot_id() const {
+  return state_ == ChannelState::kUp ? peer_boot_ : 0;
+}
+const ChannelStats& Channel::stats() const {
+  return stats_;
+}
 
 void Channel::reset_streams() {
   tx_.clear();
@@ -325,7 +357,9 @@ void Channel::reset_streams() {
   snd_una_ = snd_nxt_ = next_seq_ = 1;
   rack_pkt_ = ack_pkt_ = sack_high_ = srtt_ = 0;
   rcv_cum_ = 0;
-  rx_ooo_.clear();
+  for (const auto& [first, last] : rx_ranges_.ranges()) {
+    for (uint64_t q = first; q <= last; ++q) rx_ring_[q & (rx_ring_.size() - 1)].present = false;
+  }
   rx_ranges_.clear();
   ack_due_ = false;
 }
@@ -346,7 +380,8 @@ void Channel::teardown(bool restart) {
 
 void Channel::establish(uint64_t boot, uint64_t peer_nonce, uint64_t our_nonce, uint64_t pkt,
                         bool peer_up, std::span<const uint8_t> status, uint64_t now) {
-  if (peer_win_.boot() != boot) peer_win_ = cand_win_.boot() == boot ? cand_win_ : ReplayWindow(boot);
+  if (peer_win_.boot() != boot)
+    peer_win_ = cand_win_.boot() == boot ? cand_win_ : ReplayWindow(boot);
   peer_win_.mark_through(pkt);
   reset_streams();
   state_ = ChannelState::kUp;
@@ -393,8 +428,8 @@ void Channel::on_datagram(std::span<const uint8_t> dgram, uint64_t now) {
   h.nsack = r.u8();
   bool ok = r.ok() && std::memcmp(magic.data(), kMagic, 4) == 0 && version == kVersion &&
             type >= static_cast<uint8_t>(DgramType::kHello) &&
-            type <= static_cast<uint8_t>(DgramType::kAck) && h.nsack <= kMaxSack &&
-            h.sboot != 0 && h.pkt != 0;
+            type <= static_cast<uint8_t>(DgramType::kAck) && h.nsack <= kMaxSack && h.sboot != 0 &&
+            h.pkt != 0;
   for (size_t i = 0; ok && i < h.nsack; ++i) {
     h.sack[i] = {r.u64(), r.u64()};
     ok = r.ok() && h.sack[i].first != 0 && h.sack[i].first <= h.sack[i].second;
@@ -572,14 +607,13 @@ void Channel::apply_ack(const Header& h, uint64_t now) {
   }
   for (size_t i = 0; i < h.nsack; ++i) {
     if (newest) sack_high_ = std::max(sack_high_, h.sack[i].second);
-    sacked_.add(std::max(h.sack[i].first, snd_una_), h.sack[i].second,
-                [&](uint64_t a, uint64_t b) {
-                  for (uint64_t s = a; s <= b; ++s) {
-                    TxEntry& e = tx_[s - snd_una_];
-                    e.sacked = true;
-                    arrived(e);
-                  }
-                });
+    sacked_.add(std::max(h.sack[i].first, snd_una_), h.sack[i].second, [&](uint64_t a, uint64_t b) {
+      for (uint64_t s = a; s <= b; ++s) {
+        TxEntry& e = tx_[s - snd_una_];
+        e.sacked = true;
+        arrived(e);
+      }
+    });
   }
   if (sample_pkt != 0 && now >= sample_at) {
     const uint64_t rtt = now - sample_at;
@@ -597,31 +631,56 @@ uint64_t Channel::lost_at(const TxEntry& e) const {
 }
 
 void Channel::receive_entries(std::span<const uint8_t> body) {
-  for_each_entry(body, [this](uint64_t seq, uint8_t type, std::span<const uint8_t> bytes) {
+  // Entries held beyond the gap are added to the SACK ranges one contiguous run at a time.
+  uint64_t run_first = 0, run_last = 0;
+  auto flush_run = [&] {
+    if (run_first != 0) rx_ranges_.add(run_first, run_last, [](uint64_t, uint64_t) {});
+    run_first = 0;
+  };
+  for_each_entry(body, [&](uint64_t seq, uint8_t type, std::span<const uint8_t> bytes) {
     if (seq <= rcv_cum_) {
       ++stats_.duplicates;
     } else if (seq - rcv_cum_ > p_.window_entries) {
       // Beyond what a correct sender has in flight: ignored, the sender will send it again.
     } else if (seq == rcv_cum_ + 1) {
+      flush_run();
       deliver(seq, type, bytes);
       // The first range beyond the gap may now follow on.
       while (!rx_ranges_.ranges().empty() && rx_ranges_.ranges().begin()->first == rcv_cum_ + 1) {
         const uint64_t last = rx_ranges_.ranges().begin()->second;
         rx_ranges_.erase_below(last + 1);
         while (rcv_cum_ < last) {
-          auto it = rx_ooo_.begin();
-          RxEntry e = std::move(it->second);
-          rx_ooo_.erase(it);
-          deliver(rcv_cum_ + 1, e.type, e.body);
+          const uint64_t next = rcv_cum_ + 1;
+          RxSlot& slot = rx_ring_[next & (rx_ring_.size() - 1)];
+          slot.present = false;
+          deliver(next, slot.type, slot.body);
+          // Keep small buffers for reuse; give back what a burst of large entries took.
+          if (slot.body.capacity() > 192) std::vector<uint8_t>().swap(slot.body);
         }
       }
-    } else if (rx_ooo_.count(seq) != 0) {
-      ++stats_.duplicates;
     } else {
-      rx_ooo_.emplace(seq, RxEntry{{bytes.begin(), bytes.end()}, type});
-      rx_ranges_.add(seq, seq, [](uint64_t, uint64_t) {});
+      if (rx_ring_.empty()) {
+        size_t n = 1;
+        while (n < p_.window_entries) n <<= 1;
+        rx_ring_.resize(n);
+      }
+      RxSlot& slot = rx_ring_[seq & (rx_ring_.size() - 1)];
+      if (slot.present) {
+        ++stats_.duplicates;
+        return;
+      }
+      slot.body.assign(bytes.begin(), bytes.end());
+      slot.type = type;
+      slot.present = true;
+      if (run_first != 0 && seq == run_last + 1) {
+        run_last = seq;
+      } else {
+        flush_run();
+        run_first = run_last = seq;
+      }
     }
   });
+  flush_run();
 }
 
 void Channel::deliver(uint64_t seq, uint8_t type, std::span<const uint8_t> body) {

@@ -148,7 +148,7 @@ class Channel {
    public:
     explicit ReplayWindow(uint64_t boot = 0) : boot_(boot) {}
     uint64_t boot() const { return boot_; }
-    bool seen(uint64_t pn) const;   // already accepted, or too old to tell
+    bool seen(uint64_t pn) const;  // already accepted, or too old to tell
     void mark(uint64_t pn);
     void mark_through(uint64_t pn);  // everything <= pn counts as seen from now on
 
@@ -163,17 +163,20 @@ class Channel {
     uint64_t last_pkt = 0;  // packet number of its latest transmission; 0: not sent yet
     uint64_t sent_at = 0;   // time of its latest transmission
     uint8_t type = 0;
-    bool sacked = false;    // the peer holds it beyond a gap (receivers never renege)
-    bool resent = false;    // its ack no longer tells which transmission arrived (Karn)
+    bool sacked = false;  // the peer holds it beyond a gap (receivers never renege)
+    bool resent = false;  // its ack no longer tells which transmission arrived (Karn)
   };
   // One transmission of one entry, in sending order (for rto_ns). Lazily pruned: a record is
   // stale once its entry is acknowledged, sacked or carried again by a later packet.
   struct Sent {
     uint64_t pkt, seq, at;
   };
-  struct RxEntry {
+  // An entry held beyond a gap. Slots are reused (seq modulo the ring's size), so small bodies
+  // cost no allocation once the ring is warm.
+  struct RxSlot {
     std::vector<uint8_t> body;
     uint8_t type = 0;
+    bool present = false;
   };
   struct Header;
   struct Mac;  // the keyed OpenSSL HMAC context (channel.cpp)
@@ -182,8 +185,8 @@ class Channel {
   };
 
   void on_hello(const Header& h, std::span<const uint8_t> body, uint64_t now);
-  void establish(uint64_t boot, uint64_t peer_nonce, uint64_t our_nonce, uint64_t pkt,
-                 bool peer_up, std::span<const uint8_t> status, uint64_t now);
+  void establish(uint64_t boot, uint64_t peer_nonce, uint64_t our_nonce, uint64_t pkt, bool peer_up,
+                 std::span<const uint8_t> status, uint64_t now);
   void teardown(bool restart);
   void reset_streams();
   void apply_ack(const Header& h, uint64_t now);
@@ -235,17 +238,17 @@ class Channel {
   uint64_t snd_una_ = 1, snd_nxt_ = 1, next_seq_ = 1;
   std::deque<Sent> sent_;
   RangeSet sacked_;
-  uint64_t rack_pkt_ = 0;   // highest packet number known to have carried an entry that arrived
+  uint64_t rack_pkt_ = 0;  // highest packet number known to have carried an entry that arrived
   // The newest ack (by packet number) describes [its cumulative ack, sack_high_] completely:
   // every seq in there it does not cover was missing when the peer sent it.
   uint64_t ack_pkt_ = 0, sack_high_ = 0;
-  uint64_t srtt_ = 0;       // smoothed round trip, from entries sent once (0: no sample yet)
+  uint64_t srtt_ = 0;           // smoothed round trip, from entries sent once (0: no sample yet)
   std::vector<uint64_t> lost_;  // scratch for poll(): holes to send again
 
   // The peer's stream.
   uint64_t rcv_cum_ = 0;
-  std::map<uint64_t, RxEntry> rx_ooo_;  // beyond a gap
-  RangeSet rx_ranges_;                  // the same seqs, as SACK ranges
+  std::vector<RxSlot> rx_ring_;  // beyond a gap; a power of two >= window_entries, sized lazily
+  RangeSet rx_ranges_;           // the seqs held there, as SACK ranges
   bool ack_due_ = false;
 };
 
