@@ -326,6 +326,61 @@ check "metrics: tandem_sync_* on node a (peer up, lag histogram filled)" metrics
 
 check "scripts/lab stop b (exit 0)" "$LAB" stop b
 check "scripts/lab stop a (exit 0)" "$LAB" stop a
+
+# ------------------------------------------------------------ config push (seed 003's XMLRPC sync)
+# Each node's lb group moves into shared.conf (in the node's own directory), @included by its
+# configuration and named by sync.config_include.
+split_conf() {  # split_conf NODE: $E2E_TMP/NODE/{node.conf,shared.conf}
+    mkdir -p "$E2E_TMP/$1"
+    python3 - "$ROOT/examples/lab/node-$1.conf" "$E2E_TMP/$1" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+start = text.index("\nlb = {") + 1
+depth, i = 0, start
+while True:
+    c = text[i]
+    depth += c == "{"
+    depth -= c == "}"
+    i += 1
+    if depth == 0 and c == "}":
+        break
+end = text.index(";", i) + 1
+open(sys.argv[2] + "/shared.conf", "w").write(text[start:end] + "\n")
+text = text[:start] + '@include "shared.conf"' + text[end:]
+text = text.replace("sync = {", 'sync = {\n  config_include = "shared.conf";', 1)
+open(sys.argv[2] + "/node.conf", "w").write(text)
+PY
+}
+split_conf a && split_conf b
+start_node a "$E2E_TMP/a/node.conf"
+start_node b "$E2E_TMP/b/node.conf"
+check "pair with shared.conf: sessions up" wait_for sync_ready b --timeout 5
+sed -i 's/scheduler = "rr";/scheduler = "wrr";/' "$E2E_TMP/a/shared.conf"
+digest_differs() { [[ $(sync_field b .config_match) == false ]]; }
+push_ok() {
+    ctl a config reload >/dev/null || return 1
+    wait_for digest_differs --timeout 3 || { echo "node b did not see the digests differ"; return 1; }
+    ctl a config push || return 1
+    ctl b --json lb list | jq -e '.[0].scheduler == "wrr"' >/dev/null || { ctl b lb list; return 1; }
+    cmp "$E2E_TMP/a/shared.conf" "$E2E_TMP/b/shared.conf"
+}
+check "shared.conf edited on a (rr -> wrr), reloaded: b sees the digests differ; tandemctl config push applies it on b" push_ok
+digest_matches() { [[ $(sync_field b .config_match) == true ]]; }
+check "the configuration digests match again" wait_for digest_matches --timeout 3
+push_bad() {
+    local out rc=0
+    cp "$E2E_TMP/b/shared.conf" "$E2E_TMP/b.before"
+    printf 'lb = { services = ( { vip = "192.0.2.100"; port = 80; scheduler = "fastest"; } ); };\n' \
+        >"$E2E_TMP/a/shared.conf"
+    out=$(ctl a config push 2>&1) || rc=$?
+    printf '%s\n' "$out"
+    (( rc == 1 )) && grep -q 'shared.conf:1: .*scheduler' <<<"$out" &&
+        cmp "$E2E_TMP/b.before" "$E2E_TMP/b/shared.conf" &&
+        ctl b --json lb list | jq -e '.[0].scheduler == "wrr"' >/dev/null
+}
+check "a broken shared.conf pushed: b refuses it with FILE:LINE, keeps its file and its running services" push_bad
+check "scripts/lab stop b (exit 0)" "$LAB" stop b
+check "scripts/lab stop a (exit 0)" "$LAB" stop a
 check "tandemd logs show no crash (panic, segfault, abort)" \
     bash -c "! grep -iE 'panic|segfault|abort' $(node_log a) $(node_log b)"
 e2e_end
