@@ -63,12 +63,21 @@ void Daemon::sync_tick(uint64_t now) {
   st.resynced = sync_->resynced();
   st.config_digest = config_digest_;
   st.node = cfg_.node;
-  for (const auto& j : vrrp_->status(now))
-    st.vrrp.push_back({static_cast<uint8_t>(j["vrid"].get<int>()),
-                       static_cast<uint8_t>(j["state"] == "MASTER"   ? vrrp::State::kMaster
-                                            : j["state"] == "BACKUP" ? vrrp::State::kBackup
-                                            : j["state"] == "FAULT"  ? vrrp::State::kFault
-                                                                     : vrrp::State::kInit)});
+  // A master whose VRRP port has no link cannot serve that VIP: it says FAULT, so the peer's
+  // witness does not hold a takeover the peer should make.
+  auto link_up = [&](const std::string& port) {
+    for (uint32_t i = 0; i < dp_->n_ports(); ++i)
+      if (dp_->port(i).name == port) return dp_->port(i).link_up;
+    return true;
+  };
+  for (const auto& j : vrrp_->status(now)) {
+    vrrp::State s = j["state"] == "MASTER"   ? vrrp::State::kMaster
+                    : j["state"] == "BACKUP" ? vrrp::State::kBackup
+                    : j["state"] == "FAULT"  ? vrrp::State::kFault
+                                             : vrrp::State::kInit;
+    if (s == vrrp::State::kMaster && !link_up(j["port"].get<std::string>())) s = vrrp::State::kFault;
+    st.vrrp.push_back({static_cast<uint8_t>(j["vrid"].get<int>()), static_cast<uint8_t>(s)});
+  }
   sync_->set_status(st);
 
   const auto peer = sync_->peer_status();

@@ -227,8 +227,9 @@ notified() {
 }
 check "notify on node a: 'INSTANCE VI_FRONT MASTER 150' and 'INSTANCE VI_BACK MASTER 150'" \
     notified a "INSTANCE VI_FRONT MASTER 150" "INSTANCE VI_BACK MASTER 150"
-check "notify on node b: 'INSTANCE VI_FRONT BACKUP 100' and 'INSTANCE VI_BACK BACKUP 100'" \
-    notified b "INSTANCE VI_FRONT BACKUP 100" "INSTANCE VI_BACK BACKUP 100"
+# Node b starts demoted (priority 1) until it holds a's state (the lab pair replicates over sync0).
+check "notify on node b: 'INSTANCE VI_FRONT BACKUP 1' and 'INSTANCE VI_BACK BACKUP 1' (demoted while it resyncs)" \
+    notified b "INSTANCE VI_FRONT BACKUP 1" "INSTANCE VI_BACK BACKUP 1"
 
 # track_scripts: the check fails -> a's priority 150 - 60 = 90 < 100 -> b preempts.
 track_script_down() {
