@@ -81,8 +81,8 @@ void LeaseKeeper::stop() {
   }
 }
 
-void LeaseKeeper::apply(const dhcp::LeaseEvent& e) {
-  if (e.kind < stats_.by_kind.size()) ++stats_.by_kind[e.kind];
+void LeaseKeeper::apply(const dhcp::LeaseEvent& e, bool ours) {
+  if (ours && e.kind < stats_.by_kind.size()) ++stats_.by_kind[e.kind];
   auto [it, added] = view_.try_emplace(e.lease.ip, e.lease);
   if (added) {
     count(e.lease, +1);
@@ -163,16 +163,7 @@ void LeaseKeeper::run() {
       for (const dhcp::Lease& l : peer) peer_events.push_back({kind_of(l), l});
       if (journal_open_) journal_.append({peer_events.data(), peer_events.size()}, mono_ns());
       std::lock_guard<std::mutex> g(mu_);
-      for (const dhcp::LeaseEvent& e : peer_events) {
-        auto [it, added] = view_.try_emplace(e.lease.ip, e.lease);
-        if (added) {
-          count(e.lease, +1);
-        } else if (e.lease.generation >= it->second.generation) {
-          count(it->second, -1);
-          it->second = e.lease;
-          count(e.lease, +1);
-        }
-      }
+      for (const dhcp::LeaseEvent& e : peer_events) apply(e, false);
       stats_.peer_leases += peer.size();
       peer.clear();
     }

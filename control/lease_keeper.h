@@ -80,7 +80,9 @@ class LeaseKeeper {
 
  private:
   void run();
-  void apply(const dhcp::LeaseEvent& e);        // view, under mu_
+  // View, under mu_ (the newest generation wins; a tie takes the newcomer). `ours`: counted by
+  // kind (the peer's leases are not our events).
+  void apply(const dhcp::LeaseEvent& e, bool ours = true);
   void count(const dhcp::Lease& l, int delta);  // counts_, under mu_
 
   dp::Dataplane& dp_;

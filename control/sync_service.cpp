@@ -53,20 +53,6 @@ std::string hex8(const std::array<uint8_t, 8>& d) {
   return s;
 }
 
-dp::ConnSync from_record(const dp::ConnRecord& r) {
-  dp::ConnSync c;
-  c.proto = r.proto;
-  c.state = r.state;
-  c.fwd_mode = r.fwd_mode;
-  c.client_ip = r.client_ip;
-  c.client_port = r.client_port;
-  c.vip = r.vip;
-  c.vport = r.vport;
-  c.rs_ip = r.rs_ip;
-  c.rs_port = r.rs_port;
-  c.generation = r.generation;
-  return c;
-}
 
 }  // namespace
 
@@ -277,7 +263,6 @@ sync::ChannelStats SyncService::channel_stats() const {
 
 void SyncService::on_up(uint64_t now) {
   stats_.up.store(1);
-  peer_boot_.store(channel_->peer_boot_id());
   log_info("sync: session with " + cfg::format_ipv4(cfg_.peer) +
            " up; sending our state (bulk resync)");
   // Our whole state, between markers; live changes interleave (generations order them).
@@ -328,7 +313,7 @@ void SyncService::bulk_step(uint64_t now) {
       if (d.done.load(std::memory_order_acquire) < bulk_.dump_req[w]) continue;
       for (const dp::ConnRecord& r : d.out) {
         if (channel_->send(static_cast<uint8_t>(sync::EntryType::kConn),
-                           sync::encode_conn(from_record(r))) == 0) {
+                           sync::encode_conn(r)) == 0) {
           stats_.send_refused.add();
           continue;
         }

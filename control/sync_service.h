@@ -19,7 +19,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -180,7 +179,6 @@ class SyncService {
   SyncStats stats_;
   mutable std::mutex chan_mu_;
   sync::ChannelStats chan_stats_;
-  std::atomic<uint64_t> peer_boot_{0};
   uint64_t boot_id_ = 0;
   uint64_t started_ns_ = 0;
 };

@@ -289,17 +289,8 @@ void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_
     return;
   }
   c.synced_ns = now_ns;
-  ConnSync& r = e.sync_batch[e.sync_n++];
-  r.proto = c.fwd.proto;
-  r.state = static_cast<uint8_t>(st);
-  r.fwd_mode = static_cast<uint8_t>(c.fwd_mode);
-  r.client_ip = c.fwd.src_ip;
-  r.client_port = c.fwd.src_port;
-  r.vip = c.fwd.dst_ip;
-  r.vport = c.fwd.dst_port;
-  r.rs_ip = c.rs_ip;
-  r.rs_port = c.rs_port;
-  r.generation = ++c.sync_gen;
+  ++c.sync_gen;
+  e.sync_batch[e.sync_n++] = sync_record(c);
 }
 
 // A new connection to service `svc` from the client in `k`: persistence template, else the
@@ -695,6 +686,21 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   return route_transit(e, s, neigh, frame, len, cap, in_port, now_ns);
 }
 
+ConnSync sync_record(const lb::Conn& c) noexcept {
+  ConnSync r;
+  r.proto = c.fwd.proto;
+  r.state = static_cast<uint8_t>(c.state);
+  r.fwd_mode = static_cast<uint8_t>(c.fwd_mode);
+  r.client_ip = c.fwd.src_ip;
+  r.client_port = c.fwd.src_port;
+  r.vip = c.fwd.dst_ip;
+  r.vport = c.fwd.dst_port;
+  r.rs_ip = c.rs_ip;
+  r.rs_port = c.rs_port;
+  r.generation = c.sync_gen;
+  return r;
+}
+
 void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r, uint64_t now_ns) noexcept {
   const LbTable* lbt = s.fwd != nullptr ? s.fwd->lb.get() : nullptr;
   const int si = lbt != nullptr ? lbt->find(r.proto, r.vip, r.vport) : -1;
@@ -802,17 +808,8 @@ void serve_dump(ForwardEngine& e, ConnDump& d) noexcept {
   d.cursor = e.conns.for_each_from(d.cursor, kDumpSlice, [&d](const lb::Conn& c) {
     if (d.out.size() >= d.max) return;
     ConnRecord r;
-    r.proto = c.fwd.proto;
-    r.state = static_cast<uint8_t>(c.state);
-    r.client_ip = c.fwd.src_ip;
-    r.client_port = c.fwd.src_port;
-    r.vip = c.fwd.dst_ip;
-    r.vport = c.fwd.dst_port;
-    r.rs_ip = c.rs_ip;
-    r.rs_port = c.rs_port;
+    static_cast<ConnSync&>(r) = sync_record(c);
     r.expires_ns = c.expires_ns;
-    r.generation = c.sync_gen;
-    r.fwd_mode = static_cast<uint8_t>(c.fwd_mode);
     d.out.push_back(r);
   });
   if (d.cursor >= e.conns.capacity() || d.out.size() >= d.max)

@@ -117,16 +117,6 @@ class PersistTable {
   uint32_t mask_;
 };
 
-// A connection as listed for the operator (ipvsadm -L -c), copied out by the worker on request.
-struct ConnRecord {
-  uint8_t proto = 0;
-  uint8_t state = 0;  // lb::TcpState
-  uint16_t client_port = 0, vport = 0, rs_port = 0;
-  uint32_t client_ip = 0, vip = 0, rs_ip = 0;
-  uint64_t expires_ns = 0;
-  uint32_t generation = 0;  // lb::Conn::sync_gen
-  uint8_t fwd_mode = 0;     // lb::Fwd
-};
 
 // A connection as the sync link carries it: worker → sync thread when it changes, sync thread →
 // the owning worker on the peer. Addresses and ports host order. POD (rte_ring elements).
@@ -141,6 +131,15 @@ struct ConnSync {
   uint32_t generation = 0;  // per connection, +1 per update sent (an older one never overwrites)
 };
 static_assert(sizeof(ConnSync) == 28);
+
+// The connection as ConnSync carries it (generation: the connection's current one).
+ConnSync sync_record(const lb::Conn& c) noexcept;
+
+// A connection as listed for the operator (ipvsadm -L -c) or sent in a bulk resync, copied out by
+// the worker on request.
+struct ConnRecord : ConnSync {
+  uint64_t expires_ns = 0;
+};
 
 // Control → worker request for a copy of the connection table (at most `max` entries): the
 // control thread sets max and bumps `req`; the worker fills `out` at its next maintenance pass

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What replication costs and what it saves, in the lab, side by side in one run:
 #
-#  1. DHCP rate: perf/dhcp_loadgen (closed loop, --window W, relay 192.0.2.10 → 198.18.0.0/16)
+#  1. DHCP rate: perf/dhcp_loadgen (closed loop, --window W, relay 192.0.2.10 → 198.18.0.0/16,
+#     CLIENTS clients (20000) cycling, so the 65k pool never runs dry and every ACK is a change)
 #     against node a of the pair, with the pair configured three ways, interleaved round by round
 #     so machine noise hits each alike:
 #       none    no sync group (node b runs, silent: it does not hold the server id)
@@ -14,9 +15,12 @@
 #     node a killed with SIGKILL mid-stream, count the connections that carried on with their
 #     real server (tests/e2e/failover_client.py); node a restarted (it resyncs, then preempts).
 #
+#  3. Bulk resync: node a alone leases BULK_CLIENTS addresses, node b starts RESYNCS times; the
+#     bulk's duration from b's log gives entries/s through the whole path.
+#
 # Prints JSON lines on stdout, progress on stderr. Needs root; takes the lab down at the start
 # and the end (not alongside scripts/test). Environment: RUNS (3), DUR (5 s), WINDOW (64),
-# ROUNDS (5), CONNS (16).
+# ROUNDS (5), CONNS (16), BULK_CLIENTS (60000), RESYNCS (3), CLIENTS (20000); 0 skips a part.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/lib.sh"
@@ -76,7 +80,7 @@ run_dhcp() {  # run_dhcp MODE RUN
     metrics a >"$m0"
     timeout --kill-after=5 $((DUR + 30)) ip netns exec tdm-client "$LOADGEN" \
         --relay 192.0.2.10 --server 192.0.2.100 --window "$WINDOW" --duration "$DUR" \
-        --clients 1000000 --timeout-ms 1000 --idle-us 50 --quiet \
+        --clients "${CLIENTS:-20000}" --timeout-ms 1000 --idle-us 50 --quiet \
         -- --no-huge --no-shconf -m 256 --log-level=warning \
         --vdev net_af_packet0,iface=eth0,framecnt=4096 >"$out" 2>"$out.err" || true
     sleep 0.5
@@ -127,5 +131,36 @@ for round in $(seq 1 "$ROUNDS"); do
     say "failover round $round: $ok_conns/$CONNS connections carried on"
     "$LAB" start a >/dev/null
 done
-printf '{"bench": "sync_failover_total", "connections": %d, "survived": %d, "ratio": %s}\n' \
+(( total == 0 )) || printf '{"bench": "sync_failover_total", "connections": %d, "survived": %d, "ratio": %s}\n' \
     "$total" "$survived" "$(awk -v s="$survived" -v t="$total" 'BEGIN { printf "%.3f", s / t }')"
+
+# ------------------------------------------------------------ bulk resync throughput
+# Node a alone leases the relayed pool (65k addresses) to BULK_CLIENTS clients; then node b
+# starts (RESYNCS times) and its log says how long the bulk from a took, through the whole path
+# (a's view → channel → b's keeper journal + the worker's store).
+BULK_CLIENTS=${BULK_CLIENTS:-60000} RESYNCS=${RESYNCS:-3}
+if (( RESYNCS > 0 )); then
+    "$LAB" stop a --kill >/dev/null 2>&1 || true
+    "$LAB" stop b --kill >/dev/null 2>&1 || true
+    rm -rf /var/lib/tandem/a /var/lib/tandem/b
+    "$LAB" start a >/dev/null
+    wait_for vrrp_all a MASTER --timeout 10 || die "bulk: node a not master"
+    say "bulk: leasing $BULK_CLIENTS addresses on node a alone"
+    timeout --kill-after=5 120 ip netns exec tdm-client "$LOADGEN" \
+        --relay 192.0.2.10 --server 192.0.2.100 --window 64 --duration 60 \
+        --max-exchanges "$BULK_CLIENTS" --clients "$BULK_CLIENTS" --timeout-ms 1000 --idle-us 50 --quiet \
+        -- --no-huge --no-shconf -m 256 --log-level=warning \
+        --vdev net_af_packet0,iface=eth0,framecnt=4096 >"$E2E_TMP/bulk-lg.json" 2>&1 || true
+    for i in $(seq 1 "$RESYNCS"); do
+        "$LAB" stop b --kill >/dev/null 2>&1 || true
+        rm -rf /var/lib/tandem/b
+        "$LAB" start b >/dev/null
+        wait_for bash -c "$TANDEMCTL -s $(node_sock b) --json sync | jq -e '.resynced' >/dev/null" --timeout 60 \
+            || die "bulk: node b did not resync"
+        line=$(grep 'bulk resync from the peer complete' "$(node_log b)" | tail -n 1)
+        leases=$(sed -E 's/.*complete: ([0-9]+) leases.*/\1/' <<<"$line")
+        ms=$(sed -E 's/.* in ([0-9]+) ms.*/\1/' <<<"$line")
+        printf '{"bench": "sync_bulk_resync", "run": %d, "leases": %s, "ms": %s, "entries_per_s": %s}\n' \
+            "$i" "$leases" "$ms" "$(awk -v n="$leases" -v m="$ms" 'BEGIN { printf "%.0f", (m > 0 ? n * 1000 / m : 0) }')"
+    done
+fi
