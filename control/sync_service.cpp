@@ -176,10 +176,23 @@ uint64_t SyncService::acked_upto(uint32_t w) const {
 }
 
 void SyncService::release_all() {
-  std::lock_guard<std::mutex> g(out_mu_);
-  if (!pending_.empty()) stats_.strict_released_down.add(pending_.size());
-  pending_.clear();
-  waiting_.store(false, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> g(out_mu_);
+    if (!pending_.empty()) stats_.strict_released_down.add(pending_.size());
+    pending_.clear();
+    waiting_.store(false, std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard<std::mutex> g(ack_mu_);
+    ++ack_epoch_;
+  }
+  ack_cv_.notify_all();
+}
+
+void SyncService::wait_acks(uint32_t max_us) {
+  std::unique_lock<std::mutex> g(ack_mu_);
+  const uint64_t seen = ack_epoch_;
+  ack_cv_.wait_for(g, std::chrono::microseconds(max_us), [&] { return ack_epoch_ != seen; });
 }
 
 // ------------------------------------------------------------------ control side
@@ -495,18 +508,30 @@ void SyncService::send_local(uint64_t now) {
 
 void SyncService::settle(uint64_t now) {
   const uint64_t acked = channel_->acked();
-  std::lock_guard<std::mutex> g(out_mu_);
-  while (!pending_.empty() && pending_.front().last_seq != 0 &&
-         pending_.front().last_seq <= acked) {
-    const double lag = static_cast<double>(now - pending_.front().queued_ns) / 1e9;
-    size_t b = 0;
-    while (b < SyncStats::kLagBounds.size() && lag > SyncStats::kLagBounds[b]) ++b;
-    stats_.lag_buckets[b].add();
-    stats_.lag_count.add();
-    stats_.lag_sum_ns.fetch_add(now - pending_.front().queued_ns, std::memory_order_relaxed);
-    pending_.pop_front();
+  bool settled = false;
+  {
+    std::lock_guard<std::mutex> g(out_mu_);
+    while (!pending_.empty() && pending_.front().last_seq != 0 &&
+           pending_.front().last_seq <= acked) {
+      const uint64_t lag_ns = now - pending_.front().queued_ns;
+      const double lag = static_cast<double>(lag_ns) / 1e9;
+      size_t b = 0;
+      while (b < SyncStats::kLagBounds.size() && lag > SyncStats::kLagBounds[b]) ++b;
+      stats_.lag_buckets[b].add();
+      stats_.lag_count.add();
+      stats_.lag_sum_ns.fetch_add(lag_ns, std::memory_order_relaxed);
+      pending_.pop_front();
+      settled = true;
+    }
+    waiting_.store(strict_ && !pending_.empty(), std::memory_order_relaxed);
   }
-  waiting_.store(strict_ && !pending_.empty(), std::memory_order_relaxed);
+  if (settled) {
+    {
+      std::lock_guard<std::mutex> g(ack_mu_);
+      ++ack_epoch_;
+    }
+    ack_cv_.notify_all();
+  }
 }
 
 void SyncService::run() {

@@ -19,6 +19,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -78,6 +79,9 @@ class SyncService {
   // not wait (async mode, or no session). UINT64_MAX: nothing waits.
   uint64_t acked_upto(uint32_t w) const;
   bool strict_waiting() const { return waiting_.load(std::memory_order_relaxed); }
+  // Keeper thread, while strict_waiting(): sleeps until the peer acknowledges something (or the
+  // session ends), at most max_us. Cheaper than polling acked_upto().
+  void wait_acks(uint32_t max_us);
 
   // Control thread: what our heartbeats say.
   void set_status(const sync::Status& s);
@@ -140,6 +144,9 @@ class SyncService {
   std::vector<uint64_t> keeper_pos_;  // keeper thread: positions reached so far, per worker
   bool strict_ = false;
   std::atomic<bool> waiting_{false};
+  std::mutex ack_mu_;  // ack_epoch_: bumped when batches settle (wakes the keeper)
+  std::condition_variable ack_cv_;
+  uint64_t ack_epoch_ = 0;
 
   // Received, not yet accepted by a full worker ring (sync thread).
   std::deque<dhcp::Lease> lease_backlog_;

@@ -559,7 +559,7 @@ void Journal::see_clock(uint64_t now_ns) {
   now_ns_ = now_ns;
 }
 
-bool Journal::append(std::span<const LeaseEvent> events, uint64_t now_ns) {
+bool Journal::append(std::span<const LeaseEvent> events, uint64_t now_ns, bool defer_sync) {
   if (!replayed_) return fail("lease journal: append() before replay()");
   see_clock(now_ns);
   if (events.empty()) return true;
@@ -601,7 +601,8 @@ bool Journal::append(std::span<const LeaseEvent> events, uint64_t now_ns) {
       synced_ = written_;
       return true;
     case FsyncPolicy::kEveryBatch:
-      return sync();
+      if (!defer_sync) return sync();
+      [[fallthrough]];  // as kInterval: tick() syncs it when due
     case FsyncPolicy::kInterval:
       if (due(now_ns, first_unsynced_ns_, params_.fsync_interval_ms * kMs)) return sync();
       return true;
@@ -659,7 +660,8 @@ bool Journal::tick(uint64_t now_ns) {
   see_clock(now_ns);
   if (must_compact_ || blocked_) return recover();
   bool ok = true;
-  if (params_.fsync == FsyncPolicy::kInterval && dirty_ &&
+  // kEveryBatch too: deferred appends wait here.
+  if (params_.fsync != FsyncPolicy::kNever && dirty_ &&
       due(now_ns, first_unsynced_ns_, params_.fsync_interval_ms * kMs)) {
     ok = fdatasync_journal();
   }

@@ -158,7 +158,9 @@ class Journal {
   // latest Lease by generation; same generation: the later one) takes the events in any case:
   // it mirrors the workers, and the next compaction makes a lost batch durable after all.
   // Cost: well under 1 µs per event (encode, CRC, table) plus the write and any fsync.
-  bool append(std::span<const LeaseEvent> events, uint64_t now_ns);
+  // defer_sync: under kEveryBatch, fsync this batch as kInterval would (by tick() or the next
+  // synced append) — for records that are durable elsewhere already (the peer's leases).
+  bool append(std::span<const LeaseEvent> events, uint64_t now_ns, bool defer_sync = false);
 
   // Journal thread. fdatasync now, whatever the policy; a cheap no-op when nothing written is
   // unsynced. After an earlier fsync failure, compacts instead (see Durability above).

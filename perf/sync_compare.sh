@@ -8,9 +8,11 @@
 #       none    no sync group (node b runs, silent: it does not hold the server id)
 #       async   sync, dhcp = "async" (ACK at once, the lease follows)
 #       strict  sync, dhcp = "strict" (ACK once node b acknowledged the lease)
-#     The journal is strict (fsync per batch) in all three. Printed per run: DORA/s and the ACK
-#     latency; with sync also the replication lag p50/p99 (from tandem_sync_lag_seconds) and the
-#     entries/s replicated.
+#     The journal is strict (fsync per batch) in all three. Printed per run: DORA/s, the ACK
+#     latency, the CPU seconds each node's tandemd used (the lab runs both nodes on the same
+#     cores, so node b's replication work competes with node a and the generator) and node a's
+#     CPU per DORA; with sync also the replication lag p50/p99 (from tandem_sync_lag_seconds) and
+#     the entries/s replicated.
 #  2. Connections across a failover: ROUNDS times, C keep-alive HTTP connections through the VIP,
 #     node a killed with SIGKILL mid-stream, count the connections that carried on with their
 #     real server (tests/e2e/failover_client.py); node a restarted (it resyncs, then preempts).
@@ -67,6 +69,9 @@ for le in les:
 PY
 }
 
+# cpu_ticks NODE: user + system clock ticks of that node's tandemd (all its threads).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(node_pid "$1")/stat"; }
+
 run_dhcp() {  # run_dhcp MODE RUN
     local mode=$1 run=$2 out=$E2E_TMP/lg-$1-$2.json m0=$E2E_TMP/m0 m1=$E2E_TMP/m1 e0 e1
     "$LAB" stop a --kill >/dev/null 2>&1 || true
@@ -78,11 +83,15 @@ run_dhcp() {  # run_dhcp MODE RUN
     [[ $mode == none ]] || wait_for bash -c "$TANDEMCTL -s $(node_sock a) --json sync | jq -e '.state == \"up\" and .resynced' >/dev/null" --timeout 10 \
         || die "sync not up ($mode)"
     metrics a >"$m0"
+    local ca0 cb0 ca1 cb1 hz
+    hz=$(getconf CLK_TCK)
+    ca0=$(cpu_ticks a) cb0=$(cpu_ticks b)
     timeout --kill-after=5 $((DUR + 30)) ip netns exec tdm-client "$LOADGEN" \
         --relay 192.0.2.10 --server 192.0.2.100 --window "$WINDOW" --duration "$DUR" \
         --clients "${CLIENTS:-20000}" --timeout-ms 1000 --idle-us 50 --quiet \
         -- --no-huge --no-shconf -m 256 --log-level=warning \
         --vdev net_af_packet0,iface=eth0,framecnt=4096 >"$out" 2>"$out.err" || true
+    ca1=$(cpu_ticks a) cb1=$(cpu_ticks b)
     sleep 0.5
     metrics a >"$m1"
     e0=$(metric_sum tandem_sync_entries_total 'kind="lease"' 'direction="out"' <"$m0")
@@ -90,11 +99,15 @@ run_dhcp() {  # run_dhcp MODE RUN
     jq -c --arg mode "$mode" --argjson run "$run" \
         --argjson p50 "$(hist_quantile 0.5 "$m0" "$m1")" --argjson p99 "$(hist_quantile 0.99 "$m0" "$m1")" \
         --argjson entries "$(( ${e1%.*} - ${e0%.*} ))" \
+        --argjson cpu_a "$(awk -v t=$((ca1 - ca0)) -v h="$hz" 'BEGIN { print t / h }')" \
+        --argjson cpu_b "$(awk -v t=$((cb1 - cb0)) -v h="$hz" 'BEGIN { print t / h }')" \
         '{bench: "sync_dhcp", mode: $mode, run: $run, dora_per_s: .achieved_exchanges_per_s,
           completed: .exchanges.completed, dropped: .exchanges.dropped, naks: .naks,
           ack_latency_us: .latency_us.dora, lag_p50_ms_le: $p50, lag_p99_ms_le: $p99,
           lease_entries_replicated: $entries,
-          lease_entries_per_s: ($entries / .elapsed_s)}' "$out" \
+          lease_entries_per_s: ($entries / .elapsed_s),
+          cpu_s_node_a: $cpu_a, cpu_s_node_b: $cpu_b,
+          cpu_us_per_dora_node_a: (if .exchanges.completed > 0 then $cpu_a * 1e6 / .exchanges.completed else null end)}' "$out" \
         || { say "loadgen output unreadable ($mode run $run): $(tail -n 3 "$out.err")"; return 0; }
 }
 

@@ -659,6 +659,31 @@ TEST(Journal, FsyncIntervalFollowsTheFakeClock) {
   EXPECT_EQ(j.synced_upto(), 6u);
 }
 
+// The peer's leases (durable on the peer already) are appended with defer_sync: under
+// kEveryBatch they wait for the interval (tick) or the next synced batch, which covers them.
+TEST(Journal, DeferredAppendWaitsForTheIntervalOrTheNextSyncedBatch) {
+  TempDir d;
+  JournalParams p = params(d, FsyncPolicy::kEveryBatch);
+  p.fsync_interval_ms = 10;
+  Journal j;
+  reopen(j, p);
+  std::vector<LeaseEvent> b = {ev(1, 1)};
+  ASSERT_TRUE(j.append(b, 100 * kMs, true));
+  ASSERT_TRUE(j.append(b, 105 * kMs, true));
+  EXPECT_EQ(j.stats().fsyncs, 0u);
+  EXPECT_EQ(j.synced_upto(), 0u);
+  ASSERT_TRUE(j.tick(109 * kMs));
+  EXPECT_EQ(j.synced_upto(), 0u);
+  ASSERT_TRUE(j.tick(110 * kMs));  // 10 ms after the first deferred record
+  EXPECT_EQ(j.stats().fsyncs, 1u);
+  EXPECT_EQ(j.synced_upto(), 2u);
+
+  ASSERT_TRUE(j.append(b, 200 * kMs, true));
+  ASSERT_TRUE(j.append(b, 201 * kMs));  // an ordinary batch: synced, the deferred one with it
+  EXPECT_EQ(j.stats().fsyncs, 2u);
+  EXPECT_EQ(j.synced_upto(), 4u);
+}
+
 TEST(Journal, TickCompactsWhenTheJournalGrows) {
   TempDir d;
   JournalParams p = params(d);
