@@ -361,7 +361,7 @@ push_ok() {
     ctl a config reload >/dev/null || return 1
     wait_for digest_differs --timeout 3 || { echo "node b did not see the digests differ"; return 1; }
     ctl a config push || return 1
-    ctl b --json lb list | jq -e '.[0].scheduler == "wrr"' >/dev/null || { ctl b lb list; return 1; }
+    ctl b --json lb list | jq -e '.services[0].scheduler == "wrr"' >/dev/null || { ctl b lb list; return 1; }
     cmp "$E2E_TMP/a/shared.conf" "$E2E_TMP/b/shared.conf"
 }
 check "shared.conf edited on a (rr -> wrr), reloaded: b sees the digests differ; tandemctl config push applies it on b" push_ok
@@ -376,7 +376,7 @@ push_bad() {
     printf '%s\n' "$out"
     (( rc == 1 )) && grep -q 'shared.conf:1: .*scheduler' <<<"$out" &&
         cmp "$E2E_TMP/b.before" "$E2E_TMP/b/shared.conf" &&
-        ctl b --json lb list | jq -e '.[0].scheduler == "wrr"' >/dev/null
+        ctl b --json lb list | jq -e '.services[0].scheduler == "wrr"' >/dev/null
 }
 check "a broken shared.conf pushed: b refuses it with FILE:LINE, keeps its file and its running services" push_bad
 check "scripts/lab stop b (exit 0)" "$LAB" stop b
