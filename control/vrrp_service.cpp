@@ -276,6 +276,9 @@ void VrrpService::set_sync_coupling(bool resyncing,
                          "resync completes"
                        : "vrrp: resync complete, priorities restored");
     retrack(now);
+  } else if (resyncing) {
+    // An instance that left MASTER during the resync is demoted too (a resync lasts ~0.1 s).
+    retrack(now);
   }
   for (size_t i = 0; i < instances_.size(); ++i) {
     Inst& in = instances_[i];

@@ -612,7 +612,10 @@ uint32_t Dataplane::poll_once(Worker& w) noexcept {
     handle_burst(w, s, q.port_index, pkts, n, now, mono);
     if (w.dhcp != nullptr) dhcp_flush(w);
   }
-  if (sync_enabled_) total += sync_loop(w, s, mono != 0 ? mono : mono_ns(t0));
+  // The peer's state is installed between polls but is not traffic: it does not keep an
+  // adaptive worker spinning (a standby's worker would otherwise never sleep while the master is
+  // busy). A takeover waits until the rings are drained (Dataplane::peer_state_applied).
+  if (sync_enabled_) sync_loop(w, s, mono != 0 ? mono : mono_ns(t0));
   if (total != 0 || tx) {
     for (uint32_t i = 0; i < w.n_ports; ++i)
       rte_eth_tx_buffer_flush(w.port_ids[i], w.txq, w.tx_buffer[i]);

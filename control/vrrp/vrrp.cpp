@@ -389,7 +389,8 @@ void Instance::set_fault(bool fault, uint64_t now, std::vector<Action>& out) {
   }
   if (state_ != State::kFault) return;
   master_cs_ = cfg_.interval_cs;
-  become(prio_ == 255 ? State::kMaster : State::kBackup, now, out);
+  // As at start(): an owner goes straight to MASTER unless the sync coupling holds it back.
+  become(prio_ == 255 && !inhibit_ ? State::kMaster : State::kBackup, now, out);
 }
 
 void Instance::force(State s, uint64_t now, std::vector<Action>& out) {

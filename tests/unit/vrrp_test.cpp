@@ -1095,6 +1095,23 @@ TEST(VrrpFsm, InhibitedOwnerStartsAsBackup) {
   EXPECT_EQ(f.tick(f->next_deadline()), "send(255) become(MASTER)");
 }
 
+TEST(VrrpFsm, InhibitedOwnerLeavesFaultAsBackup) {
+  Fsm f(with(255));
+  std::vector<Action> out;
+  f->set_fault(true, kT0, out);
+  f.start(kT0);
+  EXPECT_EQ(f->state(), State::kFault);
+  f->set_inhibit(true);
+  out.clear();
+  f->set_fault(false, kT0 + 1, out);
+  EXPECT_EQ(f->state(), State::kBackup) << "held back like at start()";
+  f->set_inhibit(false);
+  out.clear();
+  f->set_fault(true, kT0 + 2, out);
+  f->set_fault(false, kT0 + 3, out);
+  EXPECT_EQ(f->state(), State::kMaster) << "an owner not held back goes straight to MASTER";
+}
+
 TEST(VrrpFsm, InhibitDoesNotAffectAMaster) {
   Fsm f = master(with(100));
   f->set_inhibit(true);
