@@ -301,10 +301,13 @@ void SyncService::on_up(uint64_t now) {
     for (uint32_t w = 0; w < n_workers_; ++w) {
       dp::ForwardEngine* e = dp_.forward_engine(w);
       dp::ConnDump& d = e->sync_dump;
-      // A request still being served (a previous session's) is simply superseded.
-      d.out.clear();
-      d.out.reserve(e->conns.capacity());
-      d.max = e->conns.capacity();
+      // The worker owns `out` and `max` while a request is being served; a request still being
+      // served (a previous session's) is superseded by the new one, which the worker restarts
+      // into the room reserved for the first.
+      if (d.done.load(std::memory_order_acquire) == d.req.load(std::memory_order_relaxed)) {
+        d.out.reserve(e->conns.capacity());
+        d.max = e->conns.capacity();
+      }
       bulk_.dump_req[w] = d.req.fetch_add(1, std::memory_order_acq_rel) + 1;
     }
     bulk_.dumps_requested = true;
@@ -460,8 +463,8 @@ void SyncService::send_local(uint64_t now) {
       }
       b.entries.clear();
       b.entries.shrink_to_fit();
-      // Nothing could be sent (queue full or down): nothing to wait for.
-      b.last_seq = seq != 0 ? seq : channel_->acked();
+      // Nothing could be sent (queue full): wait no longer than for what is in flight.
+      b.last_seq = seq != 0 ? seq : std::max<uint64_t>(channel_->acked(), 1);
     }
   }
   settle(now);
