@@ -23,6 +23,8 @@
 # Prints JSON lines on stdout, progress on stderr. Needs root; takes the lab down at the start
 # and the end (not alongside scripts/test). Environment: RUNS (3), DUR (5 s), WINDOW (64),
 # ROUNDS (5), CONNS (16), BULK_CLIENTS (60000), RESYNCS (3), CLIENTS (20000); 0 skips a part.
+# RATE: open loop at that many exchanges/s instead of the closed loop (capacity at a given rate,
+# judged by drop_ratio as ISC's 2.5% method does).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/lib.sh"
@@ -83,11 +85,12 @@ run_dhcp() {  # run_dhcp MODE RUN
     [[ $mode == none ]] || wait_for bash -c "$TANDEMCTL -s $(node_sock a) --json sync | jq -e '.state == \"up\" and .resynced' >/dev/null" --timeout 10 \
         || die "sync not up ($mode)"
     metrics a >"$m0"
-    local ca0 cb0 ca1 cb1 hz
+    local ca0 cb0 ca1 cb1 hz load=(--window "$WINDOW")
+    [[ -n ${RATE:-} ]] && load=(--rate "$RATE")
     hz=$(getconf CLK_TCK)
     ca0=$(cpu_ticks a) cb0=$(cpu_ticks b)
     timeout --kill-after=5 $((DUR + 30)) ip netns exec tdm-client "$LOADGEN" \
-        --relay 192.0.2.10 --server 192.0.2.100 --window "$WINDOW" --duration "$DUR" \
+        --relay 192.0.2.10 --server 192.0.2.100 "${load[@]}" --duration "$DUR" \
         --clients "${CLIENTS:-20000}" --timeout-ms 1000 --idle-us 50 --quiet \
         -- --no-huge --no-shconf -m 256 --log-level=warning \
         --vdev net_af_packet0,iface=eth0,framecnt=4096 >"$out" 2>"$out.err" || true
@@ -102,6 +105,7 @@ run_dhcp() {  # run_dhcp MODE RUN
         --argjson cpu_a "$(awk -v t=$((ca1 - ca0)) -v h="$hz" 'BEGIN { print t / h }')" \
         --argjson cpu_b "$(awk -v t=$((cb1 - cb0)) -v h="$hz" 'BEGIN { print t / h }')" \
         '{bench: "sync_dhcp", mode: $mode, run: $run, dora_per_s: .achieved_exchanges_per_s,
+          offered_rate: .offered_rate, drop_ratio: .drop_ratio,
           completed: .exchanges.completed, dropped: .exchanges.dropped, naks: .naks,
           ack_latency_us: .latency_us.dora, lag_p50_ms_le: $p50, lag_p99_ms_le: $p99,
           lease_entries_replicated: $entries,
