@@ -65,18 +65,11 @@ void Daemon::sync_tick(uint64_t now) {
   st.node = cfg_.node;
   // A master whose VRRP port has no link cannot serve that VIP: it says FAULT, so the peer's
   // witness does not hold a takeover the peer should make.
-  auto link_up = [&](const std::string& port) {
-    for (uint32_t i = 0; i < dp_->n_ports(); ++i)
-      if (dp_->port(i).name == port) return dp_->port(i).link_up;
-    return true;
-  };
-  for (const auto& j : vrrp_->status(now)) {
-    vrrp::State s = j["state"] == "MASTER"   ? vrrp::State::kMaster
-                    : j["state"] == "BACKUP" ? vrrp::State::kBackup
-                    : j["state"] == "FAULT"  ? vrrp::State::kFault
-                                             : vrrp::State::kInit;
-    if (s == vrrp::State::kMaster && !link_up(j["port"].get<std::string>())) s = vrrp::State::kFault;
-    st.vrrp.push_back({static_cast<uint8_t>(j["vrid"].get<int>()), static_cast<uint8_t>(s)});
+  for (const auto& in : vrrp_->states()) {
+    vrrp::State s = in.state;
+    if (s == vrrp::State::kMaster && in.port < dp_->n_ports() && !dp_->port(in.port).link_up)
+      s = vrrp::State::kFault;
+    st.vrrp.push_back({in.vrid, static_cast<uint8_t>(s)});
   }
   sync_->set_status(st);
 
@@ -115,13 +108,7 @@ void Daemon::sync_tick(uint64_t now) {
 nlohmann::json Daemon::sync_json() const {
   if (!sync_) throw ApiError("sync is not configured in " + cfg_.file);
   nlohmann::json j = sync_->status_json();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string d;
-  for (uint8_t b : config_digest_) {
-    d.push_back(kHex[b >> 4]);
-    d.push_back(kHex[b & 15]);
-  }
-  j["config_digest"] = d;
+  j["config_digest"] = sync::digest_hex(config_digest_);
   j["config_match"] = !digest_mismatch_;
   nlohmann::json v = nlohmann::json::array();
   for (const auto& in : vrrp_->status(mono_ns()))

@@ -29,9 +29,7 @@ constexpr uint32_t kConnPoll = 1024;          // connection changes taken per wo
 constexpr uint64_t kBulkDumpTimeoutNs = 10'000'000'000;
 
 uint64_t unix_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000ull + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+  return wall_ns() / 1'000'000;
 }
 
 uint64_t random_u64() {
@@ -41,16 +39,6 @@ uint64_t random_u64() {
       v = static_cast<uint64_t>(mono_ns()) * 0x9e3779b97f4a7c15ull;
   }
   return v;
-}
-
-std::string hex8(const std::array<uint8_t, 8>& d) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : d) {
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
-  }
-  return s;
 }
 
 
@@ -642,7 +630,7 @@ nlohmann::json SyncService::status_json() const {
   if (auto ps = peer_status()) {
     j["peer_node"] = ps->node;
     j["peer_resynced"] = ps->resynced;
-    j["peer_config_digest"] = hex8(ps->config_digest);
+    j["peer_config_digest"] = sync::digest_hex(ps->config_digest);
     nlohmann::json v = nlohmann::json::array();
     for (const auto& x : ps->vrrp)
       v.push_back({{"vrid", x.vrid},

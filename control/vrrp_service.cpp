@@ -485,6 +485,14 @@ void VrrpService::owned(std::vector<ExtraAddress>& out) const {
   }
 }
 
+std::vector<VrrpService::InstanceState> VrrpService::states() const {
+  std::vector<InstanceState> out;
+  out.reserve(instances_.size());
+  for (const Inst& in : instances_)
+    out.push_back({static_cast<uint8_t>(in.cfg.vrid), in.fsm->state(), in.port});
+  return out;
+}
+
 nlohmann::json VrrpService::status(uint64_t now) const {
   nlohmann::json out = nlohmann::json::array();
   const int64_t wall = unix_now();

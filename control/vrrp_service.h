@@ -93,6 +93,14 @@ class VrrpService {
   // Applies what may change on reload (priorities, preemption, tracking, scripts, notify, GARP).
   void reload(const cfg::Config& cfg, uint64_t now);
 
+  // Each instance's VRID, state and port index (the sync link's heartbeat carries them).
+  struct InstanceState {
+    uint8_t vrid;
+    vrrp::State state;
+    uint32_t port;
+  };
+  std::vector<InstanceState> states() const;
+
   // The VIPs the data plane must answer for now (instances in MASTER).
   void owned(std::vector<ExtraAddress>& out) const;
   nlohmann::json status(uint64_t now) const;

@@ -41,6 +41,9 @@
 #include <iterator>
 #include <utility>
 
+#include "control/sync/bytes.h"
+#include "dataplane/hash.h"
+
 namespace ctl::sync {
 namespace {
 
@@ -61,73 +64,9 @@ constexpr size_t kMinDatagram = kMaxHeaderLen + kHelloFixedLen + kHmacLen + 64;
 // needs no answer.
 constexpr uint16_t kFlagUp = 1;
 
-uint16_t load16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-
-uint64_t load64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
-  return v;
-}
-
-void put8(std::vector<uint8_t>& d, uint8_t v) {
-  d.push_back(v);
-}
-
-void put16(std::vector<uint8_t>& d, uint16_t v) {
-  d.push_back(static_cast<uint8_t>(v >> 8));
-  d.push_back(static_cast<uint8_t>(v));
-}
-
-void put64(std::vector<uint8_t>& d, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) d.push_back(static_cast<uint8_t>(v >> s));
-}
-
 uint64_t sat_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A bounds-checked big-endian reader: every read past the end fails and sticks.
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> b) : b_(b) {}
-  bool ok() const { return ok_; }
-  size_t left() const { return ok_ ? b_.size() - pos_ : 0; }
-  uint8_t u8() { return need(1) ? b_[pos_++] : 0; }
-  uint16_t u16() {
-    if (!need(2)) return 0;
-    pos_ += 2;
-    return load16(b_.data() + pos_ - 2);
-  }
-  uint64_t u64() {
-    if (!need(8)) return 0;
-    pos_ += 8;
-    return load64(b_.data() + pos_ - 8);
-  }
-  std::span<const uint8_t> bytes(size_t n) {
-    if (!need(n)) return {};
-    pos_ += n;
-    return b_.subspan(pos_ - n, n);
-  }
-
- private:
-  bool need(size_t n) {
-    if (ok_ && b_.size() - pos_ >= n) return true;
-    ok_ = false;
-    return false;
-  }
-  std::span<const uint8_t> b_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
 
 struct Hello {
   uint64_t nonce = 0, echo = 0;
@@ -304,10 +243,12 @@ uint64_t Channel::fresh_nonce() {
   while (v == 0) {
     uint8_t b[8];
     if (RAND_bytes(b, sizeof b) == 1) {
-      v = load64(b);
+      v = Reader({b, sizeof b}).u64();
     } else {
       const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
-      v = splitmix64(p_.boot_id ^ splitmix64(++nonce_counter_ ^ static_cast<uint64_t>(t)));
+      // SplitMix64 (the shared finaliser after its increment) of the boot id, a counter, time.
+      auto mix = [](uint64_t x) { return dp::splitmix64_mix(x + 0x9e3779b97f4a7c15ull); };
+      v = mix(p_.boot_id ^ mix(++nonce_counter_ ^ static_cast<uint64_t>(t)));
     }
   }
   return v;

@@ -1,103 +1,21 @@
 #include "control/sync/entries.h"
 
-#include <cstring>
+#include "control/sync/bytes.h"
 
 namespace ctl::sync {
-namespace {
-
-class Writer {
- public:
-  void u8(uint8_t v) { b_.push_back(v); }
-  void u16(uint16_t v) {
-    u8(static_cast<uint8_t>(v >> 8));
-    u8(static_cast<uint8_t>(v));
-  }
-  void u32(uint32_t v) {
-    u16(static_cast<uint16_t>(v >> 16));
-    u16(static_cast<uint16_t>(v));
-  }
-  void u64(uint64_t v) {
-    u32(static_cast<uint32_t>(v >> 32));
-    u32(static_cast<uint32_t>(v));
-  }
-  void bytes(const void* p, size_t n) {
-    const auto* c = static_cast<const uint8_t*>(p);
-    b_.insert(b_.end(), c, c + n);
-  }
-  // u16 length + bytes (cut at 65535)
-  void str(const std::string& s) {
-    const size_t n = s.size() < 65535 ? s.size() : 65535;
-    u16(static_cast<uint16_t>(n));
-    bytes(s.data(), n);
-  }
-  std::vector<uint8_t> take() { return std::move(b_); }
-
- private:
-  std::vector<uint8_t> b_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> b) : b_(b) {}
-  bool ok() const { return ok_; }
-  bool done() const { return ok_ && pos_ == b_.size(); }
-  uint8_t u8() {
-    if (!need(1)) return 0;
-    return b_[pos_++];
-  }
-  uint16_t u16() {
-    const uint16_t hi = u8();
-    return static_cast<uint16_t>(hi << 8 | u8());
-  }
-  uint32_t u32() {
-    const uint32_t hi = u16();
-    return hi << 16 | u16();
-  }
-  uint64_t u64() {
-    const uint64_t hi = u32();
-    return hi << 32 | u32();
-  }
-  bool bytes(void* out, size_t n) {
-    if (!need(n)) return false;
-    std::memcpy(out, b_.data() + pos_, n);
-    pos_ += n;
-    return true;
-  }
-  std::string str() {
-    const uint16_t n = u16();
-    if (!need(n)) return {};
-    std::string s(reinterpret_cast<const char*>(b_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
-
- private:
-  bool need(size_t n) {
-    if (!ok_ || b_.size() - pos_ < n) {
-      ok_ = false;
-      return false;
-    }
-    return true;
-  }
-  std::span<const uint8_t> b_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
-
-}  // namespace
 
 std::vector<uint8_t> encode_lease(const dhcp::Lease& l) {
-  Writer w;
-  w.u32(l.ip);
-  w.u32(l.pool);
-  w.u8(static_cast<uint8_t>(l.state));
-  w.u8(l.client.len);
-  w.bytes(l.client.bytes.data(), l.client.len);
-  w.bytes(l.mac.data(), 6);
-  w.u64(l.expires_ns);
-  w.u64(l.updated_ns);
-  w.u64(l.generation);
-  return w.take();
+  std::vector<uint8_t> w;
+  put32(w, l.ip);
+  put32(w, l.pool);
+  put8(w, static_cast<uint8_t>(l.state));
+  put8(w, l.client.len);
+  put_bytes(w, l.client.bytes.data(), l.client.len);
+  put_bytes(w, l.mac.data(), 6);
+  put64(w, l.expires_ns);
+  put64(w, l.updated_ns);
+  put64(w, l.generation);
+  return w;
 }
 
 std::optional<dhcp::Lease> decode_lease(std::span<const uint8_t> b) {
@@ -111,8 +29,8 @@ std::optional<dhcp::Lease> decode_lease(std::span<const uint8_t> b) {
       l.client.len > dhcp::ClientKey::kMax)
     return std::nullopt;
   l.state = static_cast<dhcp::LeaseState>(state);
-  r.bytes(l.client.bytes.data(), l.client.len);
-  r.bytes(l.mac.data(), 6);
+  r.copy(l.client.bytes.data(), l.client.len);
+  r.copy(l.mac.data(), 6);
   l.expires_ns = r.u64();
   l.updated_ns = r.u64();
   l.generation = r.u64();
@@ -121,18 +39,18 @@ std::optional<dhcp::Lease> decode_lease(std::span<const uint8_t> b) {
 }
 
 std::vector<uint8_t> encode_conn(const dp::ConnSync& c) {
-  Writer w;
-  w.u8(c.proto);
-  w.u8(c.state);
-  w.u8(c.fwd_mode);
-  w.u32(c.client_ip);
-  w.u16(c.client_port);
-  w.u32(c.vip);
-  w.u16(c.vport);
-  w.u32(c.rs_ip);
-  w.u16(c.rs_port);
-  w.u32(c.generation);
-  return w.take();
+  std::vector<uint8_t> w;
+  put8(w, c.proto);
+  put8(w, c.state);
+  put8(w, c.fwd_mode);
+  put32(w, c.client_ip);
+  put16(w, c.client_port);
+  put32(w, c.vip);
+  put16(w, c.vport);
+  put32(w, c.rs_ip);
+  put16(w, c.rs_port);
+  put32(w, c.generation);
+  return w;
 }
 
 std::optional<dp::ConnSync> decode_conn(std::span<const uint8_t> b) {
@@ -153,13 +71,13 @@ std::optional<dp::ConnSync> decode_conn(std::span<const uint8_t> b) {
 }
 
 std::vector<uint8_t> encode_bulk(const BulkMarker& m, bool end) {
-  Writer w;
-  w.u64(m.id);
+  std::vector<uint8_t> w;
+  put64(w, m.id);
   if (end) {
-    w.u64(m.leases);
-    w.u64(m.connections);
+    put64(w, m.leases);
+    put64(w, m.connections);
   }
-  return w.take();
+  return w;
 }
 
 std::optional<BulkMarker> decode_bulk(std::span<const uint8_t> b, bool end) {
@@ -175,13 +93,13 @@ std::optional<BulkMarker> decode_bulk(std::span<const uint8_t> b, bool end) {
 }
 
 std::vector<uint8_t> encode_config_chunk(const ConfigChunk& c) {
-  Writer w;
-  w.u64(c.push_id);
-  w.u32(c.total);
-  w.u32(c.offset);
-  w.str(c.name);
-  w.str(c.data);
-  return w.take();
+  std::vector<uint8_t> w;
+  put64(w, c.push_id);
+  put32(w, c.total);
+  put32(w, c.offset);
+  put_str(w, c.name);
+  put_str(w, c.data);
+  return w;
 }
 
 std::optional<ConfigChunk> decode_config_chunk(std::span<const uint8_t> b) {
@@ -199,11 +117,11 @@ std::optional<ConfigChunk> decode_config_chunk(std::span<const uint8_t> b) {
 }
 
 std::vector<uint8_t> encode_config_result(const ConfigResult& res) {
-  Writer w;
-  w.u64(res.push_id);
-  w.u8(res.ok ? 1 : 0);
-  w.str(res.message);
-  return w.take();
+  std::vector<uint8_t> w;
+  put64(w, res.push_id);
+  put8(w, res.ok ? 1 : 0);
+  put_str(w, res.message);
+  return w;
 }
 
 std::optional<ConfigResult> decode_config_result(std::span<const uint8_t> b) {
@@ -216,19 +134,29 @@ std::optional<ConfigResult> decode_config_result(std::span<const uint8_t> b) {
   return res;
 }
 
-std::vector<uint8_t> encode_status(const Status& s) {
-  Writer w;
-  w.u8(Status::kVersion);
-  w.u8(s.resynced ? 1 : 0);
-  w.bytes(s.config_digest.data(), s.config_digest.size());
-  w.str(s.node.substr(0, 64));
-  const size_t n = s.vrrp.size() < 64 ? s.vrrp.size() : 64;
-  w.u8(static_cast<uint8_t>(n));
-  for (size_t i = 0; i < n; ++i) {
-    w.u8(s.vrrp[i].vrid);
-    w.u8(s.vrrp[i].state);
+std::string digest_hex(const std::array<uint8_t, 8>& d) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : d) {
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 15]);
   }
-  return w.take();
+  return s;
+}
+
+std::vector<uint8_t> encode_status(const Status& s) {
+  std::vector<uint8_t> w;
+  put8(w, Status::kVersion);
+  put8(w, s.resynced ? 1 : 0);
+  put_bytes(w, s.config_digest.data(), s.config_digest.size());
+  put_str(w, s.node.substr(0, 64));
+  const size_t n = s.vrrp.size() < 64 ? s.vrrp.size() : 64;
+  put8(w, static_cast<uint8_t>(n));
+  for (size_t i = 0; i < n; ++i) {
+    put8(w, s.vrrp[i].vrid);
+    put8(w, s.vrrp[i].state);
+  }
+  return w;
 }
 
 std::optional<Status> decode_status(std::span<const uint8_t> b) {
@@ -236,7 +164,7 @@ std::optional<Status> decode_status(std::span<const uint8_t> b) {
   Status s;
   if (r.u8() != Status::kVersion) return std::nullopt;
   s.resynced = r.u8() != 0;
-  r.bytes(s.config_digest.data(), s.config_digest.size());
+  r.copy(s.config_digest.data(), s.config_digest.size());
   s.node = r.str();
   const uint8_t n = r.u8();
   if (!r.ok() || n > 64) return std::nullopt;

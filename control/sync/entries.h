@@ -71,6 +71,7 @@ struct Status {
   std::vector<Vrrp> vrrp;  // at most 64
 };
 std::vector<uint8_t> encode_status(const Status& s);
+std::string digest_hex(const std::array<uint8_t, 8>& d);  // as tandemctl sync shows it
 std::optional<Status> decode_status(std::span<const uint8_t> b);
 
 }  // namespace ctl::sync
