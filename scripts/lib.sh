@@ -152,6 +152,23 @@ reserve_hugepages() {
 # shellcheck disable=SC2034  # used by scripts/lab and tests/e2e
 LAB_NAMESPACES=(tdm-sw tdm-a tdm-b tdm-client tdm-dhcp tdm-rs1 tdm-rs2)
 
+# dhclient_script FILE: writes a dhclient-script that only sets the leased address. The lab's
+# namespaces share /etc with the host, so the stock script's resolv.conf handling must not run.
+dhclient_script() {
+    cat >"$1" <<'EOF'
+#!/bin/sh
+case "$reason" in
+    BOUND|RENEW|REBIND|REBOOT)
+        ip addr flush dev "$interface"
+        ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+    EXPIRE|FAIL|RELEASE|STOP)
+        ip addr flush dev "$interface" ;;
+esac
+exit 0
+EOF
+    chmod +x "$1"
+}
+
 ns_exists() { [[ -e /run/netns/$1 ]]; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 

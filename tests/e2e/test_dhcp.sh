@@ -31,21 +31,8 @@ e2e_begin
 trap e2e_cleanup_dhcp EXIT
 rm -rf "${LEASE_DIRS[@]}"
 
-# A dhclient-script that only sets the address: the namespace shares /etc with the host, so the
-# stock script's resolv.conf handling must not run.
 SCRIPT=$E2E_TMP/dhclient-script
-cat >"$SCRIPT" <<'EOF'
-#!/bin/sh
-case "$reason" in
-    BOUND|RENEW|REBIND|REBOOT)
-        ip addr flush dev "$interface"
-        ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
-    EXPIRE|FAIL|RELEASE|STOP)
-        ip addr flush dev "$interface" ;;
-esac
-exit 0
-EOF
-chmod +x "$SCRIPT"
+dhclient_script "$SCRIPT"
 
 # dhcp_client IF NAME [ARGS...]: one dhclient run (-1: a single attempt), its own files.
 dhcp_client() {

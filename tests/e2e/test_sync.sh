@@ -70,21 +70,21 @@ sync_text() {
         grep -q 'dhcp        strict' <<<"$out"
 }
 check "tandemctl sync on node a: session up, strict DHCP, configuration digests match" sync_text
+sync_bad_use() {
+    local out rc=0
+    out=$(ctl a sync now 2>&1) || rc=$?
+    printf '%s\n' "$out" | head -n 1
+    (( rc == 2 )) || return 1
+    rc=0
+    out=$(ctl a config push 2>&1) || rc=$?
+    printf '%s\n' "$out"
+    (( rc == 1 )) && grep -q 'nothing to push: set sync.config_include' <<<"$out"
+}
+check "tandemctl sync with an argument is a usage error (exit 2); config push without sync.config_include says what to set (exit 1)" sync_bad_use
 
 # ------------------------------------------------------------ DHCP client behind the VIP
 SCRIPT=$E2E_TMP/dhclient-script
-cat >"$SCRIPT" <<'EOF'
-#!/bin/sh
-case "$reason" in
-    BOUND|RENEW|REBIND|REBOOT)
-        ip addr flush dev "$interface"
-        ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
-    EXPIRE|FAIL|RELEASE|STOP)
-        ip addr flush dev "$interface" ;;
-esac
-exit 0
-EOF
-chmod +x "$SCRIPT"
+dhclient_script "$SCRIPT"
 C0_IP=
 dhclient_c0() {
     local out
