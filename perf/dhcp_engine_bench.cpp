@@ -25,6 +25,10 @@
 //                 yiaddr at chaddr (broadcast flag clear), RELEASE unicast to the server.
 //   local_renew   100000 clients bound first (not timed), then RENEWING REQUESTs (ciaddr set,
 //                 unicast) in round-robin until as many requests as clients: ACK only.
+//   relayed_dr    the issue's mix as written: DISCOVER and REQUEST of 2^20 distinct relayed
+//                 clients, no RELEASE, into a pool larger than the population (2^21 addresses of
+//                 10.0.0.0/11 — ring ports, so no frame reaches a network); every lease cell and
+//                 client slot is touched once, cold, as with a million subscribers.
 // Requests are built in mbufs in rounds of --round clients (3 frames each), enqueued on the RX
 // ring, and the worker polled until the ring is empty; only poll_once() is timed, building and
 // draining are not. Rates, all replies (OFFER + ACK) per second:
@@ -36,7 +40,8 @@
 //   end_to_end_replies_per_s    over the mode's whole wall time (one core builds, answers, counts)
 //
 // usage: dhcp_engine_bench [--clients N] [--round N] [--burst B] [--dir BASE] [--strict]
-//                          [--journal batch|none] [--mode relayed_dora|local_dora|local_renew]
+//                          [--journal batch|none]
+//                          [--mode relayed_dora|local_dora|local_renew|relayed_dr]
 //   --strict: replies that change a lease wait for the journal's fsync (dhcp.leases.durability
 //             "strict"); the timed loop then spins until the last held reply has left.
 //   --journal none: the journal thread drains and counts the lease changes but writes nothing
@@ -82,10 +87,14 @@ const dp::Mac kOurMac{0x02, 0, 0, 0, 0, 0x02};
 const dp::Mac kRelayMac{0x02, 0, 0, 0, 0, 0x0a};
 constexpr uint32_t kOurIp = ip4(192, 0, 2, 2);
 constexpr uint32_t kRelayIp = ip4(192, 0, 2, 10);
-constexpr uint32_t kPoolFirst = ip4(198, 18, 0, 10);
-constexpr uint32_t kPoolLast = ip4(198, 19, 255, 250);
-constexpr uint32_t kPoolSize = kPoolLast - kPoolFirst + 1;
 constexpr uint32_t kRenewClients = 100000;
+
+// The address plan of a mode: the pool clients draw from and the configuration that holds it.
+struct Plan {
+  uint32_t first, last;
+  const char* conf;
+  uint32_t size() const { return last - first + 1; }
+};
 
 constexpr const char* kConf = R"(ports = (
   { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24", "198.18.0.1/15" ]; }
@@ -106,12 +115,38 @@ dhcp = {
   );
 };
 )";
+const Plan kSmall{ip4(198, 18, 0, 10), ip4(198, 19, 255, 250), kConf};
 
-enum class Mode { kRelayedDora, kLocalDora, kLocalRenew };
+// relayed_dr: 2^21 addresses (10.0.0.0/11), more than the 2^20 clients. Ring ports only: no
+// frame of this benchmark reaches a network, so the size of the range is all that matters.
+constexpr const char* kConfLarge = R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; }
+);
+dataplane = { worker_cores = [ 1 ]; idle = "busy"; };
+dhcp = {
+  options = ( { name = "domain-name-servers"; value = [ "192.0.2.53", "198.51.100.53" ]; } );
+  subnets = (
+    {
+      subnet = "10.0.0.0/11";
+      relays = [ "192.0.2.10" ];
+      options = (
+        { name = "routers"; value = [ "10.0.0.1" ]; },
+        { name = "domain-name"; value = "bench.example"; }
+      );
+      pools = ( { range = "10.0.0.10 - 10.31.255.250"; } );
+    }
+  );
+};
+)";
+const Plan kLarge{ip4(10, 0, 0, 10), ip4(10, 31, 255, 250), kConfLarge};
+
+enum class Mode { kRelayedDora, kLocalDora, kLocalRenew, kRelayedDr };
 const char* mode_name(Mode m) {
   switch (m) {
     case Mode::kRelayedDora:
       return "relayed_dora";
+    case Mode::kRelayedDr:
+      return "relayed_dr";
     case Mode::kLocalDora:
       return "local_dora";
     case Mode::kLocalRenew:
@@ -130,8 +165,8 @@ dp::Mac client_mac(uint32_t i) {
           static_cast<uint8_t>(i >> 8),
           static_cast<uint8_t>(i)};
 }
-uint32_t client_ip(uint32_t i) {
-  return kPoolFirst + i % kPoolSize;
+uint32_t client_ip(const Plan& plan, uint32_t i) {
+  return plan.first + i % plan.size();
 }
 
 struct Req {
@@ -143,9 +178,9 @@ struct Req {
 };
 
 // Writes the frame of `r` at `f` (room for 600 bytes); returns its length. Untimed.
-uint16_t build(uint8_t* f, const Req& r) {
+uint16_t build(uint8_t* f, const Plan& plan, const Req& r) {
   const dp::Mac mac = client_mac(r.client);
-  const uint32_t ip = client_ip(r.client);
+  const uint32_t ip = client_ip(plan, r.client);
   uint8_t* b = f + dp::kUdpFrameHdrLen;
   std::memset(b, 0, 240);
   b[0] = 1;  // BOOTREQUEST
@@ -335,7 +370,8 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
   if (port < 0 || rte_eth_dev_get_name_by_port(static_cast<uint16_t>(port), dev) != 0)
     return std::fprintf(stderr, "ring port: %s\n", rte_strerror(rte_errno)), 1;
 
-  auto loaded = cfg::load_string(kConf, "dhcp_engine_bench.conf");
+  const Plan& plan = mode == Mode::kRelayedDr ? kLarge : kSmall;
+  auto loaded = cfg::load_string(plan.conf, "dhcp_engine_bench.conf");
   if (!loaded.config)
     return std::fprintf(stderr, "config: %s\n", loaded.errors[0].str().c_str()), 1;
   const cfg::Config& c = *loaded.config;
@@ -388,7 +424,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
     if (rte_pktmbuf_alloc_bulk(pool, ms.data(), n) != 0) return false;
     for (unsigned i = 0; i < n; ++i) {
       uint8_t* f = rte_pktmbuf_mtod(ms[i], uint8_t*);
-      const uint16_t len = build(f, reqs[i]);
+      const uint16_t len = build(f, plan, reqs[i]);
       ms[i]->data_len = len;
       ms[i]->pkt_len = len;
     }
@@ -430,7 +466,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
     return true;
   };
 
-  const bool relayed = mode == Mode::kRelayedDora;
+  const bool relayed = mode == Mode::kRelayedDora || mode == Mode::kRelayedDr;
   if (mode == Mode::kLocalRenew) {
     // Bind the renewing population first (not timed).
     for (uint32_t c0 = 0; c0 < kRenewClients; c0 += o.round) {
@@ -462,7 +498,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
       for (uint32_t i = c0; i < c1; ++i)
         reqs.push_back({dhcp::MessageType::kRequest, i, relayed, false, false});
       // RELEASE: unicast from the client (through its router when relayed), never relayed.
-      for (uint32_t i = c0; i < c1; ++i)
+      for (uint32_t i = c0; i < c1 && mode != Mode::kRelayedDr; ++i)
         reqs.push_back({dhcp::MessageType::kRelease, i, false, true, relayed});
     }
     if (!round(true)) return std::fprintf(stderr, "mbufs\n"), 1;
@@ -503,7 +539,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
       "\"records_written\": %llu, \"appends\": %llu, \"fsyncs\": %llu, "
       "\"mean_fsync_us\": %.1f, \"max_fsync_us\": %.1f, \"compactions\": %llu, "
       "\"journal_full\": %llu, \"append_failures\": %llu}, \"tsc_hz\": %.0f}\n",
-      mode_name(mode), o.strict ? "true" : "false", o.burst, o.clients, kPoolSize,
+      mode_name(mode), o.strict ? "true" : "false", o.burst, o.clients, plan.size(),
       static_cast<unsigned long long>(messages), static_cast<unsigned long long>(k.discover),
       static_cast<unsigned long long>(k.request), static_cast<unsigned long long>(k.release),
       static_cast<unsigned long long>(k.offer), static_cast<unsigned long long>(k.ack),
@@ -541,7 +577,8 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
 
 int main(int argc, char** argv) {
   Options o;
-  std::vector<Mode> modes{Mode::kRelayedDora, Mode::kLocalDora, Mode::kLocalRenew};
+  std::vector<Mode> modes{Mode::kRelayedDora, Mode::kLocalDora, Mode::kLocalRenew,
+                          Mode::kRelayedDr};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "";
@@ -562,16 +599,17 @@ int main(int argc, char** argv) {
       ++i;
       modes = {m == "relayed_dora" ? Mode::kRelayedDora
                : m == "local_dora" ? Mode::kLocalDora
+               : m == "relayed_dr" ? Mode::kRelayedDr
                                    : Mode::kLocalRenew};
     } else {
       std::fprintf(stderr,
                    "usage: %s [--clients N] [--round N] [--burst B] [--dir BASE] [--strict] "
-                   "[--journal batch|none] [--mode relayed_dora|local_dora|local_renew]\n",
+                   "[--journal batch|none] [--mode relayed_dora|local_dora|local_renew|relayed_dr]\n",
                    argv[0]);
       return 2;
     }
   }
-  if (o.round == 0 || o.round > 2048 || o.round > kPoolSize) {
+  if (o.round == 0 || o.round > 2048 || o.round > kSmall.size()) {
     std::fprintf(stderr, "--round must be 1..2048\n");
     return 2;
   }
