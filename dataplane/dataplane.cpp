@@ -873,6 +873,11 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   uint16_t keyed[kMaxBurst];
   uint16_t n_keys = 0;
   const bool lb_on = w.fwd != nullptr && s.fwd != nullptr && s.fwd->lb != nullptr;
+  // DHCP requests warm the lease store the same way, in two stages (the client's index slot
+  // now, the lease it points at after the burst was classified).
+  const bool dhcp_on = w.dhcp != nullptr && s.dhcp != nullptr;
+  uint32_t warm_tags[kMaxBurst];
+  uint16_t n_warm = 0;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetch < n) {
       // Every cache line of the frame (up to 6: a DHCP request is ~350 bytes; ARP and ICMP
@@ -887,7 +892,11 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
         flow_key(*s.fwd->lb, rte_pktmbuf_mtod(pkts[i], const uint8_t*), results[i],
                  &keys[n_keys]))
       keyed[n_keys++] = i;
+    if (dhcp_on && results[i].verdict == Verdict::kDhcp)
+      warm_tags[n_warm++] = dhcp_warm(*w.dhcp, rte_pktmbuf_mtod(pkts[i], const uint8_t*),
+                                      results[i].l4_off, results[i].l4_len);
   }
+  for (uint16_t k = 0; k < n_warm; ++k) w.dhcp->store->warm_lease(warm_tags[k]);
   ConnHint* hints = sc.hints;
   for (uint16_t i = 0; i < n; ++i) hints[i].valid = false;
   if (n_keys != 0) {

@@ -7,6 +7,17 @@
 
 namespace dp {
 
+uint32_t dhcp_warm(const DhcpEngine& e, const uint8_t* frame, uint32_t l4_off,
+                   uint32_t l4_len) noexcept {
+  dhcp::Peek p;
+  if (!dhcp::peek({frame + l4_off, l4_len}, p)) return 0;
+  if (p.addr != 0) e.store->warm_addr(p.addr);
+  if (!p.client_id.empty()) return e.store->warm_client(dhcp::ClientKey::from_id(p.client_id));
+  std::array<uint8_t, 6> mac;
+  std::memcpy(mac.data(), p.chaddr, mac.size());
+  return e.store->warm_client(dhcp::ClientKey::from_mac(mac));
+}
+
 DhcpResult dhcp_handle(DhcpEngine& e, const Snapshot& s, uint32_t port, uint8_t* frame,
                        uint32_t len, uint32_t cap, uint32_t l4_off, uint32_t l4_len,
                        uint64_t now_ns, uint32_t hops) noexcept {

@@ -74,6 +74,13 @@ struct DhcpEngine {
   DhcpStats stats;
 };
 
+// Worker, per burst, before its requests are handled: warms the lease store for the request at
+// [l4_off, l4_off + l4_len) of `frame` (its client's index slot, the address it names) and
+// returns the tag to pass to e.store->warm_lease() once every request of the burst was warmed.
+// A hint only (dhcp::peek); the request is left untouched.
+uint32_t dhcp_warm(const DhcpEngine& e, const uint8_t* frame, uint32_t l4_off,
+                   uint32_t l4_len) noexcept;
+
 // Worker, per request. `frame` holds the whole received frame (`len` bytes) in a buffer of `cap`
 // bytes; the DHCP payload is at [l4_off, l4_off + l4_len) (from handle_local). The receiving port
 // is `port` of snapshot `s`, whose dhcp config must be set. With more than one worker: when

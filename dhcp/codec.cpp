@@ -204,6 +204,23 @@ bool parse(std::span<const uint8_t> payload, Request& out, Malformed& why) noexc
   return true;
 }
 
+bool peek(std::span<const uint8_t> payload, Peek& out) noexcept {
+  const uint8_t* d = payload.data();
+  const size_t len = payload.size();
+  if (len < kMinLen || load_be32(d + kOffMagic) != kMagicCookie) return false;
+  out = Peek{};
+  out.chaddr = d + kOffChaddr;
+  out.addr = load_be32(d + kOffCiaddr);
+  uint8_t overload = 0;
+  Malformed why{};
+  auto fn = [&](uint8_t code, size_t value, size_t n) {
+    if (code == opt::kClientId && out.client_id.empty()) out.client_id = {d + value, n};
+    if (code == opt::kRequestedIp && n == 4 && out.addr == 0) out.addr = load_be32(d + value);
+  };
+  walk_area(d, kOffOptions, std::min(len, kMaxPayload), true, overload, why, fn);
+  return true;
+}
+
 uint32_t Request::option_ip(uint8_t code) const noexcept {
   uint8_t v[4] = {};
   if (options[code].len != sizeof v || copy_option(code, v) != sizeof v) return 0;
@@ -229,6 +246,13 @@ size_t Request::copy_option(uint8_t code, std::span<uint8_t> out) const noexcept
     got += n;
   });
   return ok && got == s.len ? got : 0;
+}
+
+std::span<const uint8_t> Request::value(uint8_t code, std::span<uint8_t> scratch) const noexcept {
+  const Span& s = options[code];
+  if (s.count == 1 && data != nullptr && size_t{s.first} + s.len <= len)
+    return {data + s.first, s.len};
+  return {scratch.data(), copy_option(code, scratch)};
 }
 
 uint16_t Request::max_message_size() const noexcept {
@@ -267,7 +291,17 @@ Writer::Writer(std::span<uint8_t> out, const Request& req, MessageType type,
 }
 
 bool Writer::add(uint8_t code, std::span<const uint8_t> value) noexcept {
-  if (!writable(code) || pos_ + wire_len(value.size()) + 1 > limit_) return false;
+  const size_t n = value.size();
+  if (n <= kMaxInstance) {  // one instance: every option real servers send
+    if (!writable(code) || pos_ + n + 3 > limit_) return false;
+    uint8_t* p = out_.data() + pos_;
+    p[0] = code;
+    p[1] = static_cast<uint8_t>(n);
+    if (n != 0) std::memcpy(p + 2, value.data(), n);
+    pos_ += n + 2;
+    return true;
+  }
+  if (!writable(code) || pos_ + wire_len(n) + 1 > limit_) return false;
   Splitter s(out_.data() + pos_, code, value.size());
   s.put(value.data(), value.size());
   pos_ += s.written();

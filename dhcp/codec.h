@@ -98,6 +98,9 @@ struct Request {
   // Copies the (concatenated) value of `code` into `out`; returns its length (0 if absent or if it
   // does not fit). Worker; a memcpy for one instance, a re-walk of the options for several.
   size_t copy_option(uint8_t code, std::span<uint8_t> out) const noexcept;
+  // The value of `code`: in place in `data` when it is one instance (no copy), else
+  // concatenated into `scratch` as copy_option() does. Empty if absent or if it does not fit.
+  std::span<const uint8_t> value(uint8_t code, std::span<uint8_t> scratch) const noexcept;
   // Option 57, or 576 when absent/invalid. Worker; O(1) unless split.
   uint16_t max_message_size() const noexcept;
 };
@@ -110,6 +113,18 @@ struct Request {
 // On refusal `out` is partly filled and must not be used (it may still be passed to the next
 // parse()). Worker; O(payload): only the options the previous parse() found are cleared.
 bool parse(std::span<const uint8_t> payload, Request& out, Malformed& why) noexcept;
+
+// What a worker needs to warm its lease store before it handles a burst: the client's identity
+// (option 61, else chaddr) and the address it names (ciaddr, else option 50). A quick look at
+// the fixed part and the options field only — no overload areas, no split options, no checks
+// beyond bounds — so it is a hint, never an answer: parse() decides. False when the payload is
+// shorter than the fixed part and cookie. Worker; reads nothing outside `payload`.
+struct Peek {
+  std::span<const uint8_t> client_id;  // option 61's value (one instance), or empty
+  const uint8_t* chaddr = nullptr;     // 6 bytes
+  uint32_t addr = 0;                   // host order; 0 when the request names none
+};
+bool peek(std::span<const uint8_t> payload, Peek& out) noexcept;
 
 // Builds a reply into `out` (capacity ≥ kMaxReplyLen): op 2, htype/hlen/xid/flags/giaddr/chaddr
 // copied from the request, ciaddr copied for DHCPACK only and yiaddr forced to 0 for DHCPNAK

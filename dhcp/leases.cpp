@@ -246,6 +246,30 @@ size_t LeaseStore::client_slot(uint32_t tag, const ClientKey& client,
   }
 }
 
+namespace {
+// Both cache lines a cell may straddle.
+void warm(const void* p) noexcept {
+  __builtin_prefetch(p);
+  __builtin_prefetch(static_cast<const uint8_t*>(p) + 64);
+}
+}  // namespace
+
+uint32_t LeaseStore::warm_client(const ClientKey& client) const noexcept {
+  const auto tag = static_cast<uint32_t>(client.hash());
+  __builtin_prefetch(&clients_[tag & clients_mask_]);
+  return tag;
+}
+
+void LeaseStore::warm_lease(uint32_t tag) const noexcept {
+  const Slot& s = clients_[tag & clients_mask_];  // its home slot: probes are short
+  if (s.idx != kNone && s.tag == tag) warm(&cells_[s.idx]);
+}
+
+void LeaseStore::warm_addr(uint32_t ip) const noexcept {
+  const Where w = locate(ip);
+  if (w.addr != kNone) warm(&cells_[w.addr]);
+}
+
 void LeaseStore::client_set(uint32_t tag, uint32_t a) noexcept {
   const Lease& l = cells_[a].lease;
   size_t pos = tag & clients_mask_;
@@ -271,7 +295,7 @@ void LeaseStore::client_drop(uint32_t a) noexcept {
   }
 }
 
-void LeaseStore::slot_erase(std::vector<Slot>& t, uint32_t mask, size_t pos) noexcept {
+void LeaseStore::slot_erase(dp::TableVector<Slot>& t, uint32_t mask, size_t pos) noexcept {
   // Backward-shift deletion: no tombstones, so probe lengths never degrade over time.
   size_t hole = pos;
   for (size_t j = (pos + 1) & mask; t[j].idx != kNone; j = (j + 1) & mask) {

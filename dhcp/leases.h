@@ -21,6 +21,8 @@
 #include <span>
 #include <vector>
 
+#include "dataplane/table_memory.h"
+
 namespace dhcp {
 
 // Who a client is: option 61 when present, else 0x01 (Ethernet) + chaddr (RFC 2132 §9.14).
@@ -140,6 +142,15 @@ class LeaseStore {
   uint32_t mark(uint32_t ip) const noexcept;
   // Its OFFERED or BOUND lease, if any (the first found if it holds leases in several pools).
   const Lease* find(const ClientKey& client) const noexcept;
+
+  // Worker: cache hints for requests about to be handled. A burst warms its requests in two
+  // stages so their misses overlap instead of queueing: warm_client() fetches the client's index
+  // slot and returns the tag to pass to warm_lease() once that slot has had time to arrive,
+  // which fetches the lease the slot points at; warm_addr() fetches an address's lease. They
+  // change nothing; a wrong hint costs one wasted fetch.
+  uint32_t warm_client(const ClientKey& client) const noexcept;
+  void warm_lease(uint32_t tag) const noexcept;
+  void warm_addr(uint32_t ip) const noexcept;
   PoolStats stats(uint32_t pool) const noexcept;  // O(1): counters maintained on every change
   template <class F>
   void for_each(F&& f) const;  // every non-FREE lease (control thread: dumps, tandemctl leases)
@@ -205,7 +216,7 @@ class LeaseStore {
   size_t client_slot(uint32_t tag, const ClientKey& client, uint32_t pool_id) const noexcept;
   void client_set(uint32_t tag, uint32_t a) noexcept;  // for a's client, which must be set
   void client_drop(uint32_t a) noexcept;               // the entry of a's client if it points at a
-  void slot_erase(std::vector<Slot>& t, uint32_t mask, size_t pos) noexcept;
+  void slot_erase(dp::TableVector<Slot>& t, uint32_t mask, size_t pos) noexcept;
 
   // State changes (each bumps the generation, counts and reports).
   void count(uint32_t p, LeaseState s, int delta) noexcept;
@@ -217,17 +228,18 @@ class LeaseStore {
   bool scan_slot(uint32_t s, uint64_t now, std::vector<LeaseEvent>* events) noexcept;
 
   Params params_;
-  uint32_t cap_ = 0;           // max addresses
-  std::vector<Cell> cells_;    // per address; capacity cap_: find() pointers stay valid
-  std::vector<Link> heads_;    // sentinels: wheel slots, then pools (node cap_ + i)
-  std::vector<Range> ranges_;  // sorted by first
+  uint32_t cap_ = 0;  // max addresses
+  // The big arrays live on huge pages (dp::TableVector): a million subscribers are ~100 MB.
+  dp::TableVector<Cell> cells_;  // per address; capacity cap_: find() pointers stay valid
+  std::vector<Link> heads_;      // sentinels: wheel slots, then pools (node cap_ + i)
+  std::vector<Range> ranges_;    // sorted by first
   std::vector<Pool> pools_;
   std::vector<uint32_t> pool_map_;  // pool id -> index + 1 (0 = empty), open addressing
-  std::vector<Slot> clients_;       // 2 * next_pow2(cap_) slots: never full
+  dp::TableVector<Slot> clients_;   // 2 * next_pow2(cap_) slots: never full
   uint32_t clients_mask_ = 0;
   size_t clients_used_ = 0;
   std::vector<Reservation> reservations_;
-  std::vector<Slot> resv_map_;  // (client, pool) -> index into reservations_
+  dp::TableVector<Slot> resv_map_;  // (client, pool) -> index into reservations_
   uint32_t resv_mask_ = 0;
   // Timing wheel: 2^k slots of 2^kGranuleShift ns; a slot holds every entry whose deadline falls
   // in it on any lap. slot_min_ bounds the earliest deadline in the slot from below, so a slot

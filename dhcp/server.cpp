@@ -187,8 +187,9 @@ ClientKey host_client_key(const ServerConfig& c, const HostConf& h) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Per request (worker)
 
-// What the request says about its client, on the stack. Oversized options (more than the buffer
-// holds, far beyond what real clients and relays send) count as absent.
+// What the request says about its client, on the stack: views into the request's bytes, or into
+// the buffers for options split into several instances (RFC 3396). Oversized options (more than
+// a buffer holds, far beyond what real clients and relays send) count as absent.
 struct Server::Client {
   ClientKey key;  // option 61, else chaddr
   std::span<const uint8_t> mac, client_id, vendor, circuit, remote;
@@ -275,16 +276,6 @@ void relay_ids(std::span<const uint8_t> relay, std::span<const uint8_t>& circuit
   }
 }
 
-std::span<const uint8_t> copy_opt(const Request& req, uint8_t code,
-                                  std::array<uint8_t, 512>& buf) noexcept {
-  if (!req.has(code)) return {};
-  return {buf.data(), req.copy_option(code, buf)};
-}
-
-}  // namespace
-
-namespace {
-
 // The reservation of a client in `subnet`, in the order of docs/configuration.md: client_id, mac,
 // circuit_id, remote_id. O(log hosts).
 const HostConf* lookup_host(const ServerConfig& c, uint32_t subnet,
@@ -352,11 +343,11 @@ Outcome Server::handle(const Request& req, const Ingress& in, uint64_t now_ns,
   const ServerConfig& c = *cfg_;
   Client cl;
   cl.mac = req.chaddr;
-  cl.client_id = copy_opt(req, opt::kClientId, cl.id_buf);
+  cl.client_id = req.value(opt::kClientId, cl.id_buf);
   cl.key =
       cl.client_id.empty() ? ClientKey::from_mac(req.chaddr) : ClientKey::from_id(cl.client_id);
-  cl.vendor = copy_opt(req, opt::kVendorClass, cl.vendor_buf);
-  relay_ids(copy_opt(req, opt::kRelayAgent, cl.relay_buf), cl.circuit, cl.remote);
+  cl.vendor = req.value(opt::kVendorClass, cl.vendor_buf);
+  relay_ids(req.value(opt::kRelayAgent, cl.relay_buf), cl.circuit, cl.remote);
   for (size_t k = 0; k < c.classes.size() && k < ServerConfig::kMaxClasses; ++k) {
     bool all = c.classes[k].match_count != 0;
     for (uint32_t m = 0; all && m < c.classes[k].match_count; ++m) {
@@ -686,10 +677,10 @@ Outcome Server::build(const Request& req, const Ingress& in, const Reply& r,
     };
     if (req.has(opt::kParamRequest)) {
       // Only what the client asked for, in its order (RFC 2131 §4.3.1), each once.
-      std::array<uint8_t, 512> prl;
-      const size_t n = req.copy_option(opt::kParamRequest, prl);
+      std::array<uint8_t, 512> buf;
+      const std::span<const uint8_t> prl = req.value(opt::kParamRequest, buf);
       std::array<uint64_t, 4> seen{};
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t i = 0; i < prl.size(); ++i) {
         const uint8_t code = prl[i];
         uint64_t& word = seen[code >> 6];
         const uint64_t bit = uint64_t{1} << (code & 63);
@@ -739,12 +730,12 @@ uint32_t owner_of(const ServerConfig& c, const Request& req, const Ingress& in,
   std::array<uint8_t, 512> relay_buf;
   std::span<const uint8_t> circuit, remote;
   if (req.has(opt::kRelayAgent) && (!c.hosts.empty() || c.dispatch_by_circuit)) {
-    relay_ids(copy_opt(req, opt::kRelayAgent, relay_buf), circuit, remote);
+    relay_ids(req.value(opt::kRelayAgent, relay_buf), circuit, remote);
   }
   // A client with a reservation goes to the worker holding its address.
   if (!c.hosts.empty()) {
     std::array<uint8_t, 512> id_buf;
-    const std::span<const uint8_t> client_id = copy_opt(req, opt::kClientId, id_buf);
+    const std::span<const uint8_t> client_id = req.value(opt::kClientId, id_buf);
     for (uint32_t s : select_subnets(c, req, in)) {
       if (const HostConf* h = lookup_host(c, s, client_id, req.chaddr, circuit, remote))
         return owner_of(c, *h, n);

@@ -1,7 +1,5 @@
 #include "lb/conn_table.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cassert>
 #include <new>
@@ -9,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+
+#include "dataplane/table_memory.h"
 
 namespace lb {
 
@@ -127,28 +127,15 @@ std::string_view to_string(Refusal r) noexcept {
   return "?";
 }
 
-namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-constexpr size_t kPage = 4096;
-}  // namespace
-
 void ConnTable::Unmap::operator()(void* p) const noexcept {
-  if (p) ::munmap(p, bytes);
+  dp::unmap_table(p, bytes);
 }
 
 template <class T>
 ConnTable::Mapped<T> ConnTable::map_array(size_t n) {
   static_assert(std::is_trivially_destructible_v<T>);
-  const size_t need = n * sizeof(T);
-  const bool huge = need >= kHugePage;
-  const size_t unit = huge ? kHugePage : kPage;
-  const size_t bytes = (need + unit - 1) / unit * unit;
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (huge) ::madvise(p, bytes, MADV_HUGEPAGE);  // advisory: without it, 4 KiB pages
-#endif
-  T* a = static_cast<T*>(p);
+  const size_t bytes = n * sizeof(T);
+  T* a = static_cast<T*>(dp::map_table(bytes));
   for (size_t i = 0; i < n; ++i) new (&a[i]) T();
   return Mapped<T>(a, Unmap{bytes});
 }

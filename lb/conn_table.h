@@ -295,8 +295,8 @@ class ConnTable {
     return static_cast<uint32_t>(&c - conns_.get());
   }
 
-  // Big arrays come from anonymous mappings with transparent huge pages requested: with 4 KiB
-  // pages every random access to 160 MB would also miss the TLB.
+  // Big arrays come from dp::map_table (transparent huge pages requested): with 4 KiB pages
+  // every random access to 160 MB would also miss the TLB.
   struct Unmap {
     size_t bytes;
     void operator()(void* p) const noexcept;

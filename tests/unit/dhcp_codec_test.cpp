@@ -1157,5 +1157,85 @@ TEST(DhcpParse, ReusedRequestForgetsThePreviousOptions) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// peek() and Request::value()
+
+TEST(DhcpPeek, ClientIdentityAndNamedAddress) {
+  const Bytes with_id = make_msg(cat(
+      {kDiscover53, tlv(61, client_id(kDhclientMac)), tlv(50, be32(ip4(192, 0, 2, 150))), {255}}));
+  Peek p;
+  ASSERT_TRUE(peek(with_id, p));
+  EXPECT_EQ(Bytes(p.client_id.begin(), p.client_id.end()), client_id(kDhclientMac));
+  EXPECT_EQ(p.client_id.data(), with_id.data() + kOptionsAt + 3 + 2);  // a view, not a copy
+  EXPECT_EQ(p.chaddr, with_id.data() + 28);
+  EXPECT_EQ(p.addr, ip4(192, 0, 2, 150));
+
+  // ciaddr wins over option 50; without 61 the identity is chaddr's.
+  Bytes renew = make_msg(cat({tlv(53, {3}), tlv(50, be32(ip4(192, 0, 2, 9))), {255}}));
+  const Bytes ci = be32(ip4(192, 0, 2, 151));
+  std::copy(ci.begin(), ci.end(), renew.begin() + 12);
+  ASSERT_TRUE(peek(renew, p));
+  EXPECT_TRUE(p.client_id.empty());
+  EXPECT_EQ(p.addr, ip4(192, 0, 2, 151));
+
+  // An option 50 of the wrong length names nothing; a walk that runs into an overrun keeps what
+  // it found before it.
+  const Bytes odd = make_msg(cat({kDiscover53, tlv(61, {7, 7}), tlv(50, {1, 2, 3}), {43, 200}}));
+  ASSERT_TRUE(peek(odd, p));
+  EXPECT_EQ(Bytes(p.client_id.begin(), p.client_id.end()), (Bytes{7, 7}));
+  EXPECT_EQ(p.addr, 0u);
+
+  // Too short for the fixed part and cookie, or a wrong cookie: nothing.
+  EXPECT_FALSE(peek(Bytes(with_id.begin(), with_id.begin() + 239), p));
+  Bytes bad = with_id;
+  bad[236] ^= 1;
+  EXPECT_FALSE(peek(bad, p));
+}
+
+TEST(DhcpPeek, AgreesWithParseOnEveryPrefixOfEveryGolden) {
+  for (const auto& name : kRequestNames) {
+    const Bytes full = fixture(name);
+    for (size_t n = 0; n <= full.size(); ++n) {
+      SCOPED_TRACE(name + " prefix " + std::to_string(n));
+      const Bytes m(full.begin(), full.begin() + static_cast<ptrdiff_t>(n));
+      Peek p;
+      const bool seen = peek(m, p);
+      EXPECT_EQ(seen, n >= kOptionsAt);  // the goldens' cookies are right
+      Parsed q = parse_copy(m);
+      if (!seen || !q.ok) continue;
+      // A single-instance 61 in the options field is what peek() reports; parse() agrees.
+      const Request::Span& s = q.req.options[opt::kClientId];
+      if (s.count == 1 && s.first >= kOptionsAt) {
+        EXPECT_EQ(Bytes(p.client_id.begin(), p.client_id.end()), option(q.req, opt::kClientId));
+      }
+      const uint32_t named = q.req.ciaddr != 0 ? q.req.ciaddr : q.req.option_ip(50);
+      const Request::Span& r = q.req.options[50];
+      if (r.count == 0 || (r.count == 1 && r.first >= kOptionsAt)) {
+        EXPECT_EQ(p.addr, named);
+      }
+    }
+  }
+}
+
+TEST(DhcpRequestValue, InPlaceForOneInstanceConcatenatedForSplits) {
+  Parsed one = parse_copy(fixture("discover_dhclient"));
+  ASSERT_TRUE(one.ok);
+  std::array<uint8_t, 512> scratch{};
+  const std::span<const uint8_t> v = one.req.value(opt::kClientId, scratch);
+  EXPECT_EQ(Bytes(v.begin(), v.end()), client_id(kDhclientMac));
+  EXPECT_GE(v.data(), one.req.data);  // in the request's bytes, not in scratch
+  EXPECT_LT(v.data(), one.req.data + one.req.len);
+  EXPECT_TRUE(one.req.value(opt::kVendorClass, scratch).empty());  // absent
+
+  Parsed split = parse_copy(fixture("discover_long_option"));  // 300-byte vendor class in two
+  ASSERT_TRUE(split.ok);
+  ASSERT_EQ(split.req.options[opt::kVendorClass].count, 2);
+  const std::span<const uint8_t> w = split.req.value(opt::kVendorClass, scratch);
+  EXPECT_EQ(Bytes(w.begin(), w.end()), long_value());
+  EXPECT_EQ(w.data(), scratch.data());
+  std::array<uint8_t, 299> small{};
+  EXPECT_TRUE(split.req.value(opt::kVendorClass, small).empty());  // does not fit: absent
+}
+
 }  // namespace
 }  // namespace dhcp
