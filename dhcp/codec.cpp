@@ -222,9 +222,9 @@ bool peek(std::span<const uint8_t> payload, Peek& out) noexcept {
 }
 
 uint32_t Request::option_ip(uint8_t code) const noexcept {
-  uint8_t v[4] = {};
-  if (options[code].len != sizeof v || copy_option(code, v) != sizeof v) return 0;
-  return load_be32(v);
+  uint8_t buf[4];
+  const std::span<const uint8_t> v = value(code, buf);
+  return v.size() == sizeof buf ? load_be32(v.data()) : 0;
 }
 
 size_t Request::copy_option(uint8_t code, std::span<uint8_t> out) const noexcept {
@@ -256,11 +256,9 @@ std::span<const uint8_t> Request::value(uint8_t code, std::span<uint8_t> scratch
 }
 
 uint16_t Request::max_message_size() const noexcept {
-  uint8_t v[2] = {};
-  if (options[opt::kMaxSize].len != sizeof v || copy_option(opt::kMaxSize, v) != sizeof v) {
-    return kMinMessageSize;
-  }
-  return std::max(load_be16(v), kMinMessageSize);
+  uint8_t buf[2];
+  const std::span<const uint8_t> v = value(opt::kMaxSize, buf);
+  return v.size() == sizeof buf ? std::max(load_be16(v.data()), kMinMessageSize) : kMinMessageSize;
 }
 
 Writer::Writer(std::span<uint8_t> out, const Request& req, MessageType type,
