@@ -83,8 +83,8 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
   const PortView& pv = s.ports[in_port];
   if (pv.n_iface == 0) return r;
   // Built first: packets no error may be sent about (RFC 1812 §4.3.2.7) spend no token.
-  const uint32_t n = build_icmp_error(frame, cap, frame, len, kEthHdrLen, type, code, mtu,
-                                      pv.addrs[0], pv.mac);
+  const uint32_t n =
+      build_icmp_error(frame, cap, frame, len, kEthHdrLen, type, code, mtu, pv.addrs[0], pv.mac);
   if (n == 0) return r;
   if (!e.icmp.allow(now_ns)) {
     e.stats.icmp_limited.add();
@@ -97,47 +97,62 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
   return r;
 }
 
-// The Ethernet header at `eth` addressed to `next_hop` on `port` (its MAC from the neighbour
-// cache), from the port's MAC: a transmit of `len` bytes, or — next hop unresolved — the drop
-// that asks the control thread to resolve it.
-FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
-                      uint8_t* eth, uint16_t port, uint32_t next_hop, uint32_t len) noexcept {
-  Mac mac;
-  if (!neigh.lookup(port, next_hop, &mac)) {
+// The route to `dst` and its next hop's MAC, from the memo when this poll resolved `dst` already.
+// The reference is valid until the next call.
+const ForwardEngine::HopMemo& resolve(ForwardEngine& e, const Snapshot& s,
+                                      const NeighborCache& neigh, uint32_t dst,
+                                      uint64_t now_ns) noexcept {
+  ForwardEngine::HopMemo& m = e.hop_memo[dst % ForwardEngine::kHopMemo];
+  if (m.snap == &s && m.at == now_ns && m.dst == dst) return m;
+  m.hop = s.fwd->fib.lookup(dst);
+  m.resolved =
+      m.hop.found && m.hop.port < s.n_ports && neigh.lookup(m.hop.port, m.hop.next_hop, &m.mac);
+  m.snap = m.resolved ? &s : nullptr;
+  m.at = now_ns;
+  m.dst = dst;
+  return m;
+}
+
+// The Ethernet header at `eth` addressed to the next hop of `nh` (found, on a port of `s`), from
+// the port's MAC: a transmit of `len` bytes, or — next hop unresolved — the drop that asks the
+// control thread to resolve it.
+FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, uint8_t* eth,
+                      const ForwardEngine::HopMemo& nh, uint32_t len) noexcept {
+  if (!nh.resolved) {
     e.stats.neighbor_misses.add();
     FwdResult r = dropped(Drop::kNoNeighbor);
     r.resolve = true;
-    r.resolve_port = port;
-    r.resolve_ip = next_hop;
+    r.resolve_port = nh.hop.port;
+    r.resolve_ip = nh.hop.next_hop;
     return r;
   }
-  write_eth(eth, mac, s.ports[port].mac, kEtherTypeIpv4);
+  write_eth(eth, nh.mac, s.ports[nh.hop.port].mac, kEtherTypeIpv4);
   FwdResult r;
   r.action = FwdAction::kTransmit;
-  r.out_port = port;
+  r.out_port = nh.hop.port;
   r.len = len;
   return r;
 }
 
 // Sends the IPv4 packet in `frame` toward `dst` by the routing table: MTU check, Ethernet
 // rewrite with the next hop's MAC. TTL is the caller's business.
-FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
-                    uint8_t* frame, uint32_t len, uint32_t cap, uint32_t in_port, uint32_t dst,
+FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
+                    uint32_t len, uint32_t cap, uint32_t in_port, uint32_t dst,
                     uint64_t now_ns) noexcept {
-  const Fib::Hop hop = s.fwd->fib.lookup(dst);
-  if (!hop.found || hop.port >= s.n_ports)
-    return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable,
-                      icmp::kNetUnreachable, 0, Drop::kNoRoute, now_ns);
-  const PortView& out = s.ports[hop.port];
+  const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, dst, now_ns);
+  if (!nh.hop.found || nh.hop.port >= s.n_ports)
+    return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable, icmp::kNetUnreachable,
+                      0, Drop::kNoRoute, now_ns);
+  const PortView& out = s.ports[nh.hop.port];
   const uint8_t* ip = frame + kEthHdrLen;
   const uint32_t tot_len = load_be16(ip + ipv4::kOffTotLen);
   if (tot_len > out.mtu) {
     if ((load_be16(ip + ipv4::kOffFrag) & 0x4000) != 0)
-      return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable,
-                        icmp::kFragNeeded, out.mtu, Drop::kMtuExceeded, now_ns);
+      return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable, icmp::kFragNeeded,
+                        out.mtu, Drop::kMtuExceeded, now_ns);
     return dropped(Drop::kMtuExceeded);
   }
-  return to_neighbor(e, s, neigh, frame, hop.port, hop.next_hop, len);
+  return to_neighbor(e, s, frame, nh, len);
 }
 
 // Transit traffic that belongs to no flow: decrement TTL and route.
@@ -146,10 +161,10 @@ FwdResult route_transit(ForwardEngine& e, const Snapshot& s, const NeighborCache
                         uint64_t now_ns) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   if (!decrement_ttl(ip))
-    return icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded, icmp::kTtlExceeded,
-                      0, Drop::kTtlExceeded, now_ns);
-  FwdResult r = route_out(e, s, neigh, frame, len, cap, in_port, load_be32(ip + ipv4::kOffDst),
-                          now_ns);
+    return icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded, icmp::kTtlExceeded, 0,
+                      Drop::kTtlExceeded, now_ns);
+  FwdResult r =
+      route_out(e, s, neigh, frame, len, cap, in_port, load_be32(ip + ipv4::kOffDst), now_ns);
   if (r.action == FwdAction::kTransmit) e.stats.routed.add();
   return r;
 }
@@ -195,43 +210,43 @@ void rewrite_src(uint8_t* ip, uint8_t* l4, uint8_t proto, uint32_t addr, uint16_
 // the caller; DR: only the Ethernet header changes; TUN: an outer IPv4 header (protocol 4) from
 // the outgoing port's address to the real server is prepended, the inner packet untouched.
 FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
-                  const lb::Conn& c, uint8_t* frame, uint32_t len, uint32_t headroom,
-                  uint32_t cap, uint32_t in_port, uint64_t now_ns) noexcept {
+                  const lb::Conn& c, uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
+                  uint32_t in_port, uint64_t now_ns) noexcept {
   if (c.fwd_mode == lb::Fwd::kNat) {
     if (!decrement_ttl(frame + kEthHdrLen))
-      return icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded,
-                        icmp::kTtlExceeded, 0, Drop::kTtlExceeded, now_ns);
+      return icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded, icmp::kTtlExceeded, 0,
+                        Drop::kTtlExceeded, now_ns);
     return route_out(e, s, neigh, frame, len, cap, in_port, c.rs_ip, now_ns);
   }
   if (c.fwd_mode == lb::Fwd::kDr) {
     // DR: the real server must be on-link (checked by the config); its own MAC, never a gateway's.
-    const Fib::Hop hop = s.fwd->fib.lookup(c.rs_ip);
-    if (!hop.found || hop.next_hop != c.rs_ip || hop.port >= s.n_ports)
+    const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, c.rs_ip, now_ns);
+    if (!nh.hop.found || nh.hop.next_hop != c.rs_ip || nh.hop.port >= s.n_ports)
       return dropped(Drop::kNoRoute);
     const uint32_t tot_len = load_be16(frame + kEthHdrLen + ipv4::kOffTotLen);
-    if (tot_len > s.ports[hop.port].mtu) return dropped(Drop::kMtuExceeded);
-    return to_neighbor(e, s, neigh, frame, hop.port, c.rs_ip, len);
+    if (tot_len > s.ports[nh.hop.port].mtu) return dropped(Drop::kMtuExceeded);
+    return to_neighbor(e, s, frame, nh, len);
   }
   // TUN.
-  const Fib::Hop hop = s.fwd->fib.lookup(c.rs_ip);
-  if (!hop.found || hop.port >= s.n_ports || s.ports[hop.port].n_iface == 0)
+  const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, c.rs_ip, now_ns);
+  if (!nh.hop.found || nh.hop.port >= s.n_ports || s.ports[nh.hop.port].n_iface == 0)
     return dropped(Drop::kNoRoute);
-  const PortView& out = s.ports[hop.port];
+  const PortView& out = s.ports[nh.hop.port];
   const uint8_t* inner = frame + kEthHdrLen;
   const uint32_t inner_len = load_be16(inner + ipv4::kOffTotLen);
   const bool df = (load_be16(inner + ipv4::kOffFrag) & 0x4000) != 0;
   if (inner_len + kIpv4MinHdrLen > out.mtu) {
     if (df && out.mtu > kIpv4MinHdrLen + 68)
-      return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable,
-                        icmp::kFragNeeded, static_cast<uint16_t>(out.mtu - kIpv4MinHdrLen),
-                        Drop::kMtuExceeded, now_ns);
+      return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable, icmp::kFragNeeded,
+                        static_cast<uint16_t>(out.mtu - kIpv4MinHdrLen), Drop::kMtuExceeded,
+                        now_ns);
     return dropped(Drop::kMtuExceeded);
   }
   if (headroom < kIpv4MinHdrLen) return dropped(Drop::kTooShort);
   // The new Ethernet header goes into the headroom: the frame is untouched if the next hop is
   // unresolved.
   uint8_t* f = frame - kIpv4MinHdrLen;
-  FwdResult r = to_neighbor(e, s, neigh, f, hop.port, hop.next_hop, len + kIpv4MinHdrLen);
+  FwdResult r = to_neighbor(e, s, f, nh, len + kIpv4MinHdrLen);
   if (r.action != FwdAction::kTransmit) return r;
   uint8_t* ip = f + kEthHdrLen;
   const auto tot = static_cast<uint16_t>(inner_len + kIpv4MinHdrLen);
@@ -280,8 +295,8 @@ void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
 void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_ns) noexcept {
   if (!e.sync_out) return;
   const lb::TcpState st = c.state;
-  if (st == lb::TcpState::kNone || st == lb::TcpState::kSynSent ||
-      st == lb::TcpState::kSynRecv || st == lb::TcpState::kListen || st == lb::TcpState::kSynAck)
+  if (st == lb::TcpState::kNone || st == lb::TcpState::kSynSent || st == lb::TcpState::kSynRecv ||
+      st == lb::TcpState::kListen || st == lb::TcpState::kSynAck)
     return;
   if (st == before && c.synced_ns != 0 && now_ns - c.synced_ns < e.sync_refresh_ns) return;
   if (e.sync_n == ForwardEngine::kSyncBatch) {
@@ -297,8 +312,8 @@ void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_
 // scheduler. nullptr (with the reason) when nothing can take it.
 // `pickup`: a TCP segment of a flow already under way (Maglev services only), entered as
 // established.
-lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey& k,
-                    uint64_t now_ns, bool pickup, Drop* why) noexcept {
+lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey& k, uint64_t now_ns,
+                    bool pickup, Drop* why) noexcept {
   int di = -1;
   const uint32_t masked = k.src_ip & svc.persist_mask;
   if (svc.persist_s != 0) {
@@ -328,15 +343,14 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
   rev.proto = k.proto;
   // A SYN flood may fill the table's embryonic share: the oldest half-open connection then
   // makes room (IPVS's drop_entry defence), so real clients still get in.
-  lb::Conn* c = pickup ? e.conns.insert_established(k, rev, now_ns)
-                       : e.conns.insert(k, rev, now_ns, [&e](const lb::Conn& old) {
-                           if (old.dest_id >= e.dests.size()) return;
-                           const bool active = old.state == lb::TcpState::kEstablished;
-                           (active ? e.dests[old.dest_id].active
-                                   : e.dests[old.dest_id].inactive)
-                               .add(-1);
-                           (active ? e.sched.active : e.sched.inactive)[old.dest_id] -= 1;
-                         });
+  lb::Conn* c =
+      pickup ? e.conns.insert_established(k, rev, now_ns)
+             : e.conns.insert(k, rev, now_ns, [&e](const lb::Conn& old) {
+                 if (old.dest_id >= e.dests.size()) return;
+                 const bool active = old.state == lb::TcpState::kEstablished;
+                 (active ? e.dests[old.dest_id].active : e.dests[old.dest_id].inactive).add(-1);
+                 (active ? e.sched.active : e.sched.inactive)[old.dest_id] -= 1;
+               });
   if (c == nullptr) {
     *why = Drop::kLbConnFull;
     return nullptr;
@@ -385,13 +399,12 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
     // Not reassembled: counted as a fragment whatever its port (find(proto, dst, 0) saw only
     // the all-port service, so fragments to VIP:80 were counted as "no service").
     if (fragment) return dropped(Drop::kIpv4Fragment);
-    return dropped(lr.l4_len < min_l4 ? (proto == kIpProtoTcp ? Drop::kTooShort
-                                                              : Drop::kUdpMalformed)
-                                      : Drop::kL4Unhandled);
+    return dropped(lr.l4_len < min_l4
+                       ? (proto == kIpProtoTcp ? Drop::kTooShort : Drop::kUdpMalformed)
+                       : Drop::kL4Unhandled);
   }
   const uint32_t src = load_be32(ip + ipv4::kOffSrc);
-  if (e.n_workers > 1 && hops == 0 &&
-      e.software_steering.load(std::memory_order_relaxed)) {
+  if (e.n_workers > 1 && hops == 0 && e.software_steering.load(std::memory_order_relaxed)) {
     const uint32_t owner = owner_of(src, e.n_workers);
     if (owner != e.worker) return handed(owner);
   }
@@ -434,8 +447,8 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
 // service and routed to the client. nullopt-like: action kDrop with reason kIpv4NotLocal means
 // "not a NAT reply" (the caller routes it).
 bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
-               uint32_t len, uint32_t cap, uint32_t in_port, const LocalResult& lr,
-               uint64_t now_ns, const ConnHint* hint, FwdResult* out) noexcept {
+               uint32_t len, uint32_t cap, uint32_t in_port, const LocalResult& lr, uint64_t now_ns,
+               const ConnHint* hint, FwdResult* out) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   uint8_t* l4 = frame + lr.l4_off;
   const uint8_t proto = ip[ipv4::kOffProto];
@@ -471,10 +484,9 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
 // An ICMP error quoting a packet of a tracked flow. Toward the real server (it was sent to a
 // VIP about a reply we forwarded) or toward the client (it comes from the real server's side
 // about a packet we forwarded to it). Returns false when it is about no flow of ours.
-bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
-                  uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
-                  uint32_t in_port, const LocalResult& lr, uint64_t now_ns, uint32_t hops,
-                  FwdResult* out) noexcept {
+bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
+                  uint32_t len, uint32_t headroom, uint32_t cap, uint32_t in_port,
+                  const LocalResult& lr, uint64_t now_ns, uint32_t hops, FwdResult* out) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   uint8_t* ic = frame + lr.l4_off;
   if (lr.l4_len < kIcmpQuoteOff + kIpv4MinHdrLen + 8 || is_fragment(ip)) return false;
@@ -484,8 +496,7 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
     return false;
   uint8_t* in = ic + kIcmpQuoteOff;
   const uint32_t in_ihl = l4_offset(in);
-  if ((in[0] >> 4) != 4 || in_ihl < kIpv4MinHdrLen ||
-      lr.l4_len < kIcmpQuoteOff + in_ihl + 8)
+  if ((in[0] >> 4) != 4 || in_ihl < kIpv4MinHdrLen || lr.l4_len < kIcmpQuoteOff + in_ihl + 8)
     return false;
   const uint8_t proto = in[ipv4::kOffProto];
   if (proto != kIpProtoTcp && proto != kIpProtoUdp) return false;
@@ -496,8 +507,7 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   k.src_port = load_be16(in4 + 2);
   k.dst_port = load_be16(in4);
   k.proto = proto;
-  if (e.n_workers > 1 && hops == 0 &&
-      e.software_steering.load(std::memory_order_relaxed)) {
+  if (e.n_workers > 1 && hops == 0 && e.software_steering.load(std::memory_order_relaxed)) {
     // The client is the quoted packet's destination (about a reply to it) or its source.
     const uint32_t client = lr.local ? k.src_ip : k.dst_ip;
     const uint32_t owner = owner_of(client, e.n_workers);
@@ -537,8 +547,7 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
       *out = dropped(Drop::kTtlExceeded);  // never an ICMP error about an ICMP error
       return true;
     }
-    *out = route_out(e, s, neigh, frame, len, cap, in_port, load_be32(ip + ipv4::kOffDst),
-                     now_ns);
+    *out = route_out(e, s, neigh, frame, len, cap, in_port, load_be32(ip + ipv4::kOffDst), now_ns);
   } else {
     return false;
   }
@@ -670,15 +679,13 @@ FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   if (lbt != nullptr) {
     FwdResult r;
     if ((proto == kIpProtoTcp || proto == kIpProtoUdp) && lbt->is_nat_real(src)) {
-      if (e.n_workers > 1 && hops == 0 &&
-      e.software_steering.load(std::memory_order_relaxed)) {
+      if (e.n_workers > 1 && hops == 0 && e.software_steering.load(std::memory_order_relaxed)) {
         const uint32_t owner = owner_of(dst, e.n_workers);
         if (owner != e.worker) return handed(owner);
       }
       if (nat_reply(e, s, neigh, frame, len, cap, in_port, lr, now_ns, hint, &r)) return r;
-    } else if (proto == kIpProtoIcmp &&
-               icmp_related(e, s, neigh, frame, len, headroom, cap, in_port, lr, now_ns, hops,
-                            &r)) {
+    } else if (proto == kIpProtoIcmp && icmp_related(e, s, neigh, frame, len, headroom, cap,
+                                                     in_port, lr, now_ns, hops, &r)) {
       return r;
     }
   }
@@ -701,7 +708,8 @@ ConnSync sync_record(const lb::Conn& c) noexcept {
   return r;
 }
 
-void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r, uint64_t now_ns) noexcept {
+void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r,
+                  uint64_t now_ns) noexcept {
   const LbTable* lbt = s.fwd != nullptr ? s.fwd->lb.get() : nullptr;
   const int si = lbt != nullptr ? lbt->find(r.proto, r.vip, r.vport) : -1;
   if (si < 0 || r.state >= lb::kTcpStateCount) {

@@ -56,8 +56,8 @@ struct ForwardConfig {
 
 // Traffic counters of one worker for one service or real server (single writer: the worker).
 struct LbTraffic {
-  Counter conns;              // connections scheduled
-  Counter in_pkts, in_bytes;  // client → real server
+  Counter conns;                // connections scheduled
+  Counter in_pkts, in_bytes;    // client → real server
   Counter out_pkts, out_bytes;  // real server → client (NAT only: DR/TUN replies bypass us)
 };
 
@@ -82,21 +82,21 @@ struct LbDestStats {
 
 // Forwarding counters of one worker beyond the drop reasons.
 struct ForwardStats {
-  Counter routed;             // transit packets forwarded by the routing table
-  Counter lb_in, lb_out;      // load-balanced packets toward real servers / back to clients
-  Counter icmp_related;       // ICMP errors about a tracked flow, translated and passed on
-  Counter icmp_sent;          // ICMP errors we generated (TTL, unreachable, fragmentation)
-  Counter icmp_limited;       // ... suppressed by the rate limit
-  Counter to_kernel;          // frames for the kernel's TAP (exception path)
-  Counter handed_off;         // packets passed to the worker owning their flow
-  Counter neighbor_misses;    // next hop unresolved: resolution asked, packet dropped
-  Counter conn_expired;       // connections aged out
-  Counter persist_hits;       // new connections sent to their persistence template's server
-  Counter sync_sent;          // connection updates handed to the sync thread
-  Counter sync_dropped;       // ... lost because its ring was full (the peer misses them)
-  Counter sync_installed;     // connections the peer reported, installed or updated
-  Counter sync_stale;         // ... ignored: we hold a newer generation
-  Counter sync_refused;       // ... not installed: no such service/real server here, table full
+  Counter routed;           // transit packets forwarded by the routing table
+  Counter lb_in, lb_out;    // load-balanced packets toward real servers / back to clients
+  Counter icmp_related;     // ICMP errors about a tracked flow, translated and passed on
+  Counter icmp_sent;        // ICMP errors we generated (TTL, unreachable, fragmentation)
+  Counter icmp_limited;     // ... suppressed by the rate limit
+  Counter to_kernel;        // frames for the kernel's TAP (exception path)
+  Counter handed_off;       // packets passed to the worker owning their flow
+  Counter neighbor_misses;  // next hop unresolved: resolution asked, packet dropped
+  Counter conn_expired;     // connections aged out
+  Counter persist_hits;     // new connections sent to their persistence template's server
+  Counter sync_sent;        // connection updates handed to the sync thread
+  Counter sync_dropped;     // ... lost because its ring was full (the peer misses them)
+  Counter sync_installed;   // connections the peer reported, installed or updated
+  Counter sync_stale;       // ... ignored: we hold a newer generation
+  Counter sync_refused;     // ... not installed: no such service/real server here, table full
 };
 
 // Persistence templates (ipvsadm -p): (service, client & netmask) → real server, per worker.
@@ -116,7 +116,6 @@ class PersistTable {
   std::vector<Entry> e_;
   uint32_t mask_;
 };
-
 
 // A connection as the sync link carries it: worker → sync thread when it changes, sync thread →
 // the owning worker on the peer. Addresses and ports host order. POD (rte_ring elements).
@@ -165,8 +164,8 @@ struct ForwardEngine {
   // True unless the NIC steers both directions of a flow to its owner (rte_flow rules
   // installed): then a packet's RX queue is its owner and nothing is handed off.
   std::atomic<bool> software_steering{true};
-  std::vector<LbDestStats> dests;     // by lb::Dest::id
-  std::vector<LbTraffic> services;    // by lb::Service::id
+  std::vector<LbDestStats> dests;   // by lb::Dest::id
+  std::vector<LbTraffic> services;  // by lb::Service::id
   ForwardStats stats;
   // A new lb::ConnTable::Timeouts waiting to be applied by the worker (control writes it, then
   // bumps timeouts_gen; the worker applies it when it sees a new generation).
@@ -175,6 +174,21 @@ struct ForwardEngine {
   uint64_t applied_gen = 0;
   ConnDump dump;       // the operator's listings (control thread)
   ConnDump sync_dump;  // the sync thread's bulk resync
+
+  // Destinations routed in this poll and their next hops' MACs, reused by the packets that
+  // follow in the same poll (same snapshot, same now_ns): a burst toward a few real servers looks
+  // each up once. Direct-mapped by the destination's low bits (hosts differ there). Only resolved
+  // hops are kept, so a miss asks the control thread again. Worker only.
+  static constexpr uint32_t kHopMemo = 16;
+  struct HopMemo {
+    const void* snap = nullptr;  // the snapshot it was resolved in; nullptr: empty
+    uint64_t at = 0;             // the poll's now_ns
+    uint32_t dst = 0;
+    Fib::Hop hop{};
+    bool resolved = false;  // hop found, on a port of the snapshot, MAC known
+    Mac mac{};
+  };
+  std::array<HopMemo, kHopMemo> hop_memo{};
 
   // Replication (sync link). Set by the control thread before start; then worker only.
   // forward() appends an update when a connection reaches ESTABLISHED, changes state after

@@ -34,10 +34,6 @@ bool is_icmp_error(uint8_t type) noexcept {
          type == icmp::kTimeExceeded || type == icmp::kParamProblem;
 }
 
-uint16_t fold_not(uint64_t sum) noexcept {
-  return static_cast<uint16_t>(~fold16(sum) & 0xffff);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -237,44 +233,6 @@ bool IcmpRateLimit::allow(uint64_t now) noexcept {
   if (credit_ < cost_) return false;
   credit_ -= cost_;
   return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Header rewrites
-
-bool decrement_ttl(uint8_t* ip) noexcept {
-  const uint8_t ttl = ip[ipv4::kOffTtl];
-  if (ttl <= 1) return false;
-  ip[ipv4::kOffTtl] = static_cast<uint8_t>(ttl - 1);
-  // The word at offset 8 is TTL:protocol, so it drops by 0x0100: ~m + m' = 0xffff - 0x0100.
-  const uint64_t sum = static_cast<uint16_t>(~load_be16(ip + ipv4::kOffCsum)) + uint64_t{0xfeff};
-  store_be16(ip + ipv4::kOffCsum, fold_not(sum));
-  return true;
-}
-
-uint16_t csum_replace4(uint16_t check, uint32_t old_v, uint32_t new_v) noexcept {
-  const uint32_t nold = ~old_v;
-  const uint64_t sum = uint64_t{static_cast<uint16_t>(~check)} + (nold >> 16) + (nold & 0xffff) +
-                       (new_v >> 16) + (new_v & 0xffff);
-  return fold_not(sum);
-}
-
-uint16_t csum_replace2(uint16_t check, uint16_t old_v, uint16_t new_v) noexcept {
-  const uint64_t sum =
-      uint64_t{static_cast<uint16_t>(~check)} + static_cast<uint16_t>(~old_v) + new_v;
-  return fold_not(sum);
-}
-
-uint16_t udp_csum_replace4(uint16_t check, uint32_t old_v, uint32_t new_v) noexcept {
-  if (check == 0) return 0;
-  const uint16_t c = csum_replace4(check, old_v, new_v);
-  return c == 0 ? 0xffff : c;
-}
-
-uint16_t udp_csum_replace2(uint16_t check, uint16_t old_v, uint16_t new_v) noexcept {
-  if (check == 0) return 0;
-  const uint16_t c = csum_replace2(check, old_v, new_v);
-  return c == 0 ? 0xffff : c;
 }
 
 }  // namespace dp

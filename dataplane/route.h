@@ -170,7 +170,20 @@ class IcmpRateLimit {
 // updates its checksum incrementally (RFC 1624 eqn. 3: the result equals a full recompute, and a
 // corrupt checksum stays corrupt). Returns false, leaving the packet untouched, when TTL ≤ 1: the
 // packet must not be forwarded and the caller sends ICMP time exceeded (RFC 1812 §5.3.1).
-bool decrement_ttl(uint8_t* ip) noexcept;
+// Per packet on workers: defined here so they inline.
+inline uint16_t fold_not(uint64_t sum) noexcept {
+  return static_cast<uint16_t>(~fold16(sum) & 0xffff);
+}
+
+inline bool decrement_ttl(uint8_t* ip) noexcept {
+  const uint8_t ttl = ip[ipv4::kOffTtl];
+  if (ttl <= 1) return false;
+  ip[ipv4::kOffTtl] = static_cast<uint8_t>(ttl - 1);
+  // The word at offset 8 is TTL:protocol, so it drops by 0x0100: ~m + m' = 0xffff - 0x0100.
+  const uint64_t sum = static_cast<uint16_t>(~load_be16(ip + ipv4::kOffCsum)) + uint64_t{0xfeff};
+  store_be16(ip + ipv4::kOffCsum, fold_not(sum));
+  return true;
+}
 
 // RFC 1624 eqn. 3 incremental update of an Internet checksum when a 32-bit (address) or 16-bit
 // (port) field it covers changes from `old_v` to `new_v`. Returns the new checksum field.
@@ -179,12 +192,29 @@ bool decrement_ttl(uint8_t* ip) noexcept;
 // load_be16/load_be32 return (and the result is stored with store_be16), or the raw bytes
 // memcpy'd from the packet (and the result memcpy'd back). For IPv4 header and TCP checksums.
 // Any thread, O(1).
-uint16_t csum_replace4(uint16_t check, uint32_t old_v, uint32_t new_v) noexcept;
-uint16_t csum_replace2(uint16_t check, uint16_t old_v, uint16_t new_v) noexcept;
+inline uint16_t csum_replace4(uint16_t check, uint32_t old_v, uint32_t new_v) noexcept {
+  const uint32_t nold = ~old_v;
+  const uint64_t sum = uint64_t{static_cast<uint16_t>(~check)} + (nold >> 16) + (nold & 0xffff) +
+                       (new_v >> 16) + (new_v & 0xffff);
+  return fold_not(sum);
+}
+inline uint16_t csum_replace2(uint16_t check, uint16_t old_v, uint16_t new_v) noexcept {
+  const uint64_t sum =
+      uint64_t{static_cast<uint16_t>(~check)} + static_cast<uint16_t>(~old_v) + new_v;
+  return fold_not(sum);
+}
 
 // The same for a UDP checksum: 0 ("no checksum", RFC 768) stays 0, and a result of 0 is sent as
 // 0xffff. Any thread, O(1).
-uint16_t udp_csum_replace4(uint16_t check, uint32_t old_v, uint32_t new_v) noexcept;
-uint16_t udp_csum_replace2(uint16_t check, uint16_t old_v, uint16_t new_v) noexcept;
+inline uint16_t udp_csum_replace4(uint16_t check, uint32_t old_v, uint32_t new_v) noexcept {
+  if (check == 0) return 0;
+  const uint16_t c = csum_replace4(check, old_v, new_v);
+  return c == 0 ? 0xffff : c;
+}
+inline uint16_t udp_csum_replace2(uint16_t check, uint16_t old_v, uint16_t new_v) noexcept {
+  if (check == 0) return 0;
+  const uint16_t c = csum_replace2(check, old_v, new_v);
+  return c == 0 ? 0xffff : c;
+}
 
 }  // namespace dp

@@ -282,10 +282,15 @@ void ConnTable::find_bulk(const FlowKey* keys, uint32_t n, Conn** out, bool* rep
           break;
         }
       }
-      if (cand[j] != kNil)
-        __builtin_prefetch(&conns_[cand[j] >> 1]);
-      else
+      if (cand[j] != kNil) {
+        // Both lines: the key and state are in the first, the worker's per-packet fields
+        // (dest_id, replication, expiry wheel) in the second.
+        const auto* c = reinterpret_cast<const char*>(&conns_[cand[j] >> 1]);
+        __builtin_prefetch(c);
+        __builtin_prefetch(c + 64);
+      } else {
         __builtin_prefetch(&buckets_[alt_bucket(b, sig)]);
+      }
     }
     for (uint32_t j = 0; j < m; ++j) {
       if (cand[j] != kNil) {
