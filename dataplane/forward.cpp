@@ -265,6 +265,9 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   return r;
 }
 
+static_assert(lb::kMaxDests <= 65536 && lb::kMaxServices <= 65536,
+              "lb::Conn keeps dest_id and service_id in 16 bits");
+
 // One packet of `c` forwarded toward the real server (`in`) or back to the client.
 void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in, uint32_t bytes) noexcept {
   (in ? e.stats.lb_in : e.stats.lb_out).add();
@@ -355,9 +358,8 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
     *why = Drop::kLbConnFull;
     return nullptr;
   }
-  c->service_id = svc.id;
-  c->dest_id = d.id;
-  c->dest_index = static_cast<uint16_t>(di);
+  c->service_id = static_cast<uint16_t>(svc.id);
+  c->dest_id = static_cast<uint16_t>(d.id);
   c->rs_ip = d.ip;
   c->rs_port = rport;
   c->fwd_mode = d.fwd;
@@ -778,9 +780,8 @@ void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r,
       e.stats.sync_refused.add();
       return;
     }
-    c->service_id = svc.id;
-    c->dest_id = d.id;
-    c->dest_index = static_cast<uint16_t>(di);
+    c->service_id = static_cast<uint16_t>(svc.id);
+    c->dest_id = static_cast<uint16_t>(d.id);
     c->rs_ip = r.rs_ip;
     c->rs_port = r.rs_port;
     c->fwd_mode = static_cast<lb::Fwd>(r.fwd_mode);

@@ -92,8 +92,10 @@ struct alignas(64) Conn {
   FlowKey rev;  // as replies arrive: rs_ip:rs_port -> client (DR/TUN: indexed, never seen)
   uint32_t rs_ip = 0;
   uint16_t rs_port = 0;
-  uint16_t dest_index = 0;   // opaque to the table
-  uint32_t service_id = 0;   // opaque to the table
+  // Opaque to the table; in the first line because the worker counts every packet under them
+  // (lb::kMaxDests and lb::kMaxServices fit 16 bits).
+  uint16_t dest_id = 0;
+  uint16_t service_id = 0;
   Fwd fwd_mode = Fwd::kNat;  // set before the first on_tcp(): kDr/kTun select the input-only table
   TcpState state = TcpState::kNone;
 
@@ -106,7 +108,6 @@ struct alignas(64) Conn {
   uint64_t last_ns = 0;     // last packet
   uint64_t expires_ns = 0;  // last_ns + timeout of the state at that packet
 
-  uint32_t dest_id = 0;  // opaque to the table
   // Replication, opaque to the table (zeroed by insert()): updates of this connection sent to or
   // taken from the peer (newer wins), and when it was last sent.
   uint32_t sync_gen = 0;
