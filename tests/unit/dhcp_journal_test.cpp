@@ -1,7 +1,10 @@
 // Journal on a real temporary directory: round trip, generation rules, torn and corrupt tails,
 // corrupt snapshots, compaction and every crash point of it, the directory lock, fsync policies
-// on a fake clock, and a failing write (RLIMIT_FSIZE). A property test appends random batches,
-// compacting and reopening at random, against a reference map written here.
+// on a fake clock, and a failing write (RLIMIT_FSIZE). Background compaction: appends while the
+// snapshot writer is held (JournalParams::snapshot_test_hook), copy-on-write of the rotation's
+// state, a failed write retried, and replay of the files each crash point leaves. Property tests
+// append random batches, compacting and reopening at random (and, in the background, copying
+// the directory at random as a crash would leave it), against a reference map written here.
 
 #include "dhcp/journal.h"
 
@@ -13,15 +16,21 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace dhcp {
@@ -153,6 +162,125 @@ std::vector<Lease> leases_of(const std::vector<LeaseEvent>& es) {
   std::vector<Lease> out;
   for (const auto& e : es) out.push_back(e.lease);
   return out;
+}
+
+// Ticks `j` at `now` until no compaction is in flight (the snapshot writer reports on its own
+// thread; tick() lands what it wrote). False after a generous deadline.
+bool settle(Journal& j, uint64_t now) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (j.compacting()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    j.tick(now);
+    if (j.compacting()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+// JournalParams::snapshot_test_hook that holds the snapshot writer until opened, counts its
+// attempts and fails them with fail_with while that is set.
+class Gate {
+ public:
+  std::function<std::string(uint64_t)> hook() {
+    return [this](uint64_t epoch) {
+      std::unique_lock<std::mutex> lk(mu_);
+      ++calls_;
+      epochs_.push_back(epoch);
+      cv_.notify_all();
+      cv_.wait(lk, [this] { return open_; });
+      return fail_with_;
+    };
+  }
+  void open() {
+    std::lock_guard<std::mutex> g(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void shut() {
+    std::lock_guard<std::mutex> g(mu_);
+    open_ = false;
+  }
+  void fail_with(std::string why) {
+    std::lock_guard<std::mutex> g(mu_);
+    fail_with_ = std::move(why);
+  }
+  int calls() {
+    std::lock_guard<std::mutex> g(mu_);
+    return calls_;
+  }
+  std::vector<uint64_t> epochs() {
+    std::lock_guard<std::mutex> g(mu_);
+    return epochs_;
+  }
+  // Until the writer made n attempts (it may be held in the n-th); false after a deadline.
+  bool wait_calls(int n) {
+    std::unique_lock<std::mutex> lk(mu_);
+    return cv_.wait_for(lk, std::chrono::seconds(30), [&] { return calls_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int calls_ = 0;
+  std::vector<uint64_t> epochs_;
+  std::string fail_with_;
+};
+
+// Opens the gate when it goes: declared after the Journal, it goes first, so ~Journal (which
+// waits for the snapshot writer) never waits on a shut gate, even after a failed ASSERT.
+struct GateOpener {
+  Gate& gate;
+  ~GateOpener() { gate.open(); }
+};
+
+// JournalParams::fsync_test_hook failing the fsyncs of what it is told (EIO), as often as told;
+// counts every fsync by what it syncs. Journal thread only (the test's).
+class FsyncFaults {
+ public:
+  std::function<int(const std::string&)> hook() {
+    return [this](const std::string& what) {
+      ++seen_[what];
+      int& left = fail_[what];
+      if (left == 0) return 0;
+      --left;
+      return EIO;
+    };
+  }
+  void fail(const std::string& what, int times = 1) { fail_[what] = times; }
+  int seen(const std::string& what) { return seen_[what]; }
+
+ private:
+  std::map<std::string, int> fail_, seen_;
+};
+
+// The data files of `from` as a crash at this moment leaves them (as far as the page cache
+// shows: the tests check replay logic, not the disk), into `to`. Not the lock, and not a
+// snapshot being written (never read; the writer may rename it away meanwhile).
+void crash_copy(const std::string& from, const std::string& to) {
+  for (const char* name : {"leases.snap", "leases.journal.prev", "leases.journal"}) {
+    std::error_code ec;  // a missing one stays missing
+    fs::copy_file(from + "/" + name, to + "/" + name, fs::copy_options::overwrite_existing, ec);
+  }
+}
+
+uint64_t epoch_of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  f.seekg(24);
+  uint64_t e = 0;
+  f.read(reinterpret_cast<char*>(&e), 8);  // little-endian host
+  return e;
+}
+
+// Rewrites the epoch in a file's header, CRC included (a file from another compaction).
+void set_epoch(const std::string& path, uint64_t epoch) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  std::vector<uint8_t> h(kHdr);
+  f.read(reinterpret_cast<char*>(h.data()), kHdr);
+  std::memcpy(h.data() + 24, &epoch, 8);
+  const uint32_t c = crc32c(std::span<const uint8_t>(h).first(44));
+  std::memcpy(h.data() + 44, &c, 4);
+  f.seekp(0);
+  f.write(reinterpret_cast<const char*>(h.data()), kHdr);
 }
 
 TEST(Crc32c, KnownVectors) {
@@ -697,10 +825,12 @@ TEST(Journal, TickCompactsWhenTheJournalGrows) {
   ASSERT_TRUE(j.tick(1));
   EXPECT_EQ(j.stats().compactions, 0u);
   ASSERT_TRUE(j.append(b, 0));
-  ASSERT_TRUE(j.tick(2));
-  EXPECT_EQ(j.stats().compactions, 1u);
+  ASSERT_TRUE(j.tick(2));  // rotates at once; the snapshot lands on a later tick
   EXPECT_EQ(j.journal_bytes(), kHdr);
+  ASSERT_TRUE(settle(j, 2));
+  EXPECT_EQ(j.stats().compactions, 1u);
   EXPECT_EQ(file_size(d.file("leases.snap")), kHdr + 5 * kRec);
+  EXPECT_FALSE(fs::exists(d.file("leases.journal.prev")));
 }
 
 TEST(Journal, TickCompactsOnTheInterval) {
@@ -715,11 +845,13 @@ TEST(Journal, TickCompactsOnTheInterval) {
   std::vector<LeaseEvent> b = {ev(1, 1)};
   ASSERT_TRUE(j.append(b, 70'000 * kMs));
   ASSERT_TRUE(j.tick(70'001 * kMs));
+  ASSERT_TRUE(settle(j, 70'001 * kMs));
   EXPECT_EQ(j.stats().compactions, 1u);
   ASSERT_TRUE(j.append(b, 80'000 * kMs));
-  ASSERT_TRUE(j.tick(130'000 * kMs));
-  EXPECT_EQ(j.stats().compactions, 1u);
+  ASSERT_TRUE(j.tick(130'000 * kMs));  // the interval counts from the start of the last one
+  EXPECT_FALSE(j.compacting());
   ASSERT_TRUE(j.tick(130'001 * kMs));
+  ASSERT_TRUE(settle(j, 130'001 * kMs));
   EXPECT_EQ(j.stats().compactions, 2u);
 }
 
@@ -779,8 +911,16 @@ TEST(Journal, FailedWriteRollsBackToTheBatchBoundary) {
     EXPECT_EQ(j.written(), 2u);
     EXPECT_EQ(j.synced_upto(), 2u);
     EXPECT_EQ(j.leases(), 7u);  // the table mirrors the workers regardless
+    // The lost batch is only in the table: the next batch is written, but nothing is reported
+    // durable until a snapshot (started by that sync) has landed with the lost batch in it.
     std::vector<LeaseEvent> next = {ev(3, 1)};
-    ASSERT_TRUE(j.append(next, 0));
+    EXPECT_FALSE(j.append(next, 0));
+    EXPECT_EQ(j.written(), 3u);
+    EXPECT_EQ(j.synced_upto(), 2u);
+    ASSERT_TRUE(settle(j, 0));
+    EXPECT_TRUE(j.sync());
+    EXPECT_EQ(j.synced_upto(), 3u);
+    ok.insert(ok.end(), big.begin(), big.end());
     ok.push_back(next[0]);
   }
   {
@@ -869,6 +1009,572 @@ TEST(Journal, RandomHistoryMatchesTheReference) {
     }
   }
   j.reset();
+  Journal k;
+  expect_state(fold(reopen(k, params(d))), fold(history));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Background compaction.
+
+// A large table: tick() rotates and copies one slice; the writer is then held before writing.
+// Appends go on, into the new journal, and are durable (synced) by its own fdatasyncs while the
+// snapshot is still being written. The snapshot holds the table as of the rotation even for the
+// addresses changed before their slice was copied (copy-on-write).
+TEST(BackgroundCompaction, AppendsGoOnWhileALargeSnapshotIsWritten) {
+  constexpr uint32_t kLeases = 200'000;
+  static_assert(kLeases > 4 * Journal::kCopySlice, "the copy must take several steps");
+  TempDir d;
+  Gate gate;
+  JournalParams p = params(d, FsyncPolicy::kEveryBatch);
+  p.compact_bytes = uint64_t{1} << 20;
+  p.snapshot_test_hook = gate.hook();
+  Journal j;
+  GateOpener opener{gate};
+  reopen(j, p);
+  std::vector<Lease> history;
+  for (uint32_t base = 0; base < kLeases; base += 8192) {
+    std::vector<LeaseEvent> b;
+    for (uint32_t ip = base; ip < std::min(kLeases, base + 8192); ++ip) b.push_back(ev(ip, 1));
+    ASSERT_TRUE(j.append(b, 0));
+    for (const auto& e : b) history.push_back(e.lease);
+  }
+  const std::vector<Lease> at_rotation = history;
+
+  ASSERT_TRUE(j.tick(1));  // past compact_bytes: rotate
+  EXPECT_TRUE(j.compacting());
+  EXPECT_EQ(j.epoch(), 1u);
+  EXPECT_EQ(j.journal_bytes(), kHdr);
+  EXPECT_EQ(epoch_of(d.file("leases.journal")), 1u);
+  EXPECT_EQ(epoch_of(d.file("leases.journal.prev")), 0u);
+  EXPECT_EQ(file_size(d.file("leases.journal.prev")), kHdr + kLeases * kRec);
+  EXPECT_EQ(j.synced_upto(), j.written());
+
+  // The last addresses, not copied yet: their rotation-time records must reach the snapshot.
+  std::vector<LeaseEvent> b2;
+  for (uint32_t ip = kLeases - 100; ip < kLeases; ++ip) {
+    b2.push_back(ev(ip, 2, LeaseState::kFree, Kind::kRelease));
+  }
+  b2.push_back(ev(kLeases + 1, 1));  // a new address: not in this snapshot
+  const uint64_t before = j.written();
+  ASSERT_TRUE(j.append(b2, 2));
+  EXPECT_EQ(j.written(), before + b2.size());
+  EXPECT_EQ(j.synced_upto(), j.written());
+  for (const auto& e : b2) history.push_back(e.lease);
+
+  // Each tick copies a slice; once the copy is whole the writer takes it (and is held).
+  for (size_t i = 0; i <= kLeases / Journal::kCopySlice; ++i) ASSERT_TRUE(j.tick(3));
+  ASSERT_TRUE(gate.wait_calls(1));
+  EXPECT_EQ(gate.epochs(), std::vector<uint64_t>{1});
+  std::vector<LeaseEvent> b3 = {ev(5, 3), ev(kLeases + 2, 1)};
+  ASSERT_TRUE(j.append(b3, 4));
+  for (const auto& e : b3) history.push_back(e.lease);
+  EXPECT_EQ(j.synced_upto(), j.written());
+  EXPECT_TRUE(j.compacting());
+  EXPECT_EQ(j.stats().compactions, 0u);
+  EXPECT_FALSE(fs::exists(d.file("leases.snap")));
+
+  gate.open();
+  ASSERT_TRUE(settle(j, 5));
+  EXPECT_EQ(j.stats().compactions, 1u);
+  EXPECT_FALSE(fs::exists(d.file("leases.journal.prev")));
+  EXPECT_EQ(epoch_of(d.file("leases.snap")), 1u);
+  EXPECT_EQ(file_size(d.file("leases.snap")), kHdr + kLeases * kRec);
+  EXPECT_EQ(file_size(d.file("leases.journal")), kHdr + (b2.size() + b3.size()) * kRec);
+
+  {
+    // The snapshot alone: exactly the table at the rotation.
+    TempDir s;
+    fs::copy_file(d.file("leases.snap"), s.file("leases.snap"));
+    Journal k;
+    std::vector<Lease> got = reopen(k, params(s));
+    ASSERT_EQ(got.size(), size_t{kLeases});
+    expect_state(fold(got), fold(at_rotation));
+  }
+  j.close();
+  Journal k;
+  expect_state(fold(reopen(k, params(d))), fold(history));
+}
+
+// compact() finishes the compaction in flight, then compacts everything and waits for it.
+TEST(BackgroundCompaction, CompactWaitsForTheOneInFlightThenCompactsEverything) {
+  TempDir d;
+  Gate gate;
+  JournalParams p = params(d);
+  p.compact_bytes = kHdr + 4 * kRec;
+  p.snapshot_test_hook = gate.hook();
+  Journal j;
+  GateOpener opener{gate};
+  reopen(j, p);
+  std::vector<LeaseEvent> a, b;
+  for (uint32_t i = 0; i < 10; ++i) a.push_back(ev(i, 1));
+  for (uint32_t i = 5; i < 15; ++i) b.push_back(ev(i, 2));
+  ASSERT_TRUE(j.append(a, 0));
+  ASSERT_TRUE(j.tick(1));
+  ASSERT_TRUE(gate.wait_calls(1));
+  ASSERT_TRUE(j.append(b, 2));
+  gate.open();
+  ASSERT_EQ(j.compact(), "");
+  EXPECT_FALSE(j.compacting());
+  EXPECT_EQ(j.stats().compactions, 2u);
+  EXPECT_EQ(gate.epochs(), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(j.epoch(), 2u);
+  EXPECT_EQ(j.journal_bytes(), kHdr);
+  EXPECT_EQ(file_size(d.file("leases.snap")), kHdr + 15 * kRec);
+  EXPECT_FALSE(fs::exists(d.file("leases.journal.prev")));
+}
+
+// The writer fails: .prev and the copy stay, the error is counted, appends go on into the new
+// journal (no second rotation, so never a second .prev), and the write is retried once the
+// back-off (1 s on the caller's clock) passed; then .prev goes.
+TEST(BackgroundCompaction, FailedSnapshotWriteKeepsPrevAndIsRetried) {
+  TempDir d;
+  Gate gate;
+  gate.fail_with("injected: no space left");
+  gate.open();
+  JournalParams p = params(d, FsyncPolicy::kEveryBatch);
+  p.compact_bytes = kHdr + 6 * kRec;  // a's 10 records pass it, b's 5 do not
+  p.snapshot_test_hook = gate.hook();
+  Journal j;
+  GateOpener opener{gate};
+  reopen(j, p);
+  std::vector<LeaseEvent> a, b;
+  for (uint32_t i = 0; i < 10; ++i) a.push_back(ev(i, 1));
+  for (uint32_t i = 8; i < 13; ++i) b.push_back(ev(i, 2, LeaseState::kOffered, Kind::kOffer));
+  std::vector<Lease> history = leases_of(a);
+  for (const auto& e : b) history.push_back(e.lease);
+  ASSERT_TRUE(j.append(a, 1000 * kMs));
+  ASSERT_TRUE(j.tick(1000 * kMs));
+  ASSERT_TRUE(gate.wait_calls(1));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (j.stats().errors == 0 && std::chrono::steady_clock::now() < deadline) {
+    j.tick(1000 * kMs);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ASSERT_EQ(j.stats().errors, 1u);
+  EXPECT_NE(j.last_error().find("injected: no space left"), std::string::npos) << j.last_error();
+  EXPECT_NE(j.last_error().find(d.file("leases.journal.prev") + " kept"), std::string::npos)
+      << j.last_error();
+  EXPECT_FALSE(j.tick(1000 * kMs));  // still recovering
+  EXPECT_TRUE(j.compacting());
+  EXPECT_EQ(j.stats().compactions, 0u);
+  EXPECT_TRUE(fs::exists(d.file("leases.journal.prev")));
+  EXPECT_FALSE(fs::exists(d.file("leases.snap")));
+
+  ASSERT_TRUE(j.append(b, 1100 * kMs));
+  EXPECT_EQ(j.synced_upto(), j.written());
+  EXPECT_EQ(j.epoch(), 1u);
+  j.tick(1500 * kMs);
+  j.tick(1999 * kMs);
+  {
+    // A crash now: snapshot missing, .prev at 0 (a), journal at 1 (b).
+    TempDir c;
+    crash_copy(d.path(), c.path());
+    Journal k;
+    expect_state(fold(reopen(k, params(c))), fold(history));
+  }
+  gate.fail_with("");
+  ASSERT_TRUE(settle(j, 2000 * kMs + 1));  // the retry lands
+  EXPECT_EQ(gate.calls(), 2);              // none before the back-off ended
+  EXPECT_EQ(j.stats().errors, 1u);
+  EXPECT_EQ(j.stats().compactions, 1u);
+  EXPECT_FALSE(fs::exists(d.file("leases.journal.prev")));
+  EXPECT_EQ(epoch_of(d.file("leases.snap")), 1u);
+  EXPECT_EQ(file_size(d.file("leases.snap")), kHdr + 10 * kRec);  // the copy of the rotation
+  j.close();
+  Journal k;
+  expect_state(fold(reopen(k, params(d))), fold(history));
+}
+
+// Every crash point of a compaction, built from a real one: A is compacted into snapshot 1,
+// B goes into journal 1, a compaction rotates (B now in .prev, journal 2) and its writer is
+// held, C goes into journal 2. Copies of the directory at each point are replayed.
+class RotationCrash : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Gate gate;
+    gate.open();
+    JournalParams p = params(live_);
+    p.compact_bytes = kHdr + 30 * kRec;  // B's 40 records pass it, C's 20 do not
+    p.snapshot_test_hook = gate.hook();
+    Journal j;
+    GateOpener opener{gate};
+    reopen(j, p);
+    for (uint32_t i = 0; i < 50; ++i) {
+      a_.push_back(ev(i, 1, i % 5 == 0 ? LeaseState::kFree : LeaseState::kBound,
+                      i % 5 == 0 ? Kind::kRelease : Kind::kBind));
+    }
+    for (uint32_t i = 40; i < 80; ++i) b_.push_back(ev(i, 2));
+    for (uint32_t i = 70; i < 90; ++i) c_.push_back(ev(i, 3, LeaseState::kOffered, Kind::kOffer));
+    ASSERT_TRUE(j.append(a_, 0));
+    ASSERT_EQ(j.compact(), "");  // snapshot 1, journal 1
+    ASSERT_TRUE(j.append(b_, 0));
+    gate.shut();
+    ASSERT_TRUE(j.tick(1));  // rotates: .prev 1, journal 2
+    ASSERT_TRUE(gate.wait_calls(2));
+    ASSERT_TRUE(j.append(c_, 2));
+    crash_copy(live_.path(), held_.path());  // snapshot 1, .prev 1, journal 2
+    gate.open();
+    ASSERT_TRUE(settle(j, 3));
+    crash_copy(live_.path(), landed_.path());  // snapshot 2, journal 2
+    fs::copy_file(held_.file("leases.journal.prev"), landed_.file("prev.saved"));
+    EXPECT_EQ(epoch_of(held_.file("leases.snap")), 1u);
+    EXPECT_EQ(epoch_of(held_.file("leases.journal.prev")), 1u);
+    EXPECT_EQ(epoch_of(held_.file("leases.journal")), 2u);
+    EXPECT_EQ(epoch_of(landed_.file("leases.snap")), 2u);
+    EXPECT_FALSE(fs::exists(landed_.file("leases.journal.prev")));
+  }
+  std::map<uint32_t, Lease> state(bool with_c = true) const {
+    std::vector<Lease> h = leases_of(a_);
+    for (const auto& e : b_) h.push_back(e.lease);
+    if (with_c) {
+      for (const auto& e : c_) h.push_back(e.lease);
+    }
+    return fold(h);
+  }
+  // Replays `d`, expects the whole state, and again after a reopen (the compaction replay
+  // resumed, if any, landed on the way: close() waits for it).
+  void expect_restored(const TempDir& d, const std::map<uint32_t, Lease>& want) {
+    {
+      Journal j;
+      std::vector<Lease> got = reopen(j, params(d));
+      expect_state(fold(got), want);
+      std::vector<LeaseEvent> more = {ev(500, 1)};
+      ASSERT_TRUE(j.append(more, 10));
+    }
+    EXPECT_FALSE(fs::exists(d.file("leases.journal.prev")));
+    EXPECT_FALSE(fs::exists(d.file("leases.snap.tmp")));
+    EXPECT_FALSE(fs::exists(d.file("leases.journal.new")));
+    std::map<uint32_t, Lease> with_more = want;
+    with_more[500] = make_lease(500, 1);
+    Journal j;
+    expect_state(fold(reopen(j, params(d))), with_more);
+    EXPECT_EQ(j.stats().errors, 0u);
+  }
+  TempDir live_, held_, landed_;
+  std::vector<LeaseEvent> a_, b_, c_;
+};
+
+// Crash before the snapshot's rename: snapshot 1, .prev 1, journal 2: all three replayed, in
+// that order, and the compaction redone from the table as of the end of .prev.
+TEST_F(RotationCrash, BeforeTheSnapshotLandedReplaysPrevThenJournal) {
+  Journal j;
+  std::vector<Lease> got = reopen(j, params(held_));
+  ASSERT_EQ(got.size(), a_.size() + b_.size() + c_.size());
+  expect_state(fold(got), state());
+  EXPECT_EQ(j.epoch(), 2u);
+  EXPECT_TRUE(j.compacting());  // resumed
+  ASSERT_TRUE(settle(j, 1));
+  EXPECT_EQ(j.stats().compactions, 1u);
+  EXPECT_FALSE(fs::exists(held_.file("leases.journal.prev")));
+  EXPECT_EQ(epoch_of(held_.file("leases.snap")), 2u);
+  // That snapshot is S + .prev, not the journal's C: the journal continues it.
+  EXPECT_EQ(file_size(held_.file("leases.snap")), kHdr + 80 * kRec);
+  EXPECT_EQ(file_size(held_.file("leases.journal")), kHdr + c_.size() * kRec);
+  j.close();
+  expect_restored(held_, state());
+}
+
+TEST_F(RotationCrash, BeforeTheSnapshotLandedWithALeftoverTmp) {
+  fs::copy_file(held_.file("leases.snap"), held_.file("leases.snap.tmp"));
+  fs::resize_file(held_.file("leases.snap.tmp"), kHdr + 3 * kRec + 7);
+  set_epoch(held_.file("leases.snap.tmp"), 2);
+  expect_restored(held_, state());
+}
+
+// Crash after the rename, before .prev went (or its unlink was lost): .prev is stale.
+TEST_F(RotationCrash, AfterTheSnapshotLandedPrevIsStale) {
+  fs::copy_file(landed_.file("prev.saved"), landed_.file("leases.journal.prev"));
+  Journal j;
+  std::vector<Lease> got = reopen(j, params(landed_));
+  // The snapshot's 80 and the journal's 20: not .prev's 40 again.
+  EXPECT_EQ(got.size(), 80u + c_.size());
+  expect_state(fold(got), state());
+  EXPECT_FALSE(j.compacting());
+  EXPECT_FALSE(fs::exists(landed_.file("leases.journal.prev")));
+  j.close();
+  expect_restored(landed_, state());
+}
+
+TEST_F(RotationCrash, AfterTheSnapshotLanded) {
+  expect_restored(landed_, state());
+}
+
+// Crash in the rotation between link and rename: .prev is a second name of the journal.
+TEST_F(RotationCrash, BetweenLinkAndRenamePrevIsTheJournal) {
+  fs::create_hard_link(landed_.file("leases.journal"), landed_.file("leases.journal.prev"));
+  Journal j;
+  std::vector<Lease> got = reopen(j, params(landed_));
+  EXPECT_EQ(got.size(), 80u + c_.size());
+  expect_state(fold(got), state());
+  EXPECT_FALSE(fs::exists(landed_.file("leases.journal.prev")));
+  EXPECT_FALSE(j.compacting());
+  j.close();
+  expect_restored(landed_, state());
+}
+
+// Crash in the rotation before the rename: a complete or partial leases.journal.new.
+TEST_F(RotationCrash, BeforeTheRenameTheNewJournalIsIgnored) {
+  fs::copy_file(held_.file("leases.journal"), landed_.file("leases.journal.new"));
+  set_epoch(landed_.file("leases.journal.new"), 3);
+  expect_restored(landed_, state());
+}
+
+// No journal next to a needed .prev (not a state a rotation leaves; a lost file): the journal
+// is restarted at .prev's epoch + 1, what .prev holds is restored.
+TEST_F(RotationCrash, PrevWithoutAJournal) {
+  fs::remove(held_.file("leases.journal"));
+  Journal j;
+  std::vector<Lease> got = reopen(j, params(held_));
+  expect_state(fold(got), state(false));
+  EXPECT_EQ(j.epoch(), 2u);
+  EXPECT_EQ(file_size(held_.file("leases.journal")), kHdr);
+  j.close();
+  expect_restored(held_, state(false));
+}
+
+TEST_F(RotationCrash, PrevWithoutItsSnapshotIsAnError) {
+  fs::remove(held_.file("leases.snap"));
+  Journal j;
+  std::string err;
+  reopen(j, params(held_), &err);
+  EXPECT_NE(err.find(held_.file("leases.journal.prev") + " continues snapshot epoch 1"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("is missing"), std::string::npos) << err;
+}
+
+TEST_F(RotationCrash, JournalThatDoesNotFollowPrevIsAnError) {
+  set_epoch(held_.file("leases.journal"), 3);
+  Journal j;
+  std::string err;
+  reopen(j, params(held_), &err);
+  EXPECT_NE(err.find(held_.file("leases.journal") + " is at epoch 3"), std::string::npos) << err;
+}
+
+// A torn .prev (its fdatasync failed before a crash): replay takes what is valid, counts the
+// rest, leaves the file alone (it goes when the resumed compaction lands) and goes on with the
+// journal.
+TEST_F(RotationCrash, TornPrevIsReadUpToTheTear) {
+  fs::resize_file(held_.file("leases.journal.prev"), kHdr + 30 * kRec + 11);
+  Journal j;
+  std::vector<Lease> got = reopen(j, params(held_));
+  EXPECT_EQ(got.size(), a_.size() + 30 + c_.size());
+  EXPECT_EQ(j.stats().torn_tail_bytes, 11u);
+  std::vector<Lease> h = leases_of(a_);
+  for (size_t i = 0; i < 30; ++i) h.push_back(b_[i].lease);
+  for (const auto& e : c_) h.push_back(e.lease);
+  expect_state(fold(got), fold(h));
+}
+
+// Property: random batches over a table large enough for a copy of several slices, compacted
+// in the background on a small compact_bytes, with random reopens and explicit compactions;
+// at random moments the directory is copied as a crash would leave it and replayed: it must
+// give exactly the state of everything appended so far. (kNever: nothing waits for the disk,
+// the copies see what was written.)
+TEST(BackgroundCompaction, RandomCrashCopiesMatchTheReference) {
+  constexpr uint32_t kSpace = 3 * Journal::kCopySlice + 1000;
+  TempDir d;
+  std::mt19937_64 rng(777);
+  std::map<uint32_t, uint64_t> gen;
+  std::map<uint32_t, Lease> want;
+  JournalParams p = params(d);
+  p.compact_bytes = kHdr + 4000 * kRec;
+  auto j = std::make_unique<Journal>();
+  reopen(*j, p);
+  auto add = [&](const LeaseEvent& e) {
+    auto it = want.find(e.lease.ip);
+    if (it == want.end() || e.lease.generation >= it->second.generation) want[e.lease.ip] = e.lease;
+  };
+  {
+    std::vector<LeaseEvent> fill;
+    for (uint32_t ip = 0; ip < kSpace; ++ip) {
+      fill.push_back(ev(ip, ++gen[ip]));
+      add(fill.back());
+    }
+    ASSERT_TRUE(j->append(fill, 0));
+  }
+  uint64_t now = 0;
+  int crashes = 0, compactions = 0;
+  for (int step = 0; step < 400; ++step) {
+    now += kMs;
+    const int op = int(rng() % 40);
+    if (op == 0) {
+      ASSERT_EQ(j->compact(), "");
+    } else if (op == 1) {
+      compactions += int(j->stats().compactions);
+      j = std::make_unique<Journal>();
+      std::vector<Lease> got = reopen(*j, p);
+      expect_state(fold(got), want);
+    } else if (op < 6) {
+      TempDir c;
+      crash_copy(d.path(), c.path());
+      Journal k;
+      expect_state(fold(reopen(k, params(c))), want);
+      ++crashes;
+    } else if (op < 14) {
+      j->tick(now);
+    } else {
+      std::vector<LeaseEvent> b(1 + rng() % 300);
+      for (auto& e : b) {
+        // Half the time the table's upper part, which the copy reaches last.
+        const uint32_t ip = uint32_t(rng() % 2 ? kSpace - 1 - rng() % 5000 : rng() % (kSpace + 50));
+        uint64_t& g = gen[ip];
+        const uint64_t r = rng() % 10;
+        const uint64_t use = r == 0 && g > 1 ? g - 1 : r == 1 && g > 0 ? g : ++g;
+        e = ev(ip, use, static_cast<LeaseState>(rng() % 4), static_cast<Kind>(rng() % 6));
+        add(e);
+      }
+      ASSERT_TRUE(j->append(b, now));
+    }
+    if (HasFatalFailure() || HasFailure()) break;
+  }
+  compactions += int(j->stats().compactions);
+  EXPECT_GT(compactions, 5);
+  EXPECT_GT(crashes, 20);
+  j.reset();
+  Journal k;
+  expect_state(fold(reopen(k, p)), want);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failed fsyncs and what synced_upto() may claim (fsync_test_hook).
+
+// After a failed fdatasync the journal cannot vouch for its records: the next batch starts a
+// compaction instead of fdatasyncing again (a success would not bring back dropped pages), and
+// synced_upto() stays put until the snapshot landed, although the new journal's batches are
+// fdatasynced meanwhile; then it covers those too.
+TEST(FsyncFailure, SyncedUptoWaitsForTheSnapshotAfterAFailedFsync) {
+  TempDir d;
+  Gate gate;
+  FsyncFaults faults;
+  JournalParams p = params(d, FsyncPolicy::kEveryBatch);
+  p.snapshot_test_hook = gate.hook();
+  p.fsync_test_hook = faults.hook();
+  Journal j;
+  GateOpener opener{gate};
+  reopen(j, p);
+  std::vector<LeaseEvent> a = {ev(1, 1), ev(2, 1)}, b = {ev(3, 1)}, c = {ev(4, 1)}, e = {ev(5, 1)},
+                          f = {ev(1, 2)};
+  ASSERT_TRUE(j.append(a, 0));
+  EXPECT_EQ(j.synced_upto(), 2u);
+  faults.fail("journal");
+  EXPECT_FALSE(j.append(b, 0));
+  EXPECT_NE(j.last_error().find("cannot fdatasync " + d.file("leases.journal")), std::string::npos)
+      << j.last_error();
+  EXPECT_EQ(j.written(), 3u);
+  EXPECT_EQ(j.synced_upto(), 2u);
+
+  const int journal_syncs = faults.seen("journal");
+  EXPECT_FALSE(j.append(c, 0));  // written to the old journal, then it is rotated out
+  EXPECT_EQ(faults.seen("journal"), journal_syncs);
+  EXPECT_TRUE(j.compacting());
+  EXPECT_EQ(j.epoch(), 1u);
+  EXPECT_EQ(j.synced_upto(), 2u);
+  ASSERT_TRUE(gate.wait_calls(1));
+
+  EXPECT_FALSE(j.append(e, 0));  // fdatasynced into the new journal, not yet claimable
+  EXPECT_EQ(faults.seen("journal"), journal_syncs + 1);
+  EXPECT_EQ(j.written(), 5u);
+  EXPECT_EQ(j.synced_upto(), 2u);
+  EXPECT_FALSE(j.sync());
+
+  gate.open();
+  ASSERT_TRUE(settle(j, 0));
+  EXPECT_EQ(j.synced_upto(), 5u);  // b and c by the snapshot, e by its fdatasync
+  EXPECT_TRUE(j.sync());
+  EXPECT_TRUE(j.append(f, 0));
+  EXPECT_EQ(j.synced_upto(), 6u);
+  EXPECT_EQ(j.stats().compactions, 1u);
+  j.close();
+  std::vector<Lease> history;
+  for (auto* batch : {&a, &b, &c, &e, &f}) {
+    for (const auto& x : *batch) history.push_back(x.lease);
+  }
+  Journal k;
+  expect_state(fold(reopen(k, params(d))), fold(history));
+}
+
+// The rotation's directory fsync fails: the new journal's name may not be durable, so its
+// records are written and fdatasynced but not claimed, and the snapshot waits; a retry of the
+// directory fsync (once a second) releases both.
+TEST(FsyncFailure, FailedDirectoryFsyncAfterTheRotationHoldsTheNewJournal) {
+  TempDir d;
+  Gate gate;
+  gate.open();
+  FsyncFaults faults;
+  JournalParams p = params(d, FsyncPolicy::kEveryBatch);
+  p.compact_bytes = kHdr + 2 * kRec;
+  p.snapshot_test_hook = gate.hook();
+  p.fsync_test_hook = faults.hook();
+  Journal j;
+  GateOpener opener{gate};
+  reopen(j, p);
+  std::vector<LeaseEvent> a = {ev(1, 1), ev(2, 1), ev(3, 1)}, b = {ev(4, 1)}, c = {ev(1, 2)};
+  ASSERT_TRUE(j.append(a, 1000 * kMs));
+  faults.fail("directory");
+  EXPECT_FALSE(j.tick(1000 * kMs));
+  EXPECT_NE(j.last_error().find("cannot fsync directory " + d.path() + " after rotating"),
+            std::string::npos)
+      << j.last_error();
+  EXPECT_TRUE(j.compacting());
+  EXPECT_EQ(j.epoch(), 1u);
+  EXPECT_EQ(j.synced_upto(), 3u);  // durable before the rotation (in .prev, fdatasynced)
+
+  EXPECT_FALSE(j.append(b, 1000 * kMs));
+  EXPECT_EQ(j.written(), 4u);
+  EXPECT_EQ(j.synced_upto(), 3u);
+  EXPECT_FALSE(j.tick(1999 * kMs));  // no retry before a second passed
+  EXPECT_EQ(faults.seen("directory"), 1);
+  EXPECT_EQ(j.synced_upto(), 3u);
+  EXPECT_EQ(gate.calls(), 0);  // the snapshot was not handed to the writer
+  EXPECT_FALSE(fs::exists(d.file("leases.snap")));
+
+  ASSERT_TRUE(settle(j, 2000 * kMs));
+  EXPECT_EQ(faults.seen("directory"), 2);
+  EXPECT_EQ(j.synced_upto(), 4u);
+  EXPECT_EQ(j.stats().compactions, 1u);
+  EXPECT_TRUE(j.append(c, 2000 * kMs));
+  EXPECT_EQ(j.synced_upto(), 5u);
+  j.close();
+  std::vector<Lease> history = leases_of(a);
+  history.push_back(b[0].lease);
+  history.push_back(c[0].lease);
+  Journal k;
+  expect_state(fold(reopen(k, params(d))), fold(history));
+}
+
+// A rotation that fails before its rename changes nothing: no .prev, the journal goes on, the
+// next attempt (a second later) rotates.
+TEST(FsyncFailure, FailedRotationLeavesTheJournalInPlace) {
+  TempDir d;
+  FsyncFaults faults;
+  JournalParams p = params(d, FsyncPolicy::kEveryBatch);
+  p.compact_bytes = kHdr + 2 * kRec;
+  p.fsync_test_hook = faults.hook();
+  Journal j;
+  reopen(j, p);
+  std::vector<LeaseEvent> a = {ev(1, 1), ev(2, 1), ev(3, 1)}, b = {ev(4, 1)};
+  ASSERT_TRUE(j.append(a, 1000 * kMs));
+  faults.fail("new journal");
+  EXPECT_FALSE(j.tick(1000 * kMs));
+  EXPECT_NE(j.last_error().find("cannot fdatasync " + d.file("leases.journal.new")),
+            std::string::npos)
+      << j.last_error();
+  EXPECT_FALSE(j.compacting());
+  EXPECT_EQ(j.epoch(), 0u);
+  EXPECT_FALSE(fs::exists(d.file("leases.journal.new")));
+  EXPECT_FALSE(fs::exists(d.file("leases.journal.prev")));
+  ASSERT_TRUE(j.append(b, 1500 * kMs));
+  EXPECT_EQ(j.synced_upto(), 4u);
+  EXPECT_TRUE(j.tick(1999 * kMs));  // journal past compact_bytes, but backing off
+  EXPECT_FALSE(j.compacting());
+  EXPECT_TRUE(j.tick(2000 * kMs));
+  ASSERT_TRUE(settle(j, 2000 * kMs));
+  EXPECT_EQ(j.stats().compactions, 1u);
+  EXPECT_EQ(j.epoch(), 1u);
+  j.close();
+  std::vector<Lease> history = leases_of(a);
+  history.push_back(b[0].lease);
   Journal k;
   expect_state(fold(reopen(k, params(d))), fold(history));
 }
