@@ -270,6 +270,9 @@ struct DhcpLeaseStore {
   uint32_t fsync_interval_ms = 10;      // batched: 1..10000
   uint32_t snapshot_interval_s = 3600;  // write a snapshot and restart the journal; 60..86400
   uint32_t journal_max_mb = 64;         // ... or as soon as the journal is this big; 1..65536
+  // Lease changes each worker may have waiting for the journal thread (a power of two,
+  // 1024..16777216, 80 bytes each of hugepage memory): what rides out a slow fsync.
+  uint32_t queue = 65536;
   int line = 0;
 };
 

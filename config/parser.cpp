@@ -2102,7 +2102,7 @@ void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
   l.line = line_of(g);
   check_keys(g, p,
              {"journal", "snapshot", "durability", "fsync_interval_ms", "snapshot_interval_s",
-              "journal_max_mb"});
+              "journal_max_mb", "queue"});
   const Setting* files[2] = {nullptr, nullptr};
   int i = 0;
   for (const char* key : {"journal", "snapshot"}) {
@@ -2138,6 +2138,15 @@ void Parser::parse_dhcp_leases(const Setting& g, DhcpLeaseStore& l) {
   read_int(g, p, "fsync_interval_ms", 1, 10000, l.fsync_interval_ms);
   read_int(g, p, "snapshot_interval_s", 60, 86400, l.snapshot_interval_s);
   read_int(g, p, "journal_max_mb", 1, 65536, l.journal_max_mb);
+  uint32_t queue = l.queue;
+  if (const Setting* q = read_int(g, p, "queue", 1024, 16777216, queue)) {
+    if (is_power_of_two(queue)) {
+      l.queue = queue;
+    } else {
+      fail(*q, quote(join_path(p, "queue")) + " = " + std::to_string(queue) +
+                   " must be a power of two");
+    }
+  }
 }
 
 void Parser::parse_dhcp_class(const Setting& s, int index, Dhcp& d) {
@@ -3015,6 +3024,7 @@ std::vector<Error> reload_conflicts(const Config& running, const Config& next) {
   if (rh.leases.durability != nh.leases.durability) {
     conflict(nh.leases.line, "dhcp.leases.durability");
   }
+  if (rh.leases.queue != nh.leases.queue) conflict(nh.leases.line, "dhcp.leases.queue");
   if (rh.offer_hold_ms != nh.offer_hold_ms) conflict(nh.line, "dhcp.offer_hold_ms");
   if (rh.decline_hold_s != nh.decline_hold_s) conflict(nh.line, "dhcp.decline_hold_s");
   if (rh.classes.size() != nh.classes.size()) conflict(nh.line, "dhcp.classes");

@@ -418,6 +418,7 @@ std::string Daemon::start_dhcp() {
   // peer (strict sync).
   p.hold_for_journal = cfg_.dhcp.leases.durability == cfg::DhcpDurability::kStrict ||
                        (cfg_.sync.enabled && cfg_.sync.dhcp == cfg::SyncMode::kStrict);
+  p.journal_ring_size = cfg_.dhcp.leases.queue;
   for (uint32_t w = 0; w < n; ++w) {
     auto store = std::make_unique<dhcp::LeaseStore>(lease_params(cfg_, *dhcp_cfg_, w));
     std::string err;

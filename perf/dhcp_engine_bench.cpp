@@ -40,12 +40,14 @@
 //   end_to_end_replies_per_s    over the mode's whole wall time (one core builds, answers, counts)
 //
 // usage: dhcp_engine_bench [--clients N] [--round N] [--burst B] [--dir BASE] [--strict]
-//                          [--journal batch|none]
+//                          [--journal batch|none] [--queue N]
 //                          [--mode relayed_dora|local_dora|local_renew|relayed_dr]
 //   --strict: replies that change a lease wait for the journal's fsync (dhcp.leases.durability
 //             "strict"); the timed loop then spins until the last held reply has left.
 //   --journal none: the journal thread drains and counts the lease changes but writes nothing
 //             (isolates what the disk and its interrupts cost the worker on a shared machine).
+//   --queue N: the worker's lease-change ring (dhcp.leases.queue, default 65536, a power of two):
+//             what rides out the journal's slowest fsyncs.
 
 #include <pthread.h>
 #include <rte_cycles.h>
@@ -337,7 +339,8 @@ struct Options {
   uint32_t round = 1024;  // clients per round (3 frames each)
   uint32_t burst = 32;
   bool strict = false;
-  bool journal = true;  // false: the journal thread drains and counts, writes nothing
+  bool journal = true;            // false: the journal thread drains and counts, writes nothing
+  uint32_t journal_ring = 65536;  // dhcp.leases.queue
   std::string dir_base = "/tmp";
 };
 
@@ -386,6 +389,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
   auto sc = std::make_shared<const dhcp::ServerConfig>(ctl::make_dhcp_config(c));
   dp::DhcpParams dh;
   dh.hold_for_journal = o.strict;
+  dh.journal_ring_size = o.journal_ring;
   {
     auto store = std::make_unique<dhcp::LeaseStore>(ctl::lease_params(c, *sc, 0));
     std::string err;
@@ -535,7 +539,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
       "\"round_median_replies_per_s\": %.0f, \"replies_per_cpu_s\": %.0f, "
       "\"end_to_end_replies_per_s\": %.0f, "
       "\"refusals\": {%s}, \"malformed\": %llu, \"tx_full\": %llu, "
-      "\"journal\": {\"fs\": \"%s\", \"fsync\": \"%s\", \"events_drained\": %llu, "
+      "\"journal\": {\"fs\": \"%s\", \"fsync\": \"%s\", \"queue\": %u, \"events_drained\": %llu, "
       "\"records_written\": %llu, \"appends\": %llu, \"fsyncs\": %llu, "
       "\"mean_fsync_us\": %.1f, \"max_fsync_us\": %.1f, \"compactions\": %llu, "
       "\"journal_full\": %llu, \"append_failures\": %llu}, \"tsc_hz\": %.0f}\n",
@@ -554,7 +558,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
       static_cast<unsigned long long>(malformed),
       static_cast<unsigned long long>(
           d.worker_stats(0).drops[static_cast<size_t>(dp::Drop::kTxFull)].get()),
-      bench::fs_name(dir), o.journal ? "batch" : "none (drained, not written)",
+      bench::fs_name(dir), o.journal ? "batch" : "none (drained, not written)", o.journal_ring,
       static_cast<unsigned long long>(journal->events() - events0),
       static_cast<unsigned long long>(js.records_written),
       static_cast<unsigned long long>(js.batches), static_cast<unsigned long long>(js.fsyncs),
@@ -594,6 +598,8 @@ int main(int argc, char** argv) {
       o.strict = true;
     else if (a == "--journal")
       o.journal = std::string(v) != "none", ++i;
+    else if (a == "--queue")
+      o.journal_ring = static_cast<uint32_t>(std::strtoul(v, nullptr, 10)), ++i;
     else if (a == "--mode") {
       const std::string m = v;
       ++i;
@@ -604,7 +610,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--clients N] [--round N] [--burst B] [--dir BASE] [--strict] "
-                   "[--journal batch|none] [--mode relayed_dora|local_dora|local_renew|relayed_dr]\n",
+                   "[--journal batch|none] [--queue N] "
+                   "[--mode relayed_dora|local_dora|local_renew|relayed_dr]\n",
                    argv[0]);
       return 2;
     }

@@ -1813,7 +1813,7 @@ dhcp = {
   limits = { window_ms = 2000; requests_per_mac = 10; requests_per_circuit = 100; leases_per_circuit = 4; };
   leases = {
     journal = "/var/lib/t/j"; snapshot = "/var/lib/t/s"; durability = "batched";
-    fsync_interval_ms = 50; snapshot_interval_s = 600; journal_max_mb = 16;
+    fsync_interval_ms = 50; snapshot_interval_s = 600; journal_max_mb = 16; queue = 262144;
   };
   options = (
     { name = "domain-name-servers"; value = [ "192.0.2.53", "198.51.100.53" ]; },
@@ -1886,6 +1886,7 @@ TEST(ConfigDhcp, FullSectionReadsEveryField) {
   EXPECT_EQ(d.leases.fsync_interval_ms, 50u);
   EXPECT_EQ(d.leases.snapshot_interval_s, 600u);
   EXPECT_EQ(d.leases.journal_max_mb, 16u);
+  EXPECT_EQ(d.leases.queue, 262144u);
 
   ASSERT_EQ(d.options.size(), 4u);
   EXPECT_EQ(d.options[0].line, 22);
@@ -2025,6 +2026,7 @@ TEST(ConfigDhcp, Defaults) {
   EXPECT_EQ(d.leases.fsync_interval_ms, 10u);
   EXPECT_EQ(d.leases.snapshot_interval_s, 3600u);
   EXPECT_EQ(d.leases.journal_max_mb, 64u);
+  EXPECT_EQ(d.leases.queue, 65536u);
   EXPECT_TRUE(d.options.empty());
   EXPECT_TRUE(d.classes.empty());
   ASSERT_EQ(d.subnets.size(), 1u);
@@ -2292,6 +2294,18 @@ TEST(ConfigDhcp, EveryIntegerKeyIsRangeChecked) {
       {"leases", "journal_max_mb", 1, 65536},
       {"subnet", "min_secs", 0, 65535},
   };
+  // dhcp.leases.queue: a power of two in 1024..16777216 (a ring's size).
+  EXPECT_EQ(errors_after_port("dhcp = { leases = { queue = 100000; }; };\n"),
+            (Strings{"t.conf:2: 'dhcp.leases.queue' = 100000 must be a power of two"}));
+  EXPECT_EQ(errors_after_port("dhcp = { leases = { queue = 512; }; };\n"),
+            (Strings{"t.conf:2: 'dhcp.leases.queue' = 512 is out of range 1024..16777216"}));
+  EXPECT_EQ(errors_after_port("dhcp = { leases = { queue = 33554432; }; };\n"),
+            (Strings{"t.conf:2: 'dhcp.leases.queue' = 33554432 is out of range 1024..16777216"}));
+  for (const char* good : {"1024", "16777216"}) {
+    EXPECT_EQ(errors_after_port(std::string("dhcp = { leases = { queue = ") + good + "; }; };\n"),
+              Strings{})
+        << good;
+  }
   // Line 2: dhcp = {; line 3: the key.
   auto text = [](const Case& k, int64_t v) {
     const std::string kv = std::string(k.key) + " = " + std::to_string(v) + ";";
@@ -2874,12 +2888,14 @@ TEST(ConfigDhcp, ReloadRefusesTheSwitchAndTheLeaseFiles) {
   replace("journal = \"/var/lib/t/j\"", "journal = \"/var/lib/t/j2\"");
   replace("snapshot = \"/var/lib/t/s\"", "snapshot = \"/var/lib/t/s2\"");
   replace("durability = \"batched\"", "durability = \"strict\"");
+  replace("queue = 262144", "queue = 1048576");
   const std::string suffix = "' cannot change on reload (restart tandemd to apply)";
   EXPECT_EQ(conflicts(kDhcpFull, next), (Strings{
                                             "b.conf:5: 'dhcp.enabled" + suffix,
                                             "b.conf:17: 'dhcp.leases.journal" + suffix,
                                             "b.conf:17: 'dhcp.leases.snapshot" + suffix,
                                             "b.conf:17: 'dhcp.leases.durability" + suffix,
+                                            "b.conf:17: 'dhcp.leases.queue" + suffix,
                                         }));
   // Adding the dhcp group turns the server on; removing it turns it off.
   const std::string with = std::string(kOnePort) + "dhcp = { };\n";
@@ -3341,7 +3357,6 @@ vrrp = { instances = ( { name = "VI_1"; port = "front0"; vrid = 51;
                     "in 'lb.services' (did you mean 'web1'?)"});
 }
 
-
 // ------------------------------------------------------------------------------------- sync
 
 TEST(ConfigSync, ReadsEveryFieldAndDefaults) {
@@ -3385,9 +3400,10 @@ TEST(ConfigSync, ReadsEveryFieldAndDefaults) {
 TEST(ConfigSync, ErrorsNameTheLine) {
   EXPECT_EQ(errors_after_port("sync = { peer = \"203.0.113.2\"; key = \"0123456789abcdef\"; };\n"),
             (Strings{"t.conf:2: missing required key 'sync.address'"}));
-  EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n};\n"),
-            (Strings{"t.conf:2: missing required key 'sync.key' (or 'sync.key_file'): the sync "
-                     "link is authenticated"}));
+  EXPECT_EQ(
+      errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n};\n"),
+      (Strings{"t.conf:2: missing required key 'sync.key' (or 'sync.key_file'): the sync "
+               "link is authenticated"}));
   EXPECT_EQ(errors_after_port("sync = {\n address = \"203.0.113.1\";\n peer = \"203.0.113.2\";\n"
                               " key = \"short\";\n};\n"),
             (Strings{"t.conf:5: 'sync.key' is too short (5 bytes): use at least 16 random bytes"}));
