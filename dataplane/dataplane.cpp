@@ -13,7 +13,9 @@
 #include <rte_ring_elem.h>
 
 #include <ctime>
+#include <new>
 #include <optional>
+#include <type_traits>
 
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -851,6 +853,9 @@ void Dataplane::dhcp_request(Worker& w, const Snapshot& s, uint32_t port, rte_mb
   rte_eth_tx_buffer(w.port_ids[port], w.txq, w.tx_buffer[port], m);
 }
 
+static_assert(std::is_trivially_destructible_v<LocalResult>,
+              "handle_burst constructs results over the previous burst's without destroying them");
+
 void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, rte_mbuf** pkts,
                              uint16_t n, uint64_t now, uint64_t mono) noexcept {
   constexpr uint16_t kPrefetch = 3;
@@ -887,7 +892,10 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
       const uint32_t lines = next->data_len > 384 ? 6 : (next->data_len + 63) / 64;
       for (uint32_t l = 0; l < lines; ++l) rte_prefetch0(d + 64 * l);
     }
-    results[i] = handle_local(rte_pktmbuf_mtod(pkts[i], uint8_t*), pkts[i]->data_len, pv, w.stats);
+    // Constructed in place, not assigned: handle_local's result is built straight in results[i]
+    // (a returned temporary would be copied back with store-forwarding stalls).
+    ::new (static_cast<void*>(&results[i])) LocalResult(
+        handle_local(rte_pktmbuf_mtod(pkts[i], uint8_t*), pkts[i]->data_len, pv, w.stats));
     if (lb_on && results[i].verdict == Verdict::kForward &&
         flow_key(*s.fwd->lb, rte_pktmbuf_mtod(pkts[i], const uint8_t*), results[i],
                  &keys[n_keys]))
