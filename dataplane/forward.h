@@ -251,7 +251,9 @@ inline uint32_t owner_of(uint32_t client, uint32_t n) noexcept {
 // Worker, per packet. `frame` holds `len` bytes and has `headroom` writable bytes before it
 // (TUN prepends an outer header there); its room after `frame` is `cap` bytes (an ICMP error may
 // be longer than the packet it quotes). `lr` is handle_local()'s kForward result for it,
-// received on port `in_port` of `s`. `now_ns`: monotonic clock for connection aging. `hops` > 0:
+// received on port `in_port` of `s`. `now_ns`: monotonic clock for connection aging, the same for
+// every packet of one poll and different between polls (it also keys the next-hop memo: a
+// neighbour change is seen from the next value on). `hops` > 0:
 // the frame was handed to us by another worker (never hand it off again). `neigh`: resolved next
 // hops (read-only). No allocation, no locks.
 FwdResult forward(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,

@@ -1324,6 +1324,38 @@ TEST_F(ForwardTest, TransitTrafficIsRoutedBetweenPorts) {
   expect_sent(e, run(e, kFront), kBack, kBackHostMac, kBackMac);
 }
 
+// Next hops are memoised for one poll (one now_ns): destinations sharing a memo slot keep their
+// own MACs, a neighbour change is seen from the next poll on, a miss is never memoised.
+TEST_F(ForwardTest, NextHopMemoLastsOnePoll) {
+  // kRs1 (.11) and .27 fall in the same slot of the 16-entry memo.
+  const uint32_t same_slot = ip4(198, 51, 100, 27);
+  ASSERT_EQ(same_slot % ForwardEngine::kHopMemo, kRs1 % ForwardEngine::kHopMemo);
+  const Mac other{0x02, 0x00, 0x00, 0x00, 0x00, 0x27};
+  neigh_.set(kBack, same_slot, other);
+  for (int round = 0; round < 2; ++round) {
+    Frame a = from_client({.dst = same_slot, .dport = 22});
+    expect_sent(a, run(a, kFront), kBack, other, kBackMac);
+    Frame b = from_client({.dst = kRs1, .dport = 22});
+    expect_sent(b, run(b, kFront), kBack, kRs1Mac, kBackMac);
+  }
+  // The neighbour's MAC changes: this poll keeps what it resolved, the next one sees the change.
+  const Mac moved{0x02, 0x00, 0x00, 0x00, 0x01, 0x11};
+  neigh_.set(kBack, kRs1, moved);
+  Frame c = from_client({.dst = kRs1, .dport = 22});
+  expect_sent(c, run(c, kFront), kBack, kRs1Mac, kBackMac);
+  now_ += 1;
+  Frame d = from_client({.dst = kRs1, .dport = 22});
+  expect_sent(d, run(d, kFront), kBack, moved, kBackMac);
+  // An unresolved next hop asks again, within the same poll, and is used once resolved.
+  neigh_.erase(kBack, kRs1);
+  now_ += 1;
+  Frame e = from_client({.dst = kRs1, .dport = 22});
+  EXPECT_EQ(run(e, kFront).reason, Drop::kNoNeighbor);
+  neigh_.set(kBack, kRs1, kRs1Mac);
+  Frame g = from_client({.dst = kRs1, .dport = 22});
+  expect_sent(g, run(g, kFront), kBack, kRs1Mac, kBackMac);
+}
+
 TEST_F(ForwardTest, RoutingDisabledDropsTransitButStillBalances) {
   publish(make_table(default_services()), false);
   Frame f = from_client({.dst = kBackHost, .flags = kAck});
