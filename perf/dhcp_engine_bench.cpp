@@ -91,56 +91,50 @@ constexpr uint32_t kOurIp = ip4(192, 0, 2, 2);
 constexpr uint32_t kRelayIp = ip4(192, 0, 2, 10);
 constexpr uint32_t kRenewClients = 100000;
 
-// The address plan of a mode: the pool clients draw from and the configuration that holds it.
+// The address plan of a mode: one subnet behind relay 192.0.2.10, its pool, and whether the
+// port is on the subnet too (the local modes need it). conf() is tandemd's configuration for it.
 struct Plan {
+  const char* subnet;
+  const char* router;  // option 3, and the port's address in the subnet when on_port
+  const char* prefix;  // the subnet's prefix length
+  bool on_port;
   uint32_t first, last;
-  const char* conf;
   uint32_t size() const { return last - first + 1; }
-};
-
-constexpr const char* kConf = R"(ports = (
-  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24", "198.18.0.1/15" ]; }
+  std::string conf() const {
+    const std::string port_addrs =
+        std::string("\"192.0.2.2/24\"") +
+        (on_port ? ", \"" + std::string(router) + "/" + prefix + "\"" : "");
+    return R"(ports = (
+  { name = "front0"; device = "net_ring0"; addresses = [ )" +
+           port_addrs + R"( ]; }
 );
 dataplane = { worker_cores = [ 1 ]; idle = "busy"; };
 dhcp = {
   options = ( { name = "domain-name-servers"; value = [ "192.0.2.53", "198.51.100.53" ]; } );
   subnets = (
     {
-      subnet = "198.18.0.0/15";
+      subnet = ")" +
+           std::string(subnet) + "/" + prefix + R"(";
       relays = [ "192.0.2.10" ];
       options = (
-        { name = "routers"; value = [ "198.18.0.1" ]; },
+        { name = "routers"; value = [ ")" +
+           router + R"(" ]; },
         { name = "domain-name"; value = "bench.example"; }
       );
-      pools = ( { range = "198.18.0.10 - 198.19.255.250"; } );
+      pools = ( { range = ")" +
+           cfg::format_ipv4(first) + " - " + cfg::format_ipv4(last) + R"("; } );
     }
   );
 };
 )";
-const Plan kSmall{ip4(198, 18, 0, 10), ip4(198, 19, 255, 250), kConf};
+  }
+};
 
+const Plan kSmall{"198.18.0.0", "198.18.0.1",        "15",
+                  true,         ip4(198, 18, 0, 10), ip4(198, 19, 255, 250)};
 // relayed_dr: 2^21 addresses (10.0.0.0/11), more than the 2^20 clients. Ring ports only: no
 // frame of this benchmark reaches a network, so the size of the range is all that matters.
-constexpr const char* kConfLarge = R"(ports = (
-  { name = "front0"; device = "net_ring0"; addresses = [ "192.0.2.2/24" ]; }
-);
-dataplane = { worker_cores = [ 1 ]; idle = "busy"; };
-dhcp = {
-  options = ( { name = "domain-name-servers"; value = [ "192.0.2.53", "198.51.100.53" ]; } );
-  subnets = (
-    {
-      subnet = "10.0.0.0/11";
-      relays = [ "192.0.2.10" ];
-      options = (
-        { name = "routers"; value = [ "10.0.0.1" ]; },
-        { name = "domain-name"; value = "bench.example"; }
-      );
-      pools = ( { range = "10.0.0.10 - 10.31.255.250"; } );
-    }
-  );
-};
-)";
-const Plan kLarge{ip4(10, 0, 0, 10), ip4(10, 31, 255, 250), kConfLarge};
+const Plan kLarge{"10.0.0.0", "10.0.0.1", "11", false, ip4(10, 0, 0, 10), ip4(10, 31, 255, 250)};
 
 enum class Mode { kRelayedDora, kLocalDora, kLocalRenew, kRelayedDr };
 const char* mode_name(Mode m) {
@@ -374,7 +368,7 @@ int run_mode(Mode mode, const Options& o, rte_mempool* pool) {
     return std::fprintf(stderr, "ring port: %s\n", rte_strerror(rte_errno)), 1;
 
   const Plan& plan = mode == Mode::kRelayedDr ? kLarge : kSmall;
-  auto loaded = cfg::load_string(plan.conf, "dhcp_engine_bench.conf");
+  auto loaded = cfg::load_string(plan.conf(), "dhcp_engine_bench.conf");
   if (!loaded.config)
     return std::fprintf(stderr, "config: %s\n", loaded.errors[0].str().c_str()), 1;
   const cfg::Config& c = *loaded.config;
