@@ -1250,6 +1250,18 @@ class RotationCrash : public ::testing::Test {
     expect_state(fold(reopen(j, params(d))), with_more);
     EXPECT_EQ(j.stats().errors, 0u);
   }
+  // Replays the landed snapshot with a .prev left beside it: the snapshot's 80 and the
+  // journal's records only (not .prev's again), no compaction started, .prev removed.
+  void expect_prev_dropped() {
+    Journal j;
+    std::vector<Lease> got = reopen(j, params(landed_));
+    EXPECT_EQ(got.size(), 80u + c_.size());
+    expect_state(fold(got), state());
+    EXPECT_FALSE(j.compacting());
+    EXPECT_FALSE(fs::exists(landed_.file("leases.journal.prev")));
+    j.close();
+    expect_restored(landed_, state());
+  }
   TempDir live_, held_, landed_;
   std::vector<LeaseEvent> a_, b_, c_;
 };
@@ -1284,15 +1296,7 @@ TEST_F(RotationCrash, BeforeTheSnapshotLandedWithALeftoverTmp) {
 // Crash after the rename, before .prev went (or its unlink was lost): .prev is stale.
 TEST_F(RotationCrash, AfterTheSnapshotLandedPrevIsStale) {
   fs::copy_file(landed_.file("prev.saved"), landed_.file("leases.journal.prev"));
-  Journal j;
-  std::vector<Lease> got = reopen(j, params(landed_));
-  // The snapshot's 80 and the journal's 20: not .prev's 40 again.
-  EXPECT_EQ(got.size(), 80u + c_.size());
-  expect_state(fold(got), state());
-  EXPECT_FALSE(j.compacting());
-  EXPECT_FALSE(fs::exists(landed_.file("leases.journal.prev")));
-  j.close();
-  expect_restored(landed_, state());
+  expect_prev_dropped();
 }
 
 TEST_F(RotationCrash, AfterTheSnapshotLanded) {
@@ -1302,14 +1306,7 @@ TEST_F(RotationCrash, AfterTheSnapshotLanded) {
 // Crash in the rotation between link and rename: .prev is a second name of the journal.
 TEST_F(RotationCrash, BetweenLinkAndRenamePrevIsTheJournal) {
   fs::create_hard_link(landed_.file("leases.journal"), landed_.file("leases.journal.prev"));
-  Journal j;
-  std::vector<Lease> got = reopen(j, params(landed_));
-  EXPECT_EQ(got.size(), 80u + c_.size());
-  expect_state(fold(got), state());
-  EXPECT_FALSE(fs::exists(landed_.file("leases.journal.prev")));
-  EXPECT_FALSE(j.compacting());
-  j.close();
-  expect_restored(landed_, state());
+  expect_prev_dropped();
 }
 
 // Crash in the rotation before the rename: a complete or partial leases.journal.new.
