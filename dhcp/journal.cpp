@@ -231,6 +231,18 @@ ssize_t read_all(int fd, uint8_t* p, size_t n, uint64_t off) {
   return static_cast<ssize_t>(got);
 }
 
+// Reads and checks the header of `path` (open as `fd`) for `kind`: "" and *h, or why not —
+// "cannot read PATH: …", or `bad` followed by what is wrong.
+std::string read_header(int fd, const std::string& path, const std::string& bad, uint8_t kind,
+                        Header* h) {
+  std::array<uint8_t, kHdr> hb{};
+  const ssize_t n = read_all(fd, hb.data(), kHdr, 0);
+  if (n < 0) return "cannot read " + path + ": " + errstr(static_cast<int>(-n));
+  if (static_cast<size_t>(n) < kHdr) return bad + "only " + std::to_string(n) + " bytes";
+  if (std::string why = decode_header(hb.data(), kind, h); !why.empty()) return bad + why;
+  return "";
+}
+
 int fsync_retry(int fd, bool data_only) {
   for (;;) {
     if ((data_only ? ::fdatasync(fd) : ::fsync(fd)) == 0) return 0;
@@ -606,14 +618,9 @@ std::string Journal::replay_snapshot(uint64_t* epoch) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return "cannot stat " + snap_path_ + ": " + errstr(errno);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  std::array<uint8_t, kHdr> hb{};
-  const ssize_t n = read_all(fd, hb.data(), kHdr, 0);
-  if (n < 0) return "cannot read " + snap_path_ + ": " + errstr(static_cast<int>(-n));
-  if (static_cast<size_t>(n) < kHdr) return bad + "only " + std::to_string(n) + " bytes";
   Header h;
-  if (std::string why = decode_header(hb.data(), kKindSnapshot, &h); !why.empty()) {
-    return bad + why;
-  }
+  if (std::string err = read_header(fd, snap_path_, bad, kKindSnapshot, &h); !err.empty())
+    return err;
   if (h.count > (size - kHdr) / kRec || size != kHdr + h.count * kRec) {
     return bad + std::to_string(size) + " bytes, but the header announces " +
            std::to_string(h.count) + " records (" + std::to_string(kHdr + h.count * kRec) +
@@ -694,15 +701,10 @@ std::string Journal::replay_prev(uint64_t snap_epoch, const std::function<void(c
 
   const std::string bad = "corrupt lease journal " + prev_path_ + ": ";
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  std::array<uint8_t, kHdr> hb{};
-  const ssize_t n = read_all(fd, hb.data(), kHdr, 0);
-  if (n < 0) return "cannot read " + prev_path_ + ": " + errstr(static_cast<int>(-n));
   // Never headerless: only a journal with a header is ever rotated.
-  if (static_cast<size_t>(n) < kHdr) return bad + "only " + std::to_string(n) + " bytes";
   Header h;
-  if (std::string why = decode_header(hb.data(), kKindJournal, &h); !why.empty()) {
-    return bad + why;
-  }
+  if (std::string err = read_header(fd, prev_path_, bad, kKindJournal, &h); !err.empty())
+    return err;
   if (h.epoch < snap_epoch) return remove();  // the snapshot that replaced it landed
   if (h.epoch > snap_epoch) {
     return "lease journal " + prev_path_ + " continues snapshot epoch " + std::to_string(h.epoch) +
