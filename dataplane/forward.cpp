@@ -216,19 +216,19 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
     if (!decrement_ttl(frame + kEthHdrLen))
       return icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded, icmp::kTtlExceeded, 0,
                         Drop::kTtlExceeded, now_ns);
-    return route_out(e, s, neigh, frame, len, cap, in_port, c.rs_ip, now_ns);
+    return route_out(e, s, neigh, frame, len, cap, in_port, c.rs_ip(), now_ns);
   }
   if (c.fwd_mode == lb::Fwd::kDr) {
     // DR: the real server must be on-link (checked by the config); its own MAC, never a gateway's.
-    const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, c.rs_ip, now_ns);
-    if (!nh.hop.found || nh.hop.next_hop != c.rs_ip || nh.hop.port >= s.n_ports)
+    const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, c.rs_ip(), now_ns);
+    if (!nh.hop.found || nh.hop.next_hop != c.rs_ip() || nh.hop.port >= s.n_ports)
       return dropped(Drop::kNoRoute);
     const uint32_t tot_len = load_be16(frame + kEthHdrLen + ipv4::kOffTotLen);
     if (tot_len > s.ports[nh.hop.port].mtu) return dropped(Drop::kMtuExceeded);
     return to_neighbor(e, s, frame, nh, len);
   }
   // TUN.
-  const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, c.rs_ip, now_ns);
+  const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, c.rs_ip(), now_ns);
   if (!nh.hop.found || nh.hop.port >= s.n_ports || s.ports[nh.hop.port].n_iface == 0)
     return dropped(Drop::kNoRoute);
   const PortView& out = s.ports[nh.hop.port];
@@ -259,7 +259,7 @@ FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   ip[ipv4::kOffProto] = kIpProtoIpip;
   store_be16(ip + ipv4::kOffCsum, 0);
   store_be32(ip + ipv4::kOffSrc, out.addrs[0]);
-  store_be32(ip + ipv4::kOffDst, c.rs_ip);
+  store_be32(ip + ipv4::kOffDst, c.rs_ip());
   store_be16(ip + ipv4::kOffCsum, csum(ip, kIpv4MinHdrLen));
   r.prepend = kIpv4MinHdrLen;
   return r;
@@ -360,9 +360,7 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
   }
   c->service_id = static_cast<uint16_t>(svc.id);
   c->dest_id = static_cast<uint16_t>(d.id);
-  c->rs_ip = d.ip;
-  c->rs_port = rport;
-  c->fwd_mode = d.fwd;
+    c->fwd_mode = d.fwd;
   if (svc.persist_s != 0)
     e.persist.put(svc.id, masked, d.id, now_ns + uint64_t{svc.persist_s} * 1'000'000'000ull);
   if (d.id < e.dests.size()) {
@@ -440,7 +438,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
   // NAT rewrites only a packet that leaves: an ICMP error (TTL, fragmentation needed) must
   // quote the packet as the client sent it (to the VIP), or the client cannot match it.
   if (r.action == FwdAction::kTransmit && c->fwd_mode == lb::Fwd::kNat)
-    rewrite_dst(ip, l4, proto, c->rs_ip, c->rs_port, true);
+    rewrite_dst(ip, l4, proto, c->rs_ip(), c->rs_port(), true);
   if (r.action == FwdAction::kTransmit) count_traffic(e, *c, true, bytes);
   return r;
 }
@@ -525,11 +523,11 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
   if (!reply && lr.local) {
     // About a reply VIP → client: tell the real server, about its own packet.
     if (c->fwd_mode == lb::Fwd::kNat) {
-      rewrite_src(in, in4, proto, c->rs_ip, c->rs_port, false);
+      rewrite_src(in, in4, proto, c->rs_ip(), c->rs_port(), false);
       const uint32_t old_dst = load_be32(ip + ipv4::kOffDst);
       store_be16(ip + ipv4::kOffCsum,
-                 csum_replace4(load_be16(ip + ipv4::kOffCsum), old_dst, c->rs_ip));
-      store_be32(ip + ipv4::kOffDst, c->rs_ip);
+                 csum_replace4(load_be16(ip + ipv4::kOffCsum), old_dst, c->rs_ip()));
+      store_be32(ip + ipv4::kOffDst, c->rs_ip());
       store_be16(ic + 2, 0);
       store_be16(ic + 2, csum(ic, icmp_len));
     }
@@ -538,7 +536,7 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
     // From the real server's side about a packet we sent it: tell the client, about its own.
     rewrite_dst(in, in4, proto, c->fwd.dst_ip, c->fwd.dst_port, false);
     const uint32_t outer_src = load_be32(ip + ipv4::kOffSrc);
-    if (outer_src == c->rs_ip) {
+    if (outer_src == c->rs_ip()) {
       store_be16(ip + ipv4::kOffCsum,
                  csum_replace4(load_be16(ip + ipv4::kOffCsum), outer_src, c->fwd.dst_ip));
       store_be32(ip + ipv4::kOffSrc, c->fwd.dst_ip);
@@ -704,8 +702,8 @@ ConnSync sync_record(const lb::Conn& c) noexcept {
   r.client_port = c.fwd.src_port;
   r.vip = c.fwd.dst_ip;
   r.vport = c.fwd.dst_port;
-  r.rs_ip = c.rs_ip;
-  r.rs_port = c.rs_port;
+  r.rs_ip = c.rs_ip();
+  r.rs_port = c.rs_port();
   r.generation = c.sync_gen;
   return r;
 }
@@ -741,7 +739,7 @@ void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r,
   const auto state = static_cast<lb::TcpState>(r.state);
   bool reply = false;
   lb::Conn* c = e.conns.find(k, &reply);
-  if (c != nullptr && (reply || c->rs_ip != r.rs_ip || c->rs_port != r.rs_port)) {
+  if (c != nullptr && (reply || c->rs_ip() != r.rs_ip || c->rs_port() != r.rs_port)) {
     // Bound elsewhere here (our own connection, made while we were both masters, or a reply
     // key that collides): the peer's newer word wins.
     if (!reply && r.generation < c->sync_gen) {
@@ -782,8 +780,6 @@ void install_conn(ForwardEngine& e, const Snapshot& s, const ConnSync& r,
     }
     c->service_id = static_cast<uint16_t>(svc.id);
     c->dest_id = static_cast<uint16_t>(d.id);
-    c->rs_ip = r.rs_ip;
-    c->rs_port = r.rs_port;
     c->fwd_mode = static_cast<lb::Fwd>(r.fwd_mode);
     if (d.id < e.dests.size()) {
       const bool active = c->state == lb::TcpState::kEstablished;

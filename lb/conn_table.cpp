@@ -283,11 +283,8 @@ void ConnTable::find_bulk(const FlowKey* keys, uint32_t n, Conn** out, bool* rep
         }
       }
       if (cand[j] != kNil) {
-        // Both lines: the key and state are in the first, the worker's per-packet fields
-        // (dest_id, replication, expiry wheel) in the second.
-        const auto* c = reinterpret_cast<const char*>(&conns_[cand[j] >> 1]);
-        __builtin_prefetch(c);
-        __builtin_prefetch(c + 64);
+        // The first line only: everything a packet of an established flow touches.
+        __builtin_prefetch(&conns_[cand[j] >> 1]);
       } else {
         __builtin_prefetch(&buckets_[alt_bucket(b, sig)]);
       }
@@ -460,7 +457,6 @@ Conn* ConnTable::create(const FlowKey& fwd, const FlowKey& rev, uint64_t hf, uin
   c.flags_ = Conn::kUsed;
   const bool tcp = fwd.proto == kProtoTcp;
   c.state = !tcp ? TcpState::kUdp : established ? TcpState::kEstablished : TcpState::kNone;
-  c.last_ns = now_ns;
   c.expires_ns = now_ns + timeout_ns_[static_cast<size_t>(c.state)];
   if (size_ == 0) cursor_ = std::max(cursor_, now_ns >> kTickShift);  // empty wheel: catch up
   ++size_;
@@ -559,7 +555,6 @@ bool ConnTable::is_reusable(const Conn& c, bool reply, uint8_t tcp_flags) noexce
 
 void ConnTable::set_expiry(Conn& c, uint64_t now_ns, TcpState s) noexcept {
   const uint64_t before = c.expires_ns;
-  c.last_ns = now_ns;
   c.expires_ns = now_ns + timeout_ns_[static_cast<size_t>(s)];
   if (c.expires_ns >= before) return;  // later: the wheel catches up lazily
   // Sooner than its slot: relink now, or it would outlive its timeout.

@@ -18,7 +18,7 @@
 // to collide.
 //
 // Aging: a hashed timer wheel of kWheelSlots slots of kTickNs each, keyed by expires_ns with lazy
-// rescheduling: a packet only moves last_ns/expires_ns forward; when a connection's slot comes up
+// rescheduling: a packet only moves expires_ns forward; when a connection's slot comes up
 // and it is not due yet it is moved to the slot of its current expiry. Only a shorter timeout
 // (RST, FIN, a reduced set_timeouts) relinks it at once. A connection is never expired before
 // expires_ns, and at most one tick after it (given expire() is called).
@@ -86,14 +86,15 @@ struct Timeouts {
 class ConnTable;
 
 // One connection. The table owns the storage; a Conn* stays valid until erase() or expire()
-// frees it. Hot fields (keys, binding, state, times) share the first cache line.
+// frees it. Everything a packet of an established flow reads or writes — keys, binding, state,
+// expiry, replication — is in the first cache line, the only one find_bulk() prefetches; the
+// second holds the list links that change only when a connection is created, freed, becomes
+// established or is relinked on a shorter timeout.
 struct alignas(64) Conn {
   FlowKey fwd;  // as the client sent it: client -> VIP:vport
   FlowKey rev;  // as replies arrive: rs_ip:rs_port -> client (DR/TUN: indexed, never seen)
-  uint32_t rs_ip = 0;
-  uint16_t rs_port = 0;
-  // Opaque to the table; in the first line because the worker counts every packet under them
-  // (lb::kMaxDests and lb::kMaxServices fit 16 bits).
+  // Opaque to the table; the worker counts every packet under them (lb::kMaxDests and
+  // lb::kMaxServices fit 16 bits).
   uint16_t dest_id = 0;
   uint16_t service_id = 0;
   Fwd fwd_mode = Fwd::kNat;  // set before the first on_tcp(): kDr/kTun select the input-only table
@@ -102,23 +103,28 @@ struct alignas(64) Conn {
  private:
   friend class ConnTable;
   static constexpr uint8_t kUsed = 1, kEmbryonic = 2, kSeenReply = 4;
-  uint8_t flags_ = 0;  // here, in padding of the first cache line: on_tcp() reads it per packet
+  uint8_t flags_ = 0;
 
  public:
-  uint64_t last_ns = 0;     // last packet
-  uint64_t expires_ns = 0;  // last_ns + timeout of the state at that packet
+  uint64_t expires_ns = 0;  // the last packet's time + the timeout of the state it left
 
   // Replication, opaque to the table (zeroed by insert()): updates of this connection sent to or
-  // taken from the peer (newer wins), and when it was last sent.
-  uint32_t sync_gen = 0;
+  // taken from the peer (newer wins), and when it was last sent (read per packet when syncing).
   uint64_t synced_ns = 0;
+  uint32_t sync_gen = 0;
 
+  // The real server: where replies come from.
+  uint32_t rs_ip() const noexcept { return rev.src_ip; }
+  uint16_t rs_port() const noexcept { return rev.src_port; }
   bool embryonic() const noexcept { return (flags_ & kEmbryonic) != 0; }
   bool seen_reply() const noexcept { return (flags_ & kSeenReply) != 0; }
 
  private:
-  uint32_t wheel_next_ = 0, wheel_prev_ = 0, wheel_slot_ = 0;  // wheel list; free list when unused
-  uint32_t emb_next_ = 0, emb_prev_ = 0;                       // embryonic list, oldest first
+  uint32_t wheel_slot_ = 0;  // read when a shorter timeout may need a relink
+  // Second line.
+  alignas(64) uint32_t wheel_next_ = 0;
+  uint32_t wheel_prev_ = 0;            // wheel list; free list when unused
+  uint32_t emb_next_ = 0, emb_prev_ = 0;  // embryonic list, oldest first
 };
 
 // Why insert() returned nullptr.
@@ -182,7 +188,7 @@ class ConnTable {
   void find_bulk(const FlowKey* keys, uint32_t n, Conn** out, bool* reply) noexcept;
 
   // Worker, per new flow. Creates a connection indexed by both keys: state kNone (TCP, counted
-  // embryonic) or kUdp (anything else), last_ns = now_ns, expiry by that state, every other
+  // embryonic) or kUdp (anything else), expiry by that state from now_ns, every other
   // field zero/default; the caller then fills service/dest/rs/fwd_mode and, for TCP, calls
   // on_tcp() with the packet that created it. nullptr when refused: the reason is
   // last_refusal() and is counted in stats(). O(1); an index insert may move a few entries.
@@ -205,7 +211,7 @@ class ConnTable {
   // state table (tcp_states in ip_vs_proto_tcp.c): the OUTPUT table for replies, the INPUT
   // table for client packets, or the INPUT-ONLY table while c.fwd_mode is kDr/kTun and no reply
   // has been seen (IPVS's NOOUTPUT flag). Flags are taken in IPVS's order RST, SYN, FIN, ACK; a
-  // packet with none of them moves to CLOSE, as in IPVS. Sets last_ns and expires_ns from the
+  // packet with none of them moves to CLOSE, as in IPVS. Sets expires_ns from the
   // new state's timeout. Returns the previous state (for active/inactive counts).
   //
   // A client SYN on a TIME_WAIT or CLOSE connection restarts it in place (SYN_RECV, same real

@@ -89,8 +89,6 @@ int main(int argc, char** argv) {
       ++failed;
       continue;
     }
-    c->rs_ip = rs_of(i);
-    c->rs_port = 8080;
     t.on_tcp(*c, false, lb::kTcpSyn, now);
   }
   print("insert", flows, seconds_since(t0), flows, t);

@@ -417,8 +417,8 @@ TEST(LbPacket, NatConnectionIsTrackedThroughItsHandshake) {
   const lb::Conn* c = find_conn(rig, 40000, 80);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->state, lb::TcpState::kSynRecv);
-  EXPECT_EQ(c->rs_ip, kRs1);
-  EXPECT_EQ(c->rs_port, 80);
+  EXPECT_EQ(c->rs_ip(), kRs1);
+  EXPECT_EQ(c->rs_port(), 80);
   EXPECT_EQ(c->fwd_mode, lb::Fwd::kNat);
   EXPECT_TRUE(c->embryonic());
   rig.run(golden_case("synack_nat"));

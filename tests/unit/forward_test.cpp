@@ -1600,8 +1600,8 @@ TEST_F(ForwardTest, InstalledConnectionCarriesTheNextSegmentAndItsReplies) {
   EXPECT_EQ(c->state, lb::TcpState::kEstablished);
   EXPECT_EQ(c->service_id, kSvcHttp);
   EXPECT_EQ(c->dest_id, kIdRs2);
-  EXPECT_EQ(c->rs_ip, kRs2);
-  EXPECT_EQ(c->rs_port, 8080);
+  EXPECT_EQ(c->rs_ip(), kRs2);
+  EXPECT_EQ(c->rs_port(), 8080);
   EXPECT_EQ(c->fwd_mode, lb::Fwd::kNat);
   EXPECT_EQ(c->sync_gen, 5u);
   EXPECT_EQ(c->expires_ns, now_ + 900 * kSec);  // ESTABLISHED's full timeout from now

@@ -114,6 +114,28 @@ TEST(ConnTable, RejectsBadCapacity) {
   EXPECT_THROW(ConnTable(params(ConnTable::kMaxCapacity + 1)), std::invalid_argument);
 }
 
+// find_bulk() prefetches one line per connection: every field a packet of an established flow
+// reads or writes (with replication on) must be in it.
+TEST(ConnTable, PerPacketFieldsShareTheFirstCacheLine) {
+  EXPECT_EQ(sizeof(Conn), 128u);
+  EXPECT_EQ(alignof(Conn), 64u);
+  const Conn c;
+  const auto* base = reinterpret_cast<const char*>(&c);
+  auto in_first_line = [base](const auto& field) {
+    const auto* p = reinterpret_cast<const char*>(&field);
+    return p >= base && p + sizeof(field) <= base + 64;
+  };
+  EXPECT_TRUE(in_first_line(c.fwd));
+  EXPECT_TRUE(in_first_line(c.rev));
+  EXPECT_TRUE(in_first_line(c.dest_id));
+  EXPECT_TRUE(in_first_line(c.service_id));
+  EXPECT_TRUE(in_first_line(c.fwd_mode));
+  EXPECT_TRUE(in_first_line(c.state));
+  EXPECT_TRUE(in_first_line(c.expires_ns));
+  EXPECT_TRUE(in_first_line(c.synced_ns));
+  EXPECT_TRUE(in_first_line(c.sync_gen));
+}
+
 TEST(ConnTable, InsertFindBothDirections) {
   ConnTable t(params(1024));
   const FlowKey f = client(1), r = reply_of(f);
@@ -122,12 +144,13 @@ TEST(ConnTable, InsertFindBothDirections) {
   EXPECT_EQ(c->fwd, f);
   EXPECT_EQ(c->rev, r);
   EXPECT_EQ(c->state, TcpState::kNone);
-  EXPECT_EQ(c->last_ns, kT0);
   EXPECT_EQ(c->expires_ns, kT0 + 2 * kSec);
   EXPECT_EQ(c->service_id, 0u);
   EXPECT_EQ(c->sync_gen, 0u);
   EXPECT_EQ(c->synced_ns, 0u);
   EXPECT_TRUE(c->embryonic());
+  EXPECT_EQ(c->rs_ip(), kRs);
+  EXPECT_EQ(c->rs_port(), 8080);
   EXPECT_EQ(t.size(), 1u);
   EXPECT_EQ(t.embryonic(), 1u);
 
@@ -316,7 +339,6 @@ void run_steps(ConnTable& t, Conn& c, const std::vector<Step>& steps, uint64_t& 
     EXPECT_EQ(t.on_tcp(c, s.reply, s.flags, now), before);
     EXPECT_EQ(c.state, s.expect) << (s.reply ? "reply " : "client ") << int{s.flags} << " from "
                                  << to_string(before);
-    EXPECT_EQ(c.last_ns, now);
     EXPECT_EQ(c.expires_ns, now + timeout_s(c.state) * kSec) << to_string(c.state);
   }
 }
