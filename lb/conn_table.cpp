@@ -21,16 +21,6 @@ namespace {
 constexpr uint8_t kProtoTcp = static_cast<uint8_t>(Proto::kTcp);
 constexpr uint64_t kNsPerSec = 1'000'000'000;
 
-// 64-bit finaliser (xor-shift-multiply): every input bit reaches every output bit.
-constexpr uint64_t mix64(uint64_t x) noexcept {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
 // IPVS's TCP state table (ip_vs_proto_tcp.c, tcp_states), re-indexed by our TcpState order.
 // [direction][event][current state] -> next state.
 enum Dir { kInput = 0, kOutput = 1, kInputOnly = 2 };
@@ -212,16 +202,6 @@ void ConnTable::set_timeouts(const Timeouts& t) noexcept {
 
 // ---- hash index ----------------------------------------------------------------------------
 
-uint64_t ConnTable::hash(const FlowKey& k) const noexcept {
-  const uint64_t a = (uint64_t{k.src_ip} << 32) | k.dst_ip;
-  const uint64_t b = (uint64_t{k.src_port} << 32) | (uint64_t{k.dst_port} << 16) | k.proto;
-  return mix64(mix64(a ^ seed_[0]) ^ b ^ seed_[1]);
-}
-
-void ConnTable::prefetch(uint64_t h) const noexcept {
-  __builtin_prefetch(&buckets_[static_cast<uint32_t>(h) & bucket_mask_]);
-}
-
 void ConnTable::prefetch_both(uint64_t h) const noexcept {
   const uint32_t b = static_cast<uint32_t>(h) & bucket_mask_;
   __builtin_prefetch(&buckets_[b]);
@@ -240,9 +220,9 @@ uint32_t ConnTable::lookup(const FlowKey& k, uint64_t h) const noexcept {
   uint32_t b = static_cast<uint32_t>(h) & bucket_mask_;
   for (int pass = 0; pass < 2; ++pass) {
     const Bucket& bk = buckets_[b];
-    for (uint32_t w = 0; w < kWays; ++w) {
-      if (bk.sig[w] != sig || bk.val[w] == kNil) continue;
-      const uint32_t v = bk.val[w];
+    for (uint32_t m = sig_matches(bk, sig); m != 0; m &= m - 1) {
+      const uint32_t v = bk.val[__builtin_ctz(m)];
+      if (v == kNil) continue;
       const Conn& c = conns_[v >> 1];
       if (((v & 1) ? c.rev : c.fwd) == k) return v;
     }
@@ -261,24 +241,35 @@ Conn* ConnTable::find(const FlowKey& k, uint64_t h, bool* reply) noexcept {
 void ConnTable::find_bulk(const FlowKey* keys, uint32_t n, Conn** out, bool* reply) noexcept {
   constexpr uint32_t kChunk = 32;
   uint64_t h[kChunk];
+  for (uint32_t base = 0; base < n; base += kChunk) {
+    const uint32_t m = std::min(kChunk, n - base);
+    for (uint32_t j = 0; j < m; ++j) {
+      h[j] = hash(keys[base + j]);
+    }
+    find_bulk(keys + base, h, m, out + base, reply != nullptr ? reply + base : nullptr);
+  }
+}
+
+void ConnTable::find_bulk(const FlowKey* keys, const uint64_t* hashes, uint32_t n, Conn** out,
+                          bool* reply) noexcept {
+  constexpr uint32_t kChunk = 64;
   uint32_t cand[kChunk];
   for (uint32_t base = 0; base < n; base += kChunk) {
     const uint32_t m = std::min(kChunk, n - base);
     const FlowKey* k = keys + base;
-    for (uint32_t j = 0; j < m; ++j) {
-      h[j] = hash(k[j]);
-      prefetch(h[j]);
-    }
-    // First signature match in the first bucket (where most keys live); prefetch its
+    const uint64_t* h = hashes + base;
+    for (uint32_t j = 0; j < m; ++j) prefetch(h[j]);
+    // First used signature match in the first bucket (where most keys live); prefetch its
     // connection, or the second bucket when there is none.
     for (uint32_t j = 0; j < m; ++j) {
       const uint32_t sig = static_cast<uint32_t>(h[j] >> 32);
       const uint32_t b = static_cast<uint32_t>(h[j]) & bucket_mask_;
       const Bucket& bk = buckets_[b];
       cand[j] = kNil;
-      for (uint32_t w = 0; w < kWays; ++w) {
-        if (bk.sig[w] == sig && bk.val[w] != kNil) {
-          cand[j] = bk.val[w];
+      for (uint32_t ms = sig_matches(bk, sig); ms != 0; ms &= ms - 1) {
+        const uint32_t v = bk.val[__builtin_ctz(ms)];
+        if (v != kNil) {
+          cand[j] = v;
           break;
         }
       }

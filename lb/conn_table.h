@@ -28,6 +28,10 @@
 #include <memory>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "lb/model.h"
 
 namespace lb {
@@ -175,9 +179,15 @@ class ConnTable {
   ConnTable& operator=(const ConnTable&) = delete;
 
   // Worker. The 64-bit hash find() and prefetch() take (seeded: tables differ). ~3 ns.
-  uint64_t hash(const FlowKey& k) const noexcept;
+  uint64_t hash(const FlowKey& k) const noexcept {
+    const uint64_t a = (uint64_t{k.src_ip} << 32) | k.dst_ip;
+    const uint64_t b = (uint64_t{k.src_port} << 32) | (uint64_t{k.dst_port} << 16) | k.proto;
+    return mix64(mix64(a ^ seed_[0]) ^ b ^ seed_[1]);
+  }
   // Worker. Prefetches the key's first bucket, a burst ahead of find(k, h, ...).
-  void prefetch(uint64_t h) const noexcept;
+  void prefetch(uint64_t h) const noexcept {
+    __builtin_prefetch(&buckets_[static_cast<uint32_t>(h) & bucket_mask_]);
+  }
 
   // Worker, per packet. Looks `k` up as a forward (client -> VIP) or reply (RS -> client) key;
   // *reply (may be null) tells which. nullptr if unknown. At most two buckets and one Conn read.
@@ -186,6 +196,11 @@ class ConnTable {
   // Worker, per burst: find() for n keys, hashing and prefetching buckets then connections in
   // stages so the cache misses overlap. out[i] / reply[i] as find() (reply may be null).
   void find_bulk(const FlowKey* keys, uint32_t n, Conn** out, bool* reply) noexcept;
+  // The same for keys the caller hashed (hashes[i] == hash(keys[i])) and whose first buckets it
+  // prefetched, as early as it could (a worker does while it classifies the burst): the
+  // buckets are read, the connections prefetched, then compared.
+  void find_bulk(const FlowKey* keys, const uint64_t* hashes, uint32_t n, Conn** out,
+                 bool* reply) noexcept;
 
   // Worker, per new flow. Creates a connection indexed by both keys: state kNone (TCP, counted
   // embryonic) or kUdp (anything else), expiry by that state from now_ns, every other
@@ -274,6 +289,31 @@ class ConnTable {
     uint32_t val[kWays];  // (conn index << 1) | reply; kNil when empty
   };
 
+  // 64-bit finaliser (xor-shift-multiply): every input bit reaches every output bit.
+  static constexpr uint64_t mix64(uint64_t x) noexcept {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+  }
+  // Bit w set when way w of `bk` holds `sig` (used or not): compared all at once, no branch per
+  // way (a loop that stops at the match mispredicts on nearly every lookup).
+  static uint32_t sig_matches(const Bucket& bk, uint32_t sig) noexcept {
+#if defined(__SSE2__)
+    static_assert(kWays == 8);
+    const __m128i s = _mm_set1_epi32(static_cast<int>(sig));
+    const auto* p = reinterpret_cast<const __m128i*>(bk.sig);
+    const int lo = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(p), s)));
+    const int hi = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(p + 1), s)));
+    return static_cast<uint32_t>(lo | (hi << 4));
+#else
+    uint32_t m = 0;
+    for (uint32_t w = 0; w < kWays; ++w) m |= static_cast<uint32_t>(bk.sig[w] == sig) << w;
+    return m;
+#endif
+  }
   uint32_t alt_bucket(uint32_t b, uint32_t sig) const noexcept;
   void prefetch_both(uint64_t h) const noexcept;  // both buckets of a key
   bool index_add(uint64_t h, uint32_t val) noexcept;
