@@ -123,9 +123,8 @@ LocalResult handle_icmp(uint8_t* f, uint8_t* ip, uint32_t ihl_bytes, uint32_t to
   const uint16_t old_word = load_be16(ic);
   ic[0] = icmp::kEchoReply;
   const uint16_t new_word = load_be16(ic);
-  uint32_t sum = static_cast<uint16_t>(~load_be16(ic + 2)) +
-                 static_cast<uint32_t>(static_cast<uint16_t>(~old_word)) + new_word;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint32_t sum = fold16(uint64_t{static_cast<uint16_t>(~load_be16(ic + 2))} +
+                              static_cast<uint16_t>(~old_word) + new_word);
   store_be16(ic + 2, static_cast<uint16_t>(~sum));
 
   uint8_t tmp[4];

@@ -816,6 +816,40 @@ TEST(DecrementTtl, RefusesTtlZeroAndOneAndKeepsCorruptionVisible) {
   EXPECT_EQ(ref_sum(f.data() + kEthHdrLen, 20), bad);
 }
 
+// fold16 is a fixed sequence of adds: it must give what folding carries until none is left gives,
+// for every 64-bit sum (0 stays 0, a nonzero multiple of 0xffff folds to 0xffff).
+TEST(Fold16, MatchesFoldingUntilNoCarryIsLeft) {
+  auto loop_fold = [](uint64_t s) {
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint32_t>(s);
+  };
+  std::vector<uint64_t> v = {0,           1,           0xffff,      0x10000,     0x1fffe,
+                             0x1ffff,     0xfffe0001,  0xffffffff,  0x100000000, 0x1fffffffe,
+                             0x1ffffffff, ~uint64_t{0}, ~uint64_t{0} - 1, uint64_t{0xffff} << 48,
+                             uint64_t{0xffff} * 0x10001};
+  std::mt19937_64 rng(16);
+  for (int i = 0; i < 200'000; ++i) {
+    const uint64_t r = rng();
+    v.push_back(r);
+    v.push_back(r >> (rng() % 64));
+    v.push_back((r % 0x10000) * 0xffff);  // multiples of 0xffff
+  }
+  for (const uint64_t s : v) ASSERT_EQ(fold16(s), loop_fold(s)) << std::hex << s;
+}
+
+// The whole-buffer sum against the textbook one, every length and alignment near a header's.
+TEST(CsumPartial, MatchesTextbookSumForEveryLengthAndSeed) {
+  std::mt19937 rng(17);
+  std::vector<uint8_t> buf(80);
+  for (int i = 0; i < 20'000; ++i) {
+    for (auto& b : buf) b = static_cast<uint8_t>(i % 11 == 0 ? 0xff : i % 13 == 0 ? 0 : rng());
+    const size_t off = rng() % 8, len = rng() % 72;
+    const uint32_t seed = i % 3 == 0 ? 0 : rng() % 0x20000;
+    ASSERT_EQ(csum_partial(buf.data() + off, len, seed), ref_sum(buf.data() + off, len, seed))
+        << "len " << len << " seed " << seed;
+  }
+}
+
 TEST(CsumReplace, SingleFieldsAgainstFullRecompute) {
   std::mt19937 rng(5);
   for (int i = 0; i < 100'000; ++i) {
