@@ -870,11 +870,13 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
   NeighborEvent* events = sc.events;  // learned senders and next hops to resolve
   uint16_t n_free = 0, n_events = 0, n_punt = 0;
   uint64_t bytes = 0, tx_bytes = 0, n_tx = 0;
-  // Pass 1: classify every frame (prefetching a few ahead). Forwarded TCP/UDP flows are then
-  // looked up in the connection table for the whole burst at once, so the cache misses of 32
-  // lookups overlap instead of queueing one behind the other.
+  // Pass 1: classify every frame (prefetching a few ahead). The connection-table bucket of each
+  // forwarded TCP/UDP flow is prefetched as soon as its key is known, then the whole burst is
+  // looked up at once: the bucket misses overlap the classification of the frames after it, the
+  // connection misses one another.
   LocalResult* results = sc.results;
   lb::FlowKey* keys = sc.keys;
+  uint64_t key_hash[kMaxBurst];
   uint16_t keyed[kMaxBurst];
   uint16_t n_keys = 0;
   const bool lb_on = w.fwd != nullptr && s.fwd != nullptr && s.fwd->lb != nullptr;
@@ -898,22 +900,24 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
         handle_local(rte_pktmbuf_mtod(pkts[i], uint8_t*), pkts[i]->data_len, pv, w.stats));
     if (lb_on && results[i].verdict == Verdict::kForward &&
         flow_key(*s.fwd->lb, rte_pktmbuf_mtod(pkts[i], const uint8_t*), results[i],
-                 &keys[n_keys]))
+                 &keys[n_keys])) {
+      key_hash[n_keys] = w.fwd->conns.hash(keys[n_keys]);
       keyed[n_keys++] = i;
+    }
     if (dhcp_on && results[i].verdict == Verdict::kDhcp)
       warm_tags[n_warm++] = dhcp_warm(*w.dhcp, rte_pktmbuf_mtod(pkts[i], const uint8_t*),
                                       results[i].l4_off, results[i].l4_len);
   }
   for (uint16_t k = 0; k < n_warm; ++k) w.dhcp->store->warm_lease(warm_tags[k]);
   ConnHint* hints = sc.hints;
-  for (uint16_t i = 0; i < n; ++i) hints[i].valid = false;
+  for (uint16_t i = 0; i < n; ++i) hints[i] = ConnHint{};
   if (n_keys != 0) {
     lb::Conn* found[kMaxBurst];
     bool reply[kMaxBurst];
-    w.fwd->conns.find_bulk(keys, n_keys, found, reply);
+    w.fwd->conns.find_bulk(keys, key_hash, n_keys, found, reply);
     const uint64_t inserted = w.fwd->conns.stats().inserted;
     for (uint16_t k = 0; k < n_keys; ++k)
-      hints[keyed[k]] = ConnHint{found[k], reply[k], true, inserted};
+      hints[keyed[k]] = ConnHint{found[k], reply[k], true, inserted, &keys[k]};
   }
   // Pass 2: act on each frame.
   for (uint16_t i = 0; i < n; ++i) {

@@ -31,8 +31,22 @@ uint64_t slot_of(uint64_t key, uint64_t mask) noexcept {
   return h & mask;
 }
 
+// LbTable::find, inlined into the per-packet path: the exact port's slot, then the all-port one.
+[[gnu::always_inline]] inline int find_service(const LbTable& t, uint8_t proto, uint32_t vip,
+                                               uint16_t port) noexcept {
+  if (t.index.empty()) return -1;
+  auto probe = [&t](uint64_t key) {
+    for (uint64_t slot = slot_of(key, t.mask);; slot = (slot + 1) & t.mask) {
+      const int32_t i = t.index[slot];
+      if (i < 0 || t.keys[slot] == key) return i;
+    }
+  };
+  const int exact = probe(service_key(proto, vip, port));
+  return exact >= 0 || port == 0 ? exact : probe(service_key(proto, vip, 0));
+}
+
 // The connection of `k`: the burst's bulk lookup when still valid, else a lookup now.
-lb::Conn* lookup(ForwardEngine& e, const lb::FlowKey& k, bool* reply,
+[[gnu::always_inline]] inline lb::Conn* lookup(ForwardEngine& e, const lb::FlowKey& k, bool* reply,
                  const ConnHint* hint) noexcept {
   if (hint != nullptr && hint->valid && hint->inserted == e.conns.stats().inserted) {
     *reply = hint->reply;
@@ -64,7 +78,7 @@ bool is_fragment(const uint8_t* ip) noexcept {
 }
 
 // The connection-table key of a TCP/UDP datagram as it travels (IP header at `ip`, L4 at `l4`).
-lb::FlowKey key_of(const uint8_t* ip, const uint8_t* l4) noexcept {
+[[gnu::always_inline]] inline lb::FlowKey key_of(const uint8_t* ip, const uint8_t* l4) noexcept {
   lb::FlowKey k;
   k.src_ip = load_be32(ip + ipv4::kOffSrc);
   k.dst_ip = load_be32(ip + ipv4::kOffDst);
@@ -72,6 +86,13 @@ lb::FlowKey key_of(const uint8_t* ip, const uint8_t* l4) noexcept {
   k.dst_port = load_be16(l4 + 2);
   k.proto = ip[ipv4::kOffProto];
   return k;
+}
+
+// The packet's connection-table key: the one flow_key() built for the burst, else read now.
+[[gnu::always_inline]] inline lb::FlowKey packet_key(const uint8_t* ip, const uint8_t* l4,
+                                                     const ConnHint* hint) noexcept {
+  if (hint != nullptr && hint->key != nullptr) return *hint->key;
+  return key_of(ip, l4);
 }
 
 // An ICMP error of `type`/`code` about the packet in `frame`, sent back on the port it came in
@@ -99,7 +120,7 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
 
 // The route to `dst` and its next hop's MAC, from the memo when this poll resolved `dst` already.
 // The reference is valid until the next call.
-const ForwardEngine::HopMemo& resolve(ForwardEngine& e, const Snapshot& s,
+[[gnu::always_inline]] inline const ForwardEngine::HopMemo& resolve(ForwardEngine& e, const Snapshot& s,
                                       const NeighborCache& neigh, uint32_t dst,
                                       uint64_t now_ns) noexcept {
   ForwardEngine::HopMemo& m = e.hop_memo[dst % ForwardEngine::kHopMemo];
@@ -116,7 +137,7 @@ const ForwardEngine::HopMemo& resolve(ForwardEngine& e, const Snapshot& s,
 // The Ethernet header at `eth` addressed to the next hop of `nh` (found, on a port of `s`), from
 // the port's MAC: a transmit of `len` bytes, or — next hop unresolved — the drop that asks the
 // control thread to resolve it.
-FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, uint8_t* eth,
+[[gnu::always_inline]] inline FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, uint8_t* eth,
                       const ForwardEngine::HopMemo& nh, uint32_t len) noexcept {
   if (!nh.resolved) {
     e.stats.neighbor_misses.add();
@@ -136,7 +157,7 @@ FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, uint8_t* eth,
 
 // Sends the IPv4 packet in `frame` toward `dst` by the routing table: MTU check, Ethernet
 // rewrite with the next hop's MAC. TTL is the caller's business.
-FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
+[[gnu::always_inline]] inline FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
                     uint32_t len, uint32_t cap, uint32_t in_port, uint32_t dst,
                     uint64_t now_ns) noexcept {
   const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, dst, now_ns);
@@ -169,47 +190,44 @@ FwdResult route_transit(ForwardEngine& e, const Snapshot& s, const NeighborCache
   return r;
 }
 
-// Rewrites the destination (address and port) of the IPv4 packet at `ip` whose L4 header is at
-// `l4`; checksums updated incrementally. `l4_csum_off`: 16 (TCP), 6 (UDP) or 0 (no L4 checksum
-// to fix, e.g. a truncated quote).
+// Rewrites one end (the address at ip + addr_off, the port at l4 + port_off) of the IPv4 packet
+// at `ip` whose L4 header is at `l4`. The checksums are updated incrementally (RFC 1624 eqn. 3)
+// from one ones'-complement difference: the address's for the IPv4 header, address and port for
+// TCP/UDP (which cover both through the pseudo-header). `l4_csum` false: no L4 checksum to fix
+// (e.g. a truncated quote). UDP's 0 ("no checksum") stays 0, a result of 0 is sent as 0xffff.
+[[gnu::always_inline]] inline void rewrite_end(uint8_t* ip, uint8_t* l4, uint8_t proto, uint32_t addr_off, uint32_t port_off,
+                 uint32_t addr, uint16_t port, bool l4_csum) noexcept {
+  const uint32_t old_addr = ~load_be32(ip + addr_off);
+  const uint64_t d_addr =
+      uint64_t{old_addr >> 16} + (old_addr & 0xffff) + (addr >> 16) + (addr & 0xffff);
+  const uint16_t ip_check = load_be16(ip + ipv4::kOffCsum);
+  const uint16_t old_port = load_be16(l4 + port_off);
+  store_be16(ip + ipv4::kOffCsum, fold_not(static_cast<uint16_t>(~ip_check) + d_addr));
+  store_be32(ip + addr_off, addr);
+  store_be16(l4 + port_off, port);
+  if (!l4_csum) return;
+  const uint64_t d = d_addr + static_cast<uint16_t>(~old_port) + port;
+  const uint32_t off = proto == kIpProtoTcp ? tcp::kOffCsum : udp::kOffCsum;
+  const uint16_t check = load_be16(l4 + off);
+  if (proto != kIpProtoTcp && check == 0) return;
+  const uint16_t c = fold_not(static_cast<uint16_t>(~check) + d);
+  store_be16(l4 + off, proto != kIpProtoTcp && c == 0 ? 0xffff : c);
+}
+
 void rewrite_dst(uint8_t* ip, uint8_t* l4, uint8_t proto, uint32_t addr, uint16_t port,
                  bool l4_csum) noexcept {
-  const uint32_t old_addr = load_be32(ip + ipv4::kOffDst);
-  const uint16_t old_port = load_be16(l4 + 2);
-  store_be16(ip + ipv4::kOffCsum, csum_replace4(load_be16(ip + ipv4::kOffCsum), old_addr, addr));
-  store_be32(ip + ipv4::kOffDst, addr);
-  store_be16(l4 + 2, port);
-  if (!l4_csum) return;
-  if (proto == kIpProtoTcp) {
-    uint16_t c = csum_replace4(load_be16(l4 + tcp::kOffCsum), old_addr, addr);
-    store_be16(l4 + tcp::kOffCsum, csum_replace2(c, old_port, port));
-  } else {
-    uint16_t c = udp_csum_replace4(load_be16(l4 + udp::kOffCsum), old_addr, addr);
-    store_be16(l4 + udp::kOffCsum, udp_csum_replace2(c, old_port, port));
-  }
+  rewrite_end(ip, l4, proto, ipv4::kOffDst, 2, addr, port, l4_csum);
 }
 
 void rewrite_src(uint8_t* ip, uint8_t* l4, uint8_t proto, uint32_t addr, uint16_t port,
                  bool l4_csum) noexcept {
-  const uint32_t old_addr = load_be32(ip + ipv4::kOffSrc);
-  const uint16_t old_port = load_be16(l4);
-  store_be16(ip + ipv4::kOffCsum, csum_replace4(load_be16(ip + ipv4::kOffCsum), old_addr, addr));
-  store_be32(ip + ipv4::kOffSrc, addr);
-  store_be16(l4, port);
-  if (!l4_csum) return;
-  if (proto == kIpProtoTcp) {
-    uint16_t c = csum_replace4(load_be16(l4 + tcp::kOffCsum), old_addr, addr);
-    store_be16(l4 + tcp::kOffCsum, csum_replace2(c, old_port, port));
-  } else {
-    uint16_t c = udp_csum_replace4(load_be16(l4 + udp::kOffCsum), old_addr, addr);
-    store_be16(l4 + udp::kOffCsum, udp_csum_replace2(c, old_port, port));
-  }
+  rewrite_end(ip, l4, proto, ipv4::kOffSrc, 0, addr, port, l4_csum);
 }
 
 // Toward the real server of `c` by its forwarding mode. NAT: the destination was rewritten by
 // the caller; DR: only the Ethernet header changes; TUN: an outer IPv4 header (protocol 4) from
 // the outgoing port's address to the real server is prepended, the inner packet untouched.
-FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
+[[gnu::always_inline]] inline FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
                   const lb::Conn& c, uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
                   uint32_t in_port, uint64_t now_ns) noexcept {
   if (c.fwd_mode == lb::Fwd::kNat) {
@@ -269,7 +287,7 @@ static_assert(lb::kMaxDests <= 65536 && lb::kMaxServices <= 65536,
               "lb::Conn keeps dest_id and service_id in 16 bits");
 
 // One packet of `c` forwarded toward the real server (`in`) or back to the client.
-void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in, uint32_t bytes) noexcept {
+[[gnu::always_inline]] inline void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in, uint32_t bytes) noexcept {
   (in ? e.stats.lb_in : e.stats.lb_out).add();
   auto add = [in, bytes](LbTraffic& t) {
     (in ? t.in_pkts : t.out_pkts).add();
@@ -279,7 +297,7 @@ void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in, uint32_t bytes)
   if (c.service_id < e.services.size()) add(e.services[c.service_id]);
 }
 
-void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
+[[gnu::always_inline]] inline void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
                  lb::TcpState after) noexcept {
   const bool was = before == lb::TcpState::kEstablished;
   const bool is = after == lb::TcpState::kEstablished;
@@ -295,7 +313,7 @@ void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
 // handshake, is a new UDP flow, or was last sent sync_refresh_ns ago. Opening states are not
 // sent (a spoofed SYN flood would flood the sync link; a client caught mid-handshake by a
 // failover retransmits its SYN), as IPVS syncs only connections past the handshake.
-void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_ns) noexcept {
+[[gnu::always_inline]] inline void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_ns) noexcept {
   if (!e.sync_out) return;
   const lb::TcpState st = c.state;
   if (st == lb::TcpState::kNone || st == lb::TcpState::kSynSent || st == lb::TcpState::kSynRecv ||
@@ -374,7 +392,7 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
 }
 
 // A TCP or UDP packet to a virtual service (or to an address of ours with no service).
-FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
+[[gnu::always_inline]] inline FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
                      uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
                      uint32_t in_port, const LocalResult& lr, uint64_t now_ns, uint32_t hops,
                      const ConnHint* hint) noexcept {
@@ -387,7 +405,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
   const uint32_t min_l4 = proto == kIpProtoTcp ? tcp::kMinHdr : udp::kHdrLen;
   const bool fragment = is_fragment(ip);
   const int si = lbt != nullptr && lr.l4_len >= min_l4 && !fragment
-                     ? lbt->find(proto, dst, load_be16(l4 + 2))
+                     ? find_service(*lbt, proto, dst, load_be16(l4 + 2))
                      : -1;
   if (si < 0) {
     const int idx = pv.find(dst);
@@ -409,7 +427,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
     if (owner != e.worker) return handed(owner);
   }
   const lb::Service& svc = lbt->services[static_cast<size_t>(si)];
-  const lb::FlowKey k = key_of(ip, l4);
+  const lb::FlowKey k = packet_key(ip, l4, hint);
   bool reply = false;
   lb::Conn* c = lookup(e, k, &reply, hint);
   const uint8_t flags = proto == kIpProtoTcp ? l4[tcp::kOffFlags] : 0;
@@ -446,7 +464,7 @@ FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& n
 // A packet from a NAT real server that matches a connection: rewritten back to the virtual
 // service and routed to the client. nullopt-like: action kDrop with reason kIpv4NotLocal means
 // "not a NAT reply" (the caller routes it).
-bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
+[[gnu::always_inline]] inline bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
                uint32_t len, uint32_t cap, uint32_t in_port, const LocalResult& lr, uint64_t now_ns,
                const ConnHint* hint, FwdResult* out) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
@@ -454,7 +472,7 @@ bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, 
   const uint8_t proto = ip[ipv4::kOffProto];
   if (lr.l4_len < (proto == kIpProtoTcp ? tcp::kMinHdr : udp::kHdrLen) || is_fragment(ip))
     return false;
-  const lb::FlowKey k = key_of(ip, l4);
+  const lb::FlowKey k = packet_key(ip, l4, hint);
   bool reply = false;
   lb::Conn* c = lookup(e, k, &reply, hint);
   if (c == nullptr || !reply || c->fwd_mode != lb::Fwd::kNat) return false;
@@ -592,16 +610,7 @@ void LbTable::build() {
 }
 
 int LbTable::find(uint8_t proto, uint32_t vip, uint16_t port) const noexcept {
-  if (index.empty()) return -1;
-  for (const uint16_t p : {port, uint16_t{0}}) {
-    const uint64_t key = service_key(proto, vip, p);
-    for (uint64_t slot = slot_of(key, mask);; slot = (slot + 1) & mask) {
-      if (index[slot] < 0) break;
-      if (keys[slot] == key) return index[slot];
-    }
-    if (port == 0) break;
-  }
-  return -1;
+  return find_service(*this, proto, vip, port);
 }
 
 bool LbTable::is_nat_real(uint32_t ip) const noexcept {

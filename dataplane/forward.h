@@ -231,6 +231,7 @@ struct ConnHint {
   bool reply = false;
   bool valid = false;
   uint64_t inserted = 0;
+  const lb::FlowKey* key = nullptr;  // the packet's key as flow_key() built it (valid or not)
 };
 
 // The 5-tuple of a kForward TCP/UDP datagram that may belong to a connection (to one of our
