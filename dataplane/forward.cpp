@@ -47,7 +47,7 @@ uint64_t slot_of(uint64_t key, uint64_t mask) noexcept {
 
 // The connection of `k`: the burst's bulk lookup when still valid, else a lookup now.
 [[gnu::always_inline]] inline lb::Conn* lookup(ForwardEngine& e, const lb::FlowKey& k, bool* reply,
-                 const ConnHint* hint) noexcept {
+                                               const ConnHint* hint) noexcept {
   if (hint != nullptr && hint->valid && hint->inserted == e.conns.stats().inserted) {
     *reply = hint->reply;
     return hint->conn;
@@ -120,9 +120,11 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
 
 // The route to `dst` and its next hop's MAC, from the memo when this poll resolved `dst` already.
 // The reference is valid until the next call.
-[[gnu::always_inline]] inline const ForwardEngine::HopMemo& resolve(ForwardEngine& e, const Snapshot& s,
-                                      const NeighborCache& neigh, uint32_t dst,
-                                      uint64_t now_ns) noexcept {
+[[gnu::always_inline]] inline const ForwardEngine::HopMemo& resolve(ForwardEngine& e,
+                                                                    const Snapshot& s,
+                                                                    const NeighborCache& neigh,
+                                                                    uint32_t dst,
+                                                                    uint64_t now_ns) noexcept {
   ForwardEngine::HopMemo& m = e.hop_memo[dst % ForwardEngine::kHopMemo];
   if (m.snap == &s && m.at == now_ns && m.dst == dst) return m;
   m.hop = s.fwd->fib.lookup(dst);
@@ -137,8 +139,9 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
 // The Ethernet header at `eth` addressed to the next hop of `nh` (found, on a port of `s`), from
 // the port's MAC: a transmit of `len` bytes, or — next hop unresolved — the drop that asks the
 // control thread to resolve it.
-[[gnu::always_inline]] inline FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s, uint8_t* eth,
-                      const ForwardEngine::HopMemo& nh, uint32_t len) noexcept {
+[[gnu::always_inline]] inline FwdResult to_neighbor(ForwardEngine& e, const Snapshot& s,
+                                                    uint8_t* eth, const ForwardEngine::HopMemo& nh,
+                                                    uint32_t len) noexcept {
   if (!nh.resolved) {
     e.stats.neighbor_misses.add();
     FwdResult r = dropped(Drop::kNoNeighbor);
@@ -157,9 +160,10 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
 
 // Sends the IPv4 packet in `frame` toward `dst` by the routing table: MTU check, Ethernet
 // rewrite with the next hop's MAC. TTL is the caller's business.
-[[gnu::always_inline]] inline FwdResult route_out(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
-                    uint32_t len, uint32_t cap, uint32_t in_port, uint32_t dst,
-                    uint64_t now_ns) noexcept {
+[[gnu::always_inline]] inline FwdResult route_out(ForwardEngine& e, const Snapshot& s,
+                                                  const NeighborCache& neigh, uint8_t* frame,
+                                                  uint32_t len, uint32_t cap, uint32_t in_port,
+                                                  uint32_t dst, uint64_t now_ns) noexcept {
   const ForwardEngine::HopMemo& nh = resolve(e, s, neigh, dst, now_ns);
   if (!nh.hop.found || nh.hop.port >= s.n_ports)
     return icmp_error(e, s, frame, len, cap, in_port, icmp::kDestUnreachable, icmp::kNetUnreachable,
@@ -195,8 +199,9 @@ FwdResult route_transit(ForwardEngine& e, const Snapshot& s, const NeighborCache
 // from one ones'-complement difference: the address's for the IPv4 header, address and port for
 // TCP/UDP (which cover both through the pseudo-header). `l4_csum` false: no L4 checksum to fix
 // (e.g. a truncated quote). UDP's 0 ("no checksum") stays 0, a result of 0 is sent as 0xffff.
-[[gnu::always_inline]] inline void rewrite_end(uint8_t* ip, uint8_t* l4, uint8_t proto, uint32_t addr_off, uint32_t port_off,
-                 uint32_t addr, uint16_t port, bool l4_csum) noexcept {
+[[gnu::always_inline]] inline void rewrite_end(uint8_t* ip, uint8_t* l4, uint8_t proto,
+                                               uint32_t addr_off, uint32_t port_off, uint32_t addr,
+                                               uint16_t port, bool l4_csum) noexcept {
   const uint32_t old_addr = ~load_be32(ip + addr_off);
   const uint64_t d_addr =
       uint64_t{old_addr >> 16} + (old_addr & 0xffff) + (addr >> 16) + (addr & 0xffff);
@@ -227,9 +232,11 @@ void rewrite_src(uint8_t* ip, uint8_t* l4, uint8_t proto, uint32_t addr, uint16_
 // Toward the real server of `c` by its forwarding mode. NAT: the destination was rewritten by
 // the caller; DR: only the Ethernet header changes; TUN: an outer IPv4 header (protocol 4) from
 // the outgoing port's address to the real server is prepended, the inner packet untouched.
-[[gnu::always_inline]] inline FwdResult to_real(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
-                  const lb::Conn& c, uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
-                  uint32_t in_port, uint64_t now_ns) noexcept {
+[[gnu::always_inline]] inline FwdResult to_real(ForwardEngine& e, const Snapshot& s,
+                                                const NeighborCache& neigh, const lb::Conn& c,
+                                                uint8_t* frame, uint32_t len, uint32_t headroom,
+                                                uint32_t cap, uint32_t in_port,
+                                                uint64_t now_ns) noexcept {
   if (c.fwd_mode == lb::Fwd::kNat) {
     if (!decrement_ttl(frame + kEthHdrLen))
       return icmp_error(e, s, frame, len, cap, in_port, icmp::kTimeExceeded, icmp::kTtlExceeded, 0,
@@ -287,7 +294,8 @@ static_assert(lb::kMaxDests <= 65536 && lb::kMaxServices <= 65536,
               "lb::Conn keeps dest_id and service_id in 16 bits");
 
 // One packet of `c` forwarded toward the real server (`in`) or back to the client.
-[[gnu::always_inline]] inline void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in, uint32_t bytes) noexcept {
+[[gnu::always_inline]] inline void count_traffic(ForwardEngine& e, const lb::Conn& c, bool in,
+                                                 uint32_t bytes) noexcept {
   (in ? e.stats.lb_in : e.stats.lb_out).add();
   auto add = [in, bytes](LbTraffic& t) {
     (in ? t.in_pkts : t.out_pkts).add();
@@ -297,8 +305,8 @@ static_assert(lb::kMaxDests <= 65536 && lb::kMaxServices <= 65536,
   if (c.service_id < e.services.size()) add(e.services[c.service_id]);
 }
 
-[[gnu::always_inline]] inline void count_state(ForwardEngine& e, uint32_t dest_id, lb::TcpState before,
-                 lb::TcpState after) noexcept {
+[[gnu::always_inline]] inline void count_state(ForwardEngine& e, uint32_t dest_id,
+                                               lb::TcpState before, lb::TcpState after) noexcept {
   const bool was = before == lb::TcpState::kEstablished;
   const bool is = after == lb::TcpState::kEstablished;
   if (was == is || dest_id >= e.dests.size()) return;
@@ -313,7 +321,8 @@ static_assert(lb::kMaxDests <= 65536 && lb::kMaxServices <= 65536,
 // handshake, is a new UDP flow, or was last sent sync_refresh_ns ago. Opening states are not
 // sent (a spoofed SYN flood would flood the sync link; a client caught mid-handshake by a
 // failover retransmits its SYN), as IPVS syncs only connections past the handshake.
-[[gnu::always_inline]] inline void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before, uint64_t now_ns) noexcept {
+[[gnu::always_inline]] inline void note_sync(ForwardEngine& e, lb::Conn& c, lb::TcpState before,
+                                             uint64_t now_ns) noexcept {
   if (!e.sync_out) return;
   const lb::TcpState st = c.state;
   if (st == lb::TcpState::kNone || st == lb::TcpState::kSynSent || st == lb::TcpState::kSynRecv ||
@@ -392,10 +401,12 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
 }
 
 // A TCP or UDP packet to a virtual service (or to an address of ours with no service).
-[[gnu::always_inline]] inline FwdResult to_service(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh,
-                     uint8_t* frame, uint32_t len, uint32_t headroom, uint32_t cap,
-                     uint32_t in_port, const LocalResult& lr, uint64_t now_ns, uint32_t hops,
-                     const ConnHint* hint) noexcept {
+[[gnu::always_inline]] inline FwdResult to_service(ForwardEngine& e, const Snapshot& s,
+                                                   const NeighborCache& neigh, uint8_t* frame,
+                                                   uint32_t len, uint32_t headroom, uint32_t cap,
+                                                   uint32_t in_port, const LocalResult& lr,
+                                                   uint64_t now_ns, uint32_t hops,
+                                                   const ConnHint* hint) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   uint8_t* l4 = frame + lr.l4_off;
   const uint8_t proto = ip[ipv4::kOffProto];
@@ -464,9 +475,11 @@ lb::Conn* open_conn(ForwardEngine& e, const lb::Service& svc, const lb::FlowKey&
 // A packet from a NAT real server that matches a connection: rewritten back to the virtual
 // service and routed to the client. nullopt-like: action kDrop with reason kIpv4NotLocal means
 // "not a NAT reply" (the caller routes it).
-[[gnu::always_inline]] inline bool nat_reply(ForwardEngine& e, const Snapshot& s, const NeighborCache& neigh, uint8_t* frame,
-               uint32_t len, uint32_t cap, uint32_t in_port, const LocalResult& lr, uint64_t now_ns,
-               const ConnHint* hint, FwdResult* out) noexcept {
+[[gnu::always_inline]] inline bool nat_reply(ForwardEngine& e, const Snapshot& s,
+                                             const NeighborCache& neigh, uint8_t* frame,
+                                             uint32_t len, uint32_t cap, uint32_t in_port,
+                                             const LocalResult& lr, uint64_t now_ns,
+                                             const ConnHint* hint, FwdResult* out) noexcept {
   uint8_t* ip = frame + kEthHdrLen;
   uint8_t* l4 = frame + lr.l4_off;
   const uint8_t proto = ip[ipv4::kOffProto];

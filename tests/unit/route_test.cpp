@@ -823,9 +823,20 @@ TEST(Fold16, MatchesFoldingUntilNoCarryIsLeft) {
     while (s >> 16) s = (s & 0xffff) + (s >> 16);
     return static_cast<uint32_t>(s);
   };
-  std::vector<uint64_t> v = {0,           1,           0xffff,      0x10000,     0x1fffe,
-                             0x1ffff,     0xfffe0001,  0xffffffff,  0x100000000, 0x1fffffffe,
-                             0x1ffffffff, ~uint64_t{0}, ~uint64_t{0} - 1, uint64_t{0xffff} << 48,
+  std::vector<uint64_t> v = {0,
+                             1,
+                             0xffff,
+                             0x10000,
+                             0x1fffe,
+                             0x1ffff,
+                             0xfffe0001,
+                             0xffffffff,
+                             0x100000000,
+                             0x1fffffffe,
+                             0x1ffffffff,
+                             ~uint64_t{0},
+                             ~uint64_t{0} - 1,
+                             uint64_t{0xffff} << 48,
                              uint64_t{0xffff} * 0x10001};
   std::mt19937_64 rng(16);
   for (int i = 0; i < 200'000; ++i) {
