@@ -729,7 +729,7 @@ void Dataplane::flush_side(Worker& w, NeighborEvent* events, uint16_t n_events, 
   }
 }
 
-void Dataplane::forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
+[[gnu::always_inline]] inline void Dataplane::forward_packet(Worker& w, const Snapshot& s, uint32_t port, rte_mbuf* m,
                                const LocalResult& r, uint64_t mono, uint32_t hops,
                                NeighborEvent* events, uint16_t* n_events, rte_mbuf** punt,
                                uint16_t* n_punt, const ConnHint* hint) noexcept {

@@ -10,12 +10,6 @@ namespace dp {
 
 namespace {
 
-namespace tcp {
-inline constexpr uint32_t kMinHdr = 20;
-inline constexpr uint32_t kOffFlags = 13, kOffCsum = 16;
-inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
-}  // namespace tcp
-
 inline constexpr uint8_t kIpProtoIpip = 4;
 // The quoted datagram follows type/code/csum/unused.
 inline constexpr uint32_t kIcmpQuoteOff = 8;
@@ -73,20 +67,7 @@ uint32_t l4_offset(const uint8_t* ip) noexcept {
   return (ip[ipv4::kOffVerIhl] & 0x0fu) * 4u;
 }
 
-bool is_fragment(const uint8_t* ip) noexcept {
-  return (load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0;
-}
 
-// The connection-table key of a TCP/UDP datagram as it travels (IP header at `ip`, L4 at `l4`).
-[[gnu::always_inline]] inline lb::FlowKey key_of(const uint8_t* ip, const uint8_t* l4) noexcept {
-  lb::FlowKey k;
-  k.src_ip = load_be32(ip + ipv4::kOffSrc);
-  k.dst_ip = load_be32(ip + ipv4::kOffDst);
-  k.src_port = load_be16(l4);
-  k.dst_port = load_be16(l4 + 2);
-  k.proto = ip[ipv4::kOffProto];
-  return k;
-}
 
 // The packet's connection-table key: the one flow_key() built for the burst, else read now.
 [[gnu::always_inline]] inline lb::FlowKey packet_key(const uint8_t* ip, const uint8_t* l4,
@@ -587,19 +568,6 @@ bool icmp_related(ForwardEngine& e, const Snapshot& s, const NeighborCache& neig
 }
 
 }  // namespace
-
-bool flow_key(const LbTable& t, const uint8_t* frame, const LocalResult& lr,
-              lb::FlowKey* out) noexcept {
-  const uint8_t* ip = frame + kEthHdrLen;
-  const uint8_t proto = ip[ipv4::kOffProto];
-  if ((proto != kIpProtoTcp && proto != kIpProtoUdp) || is_fragment(ip) ||
-      lr.l4_len < (proto == kIpProtoTcp ? tcp::kMinHdr : udp::kHdrLen))
-    return false;
-  // Transit traffic has connections only when it comes from a NAT real server.
-  if (!lr.local && !t.is_nat_real(load_be32(ip + ipv4::kOffSrc))) return false;
-  *out = key_of(ip, frame + lr.l4_off);
-  return true;
-}
 
 void LbTable::build() {
   size_t slots = 16;

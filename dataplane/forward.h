@@ -234,11 +234,37 @@ struct ConnHint {
   const lb::FlowKey* key = nullptr;  // the packet's key as flow_key() built it (valid or not)
 };
 
-// The 5-tuple of a kForward TCP/UDP datagram that may belong to a connection (to one of our
-// addresses, or from a NAT real server of `t`; not a fragment, L4 header present) as the
-// connection table keys it. False for anything else.
-bool flow_key(const LbTable& t, const uint8_t* frame, const LocalResult& lr,
-              lb::FlowKey* out) noexcept;
+inline bool is_fragment(const uint8_t* ip) noexcept {
+  return (load_be16(ip + ipv4::kOffFrag) & ipv4::kFragMask) != 0;
+}
+
+// The connection-table key of a TCP/UDP datagram as it travels (IP header at `ip`, L4 at `l4`).
+inline lb::FlowKey key_of(const uint8_t* ip, const uint8_t* l4) noexcept {
+  lb::FlowKey k;
+  k.src_ip = load_be32(ip + ipv4::kOffSrc);
+  k.dst_ip = load_be32(ip + ipv4::kOffDst);
+  k.src_port = load_be16(l4);
+  k.dst_port = load_be16(l4 + 2);
+  k.proto = ip[ipv4::kOffProto];
+  return k;
+}
+
+// Worker, per packet (inline: called once per frame of every burst). The 5-tuple of a kForward
+// TCP/UDP datagram that may belong to a connection (to one of our addresses, or from a NAT real
+// server of `t`; not a fragment, L4 header present) as the connection table keys it. False for
+// anything else.
+inline bool flow_key(const LbTable& t, const uint8_t* frame, const LocalResult& lr,
+                     lb::FlowKey* out) noexcept {
+  const uint8_t* ip = frame + kEthHdrLen;
+  const uint8_t proto = ip[ipv4::kOffProto];
+  if ((proto != kIpProtoTcp && proto != kIpProtoUdp) || is_fragment(ip) ||
+      lr.l4_len < (proto == kIpProtoTcp ? tcp::kMinHdr : udp::kHdrLen))
+    return false;
+  // Transit traffic has connections only when it comes from a NAT real server.
+  if (!lr.local && !t.is_nat_real(load_be32(ip + ipv4::kOffSrc))) return false;
+  *out = key_of(ip, frame + lr.l4_off);
+  return true;
+}
 
 // The worker that owns the flows of `client` among `n` workers (both directions use it).
 inline uint32_t owner_of(uint32_t client, uint32_t n) noexcept {

@@ -168,7 +168,7 @@ LocalResult handle_ipv4(uint8_t* f, uint32_t len, const PortView& port,
   if (tot_len < ihl_bytes) return drop(Drop::kIpv4Malformed);
   // Bytes past tot_len are Ethernet padding: ignored, and left untouched in a reply.
   if (kEthHdrLen + tot_len > len) return drop(Drop::kTooShort);
-  if (csum(ip, ihl_bytes) != 0) return drop(Drop::kIpv4Checksum);
+  if (!ipv4_header_ok(ip, ihl_bytes)) return drop(Drop::kIpv4Checksum);
   const uint32_t dst = load_be32(ip + ipv4::kOffDst);
   const int idx = port.find(dst);
   // VRRP to the group or to us (unicast peers): the control thread validates and counts it.

@@ -124,6 +124,15 @@ inline uint16_t csum(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {
   return static_cast<uint16_t>(~csum_partial(p, len, seed) & 0xffff);
 }
 
+// True when the IPv4 header at `ip` (`ihl_bytes` long) carries a correct checksum: its words sum
+// to 0xffff. The usual 20-byte header is five loads and a fold.
+inline bool ipv4_header_ok(const uint8_t* ip, uint32_t ihl_bytes) noexcept {
+  if (ihl_bytes != 20) return csum(ip, ihl_bytes) == 0;
+  uint32_t w[5];
+  std::memcpy(w, ip, sizeof w);
+  return fold16(uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4]) == 0xffff;
+}
+
 // Ethernet header (no VLAN; tagged frames are classified and dropped for now).
 struct EthView {
   static Mac dst(const uint8_t* f) noexcept { return load_mac(f); }
@@ -176,6 +185,12 @@ namespace udp {
 inline constexpr size_t kHdrLen = 8;
 inline constexpr size_t kOffSport = 0, kOffDport = 2, kOffLen = 4, kOffCsum = 6;
 }  // namespace udp
+
+namespace tcp {
+inline constexpr uint32_t kMinHdr = 20;
+inline constexpr uint32_t kOffFlags = 13, kOffCsum = 16;
+inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+}  // namespace tcp
 
 // Ones'-complement sum of the IPv4 pseudo-header (RFC 768) for a UDP/TCP checksum.
 inline uint32_t pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len) noexcept {

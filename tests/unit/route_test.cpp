@@ -848,6 +848,26 @@ TEST(Fold16, MatchesFoldingUntilNoCarryIsLeft) {
   for (const uint64_t s : v) ASSERT_EQ(fold16(s), loop_fold(s)) << std::hex << s;
 }
 
+// The 20-byte fast path says what the full sum says, for valid, corrupted and edge headers.
+TEST(Ipv4HeaderOk, AgreesWithTheFullSum) {
+  std::mt19937 rng(18);
+  int valid = 0;
+  for (int i = 0; i < 100'000; ++i) {
+    uint8_t h[24];
+    for (auto& b : h) b = static_cast<uint8_t>(i % 9 == 0 ? 0xff : i % 10 == 0 ? 0 : rng());
+    const uint32_t ihl = i % 5 == 0 ? 24 : 20;
+    if (i % 2 == 0) {  // a correct checksum, maybe then one bit flipped
+      wr16(h + 10, 0);
+      wr16(h + 10, ref_csum(h, ihl));
+      if (i % 4 == 0) h[rng() % ihl] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    }
+    const bool want = ref_sum(h, ihl) == 0xffff;
+    valid += want;
+    ASSERT_EQ(ipv4_header_ok(h, ihl), want) << i;
+  }
+  EXPECT_GT(valid, 20'000);
+}
+
 // The whole-buffer sum against the textbook one, every length and alignment near a header's.
 TEST(CsumPartial, MatchesTextbookSumForEveryLengthAndSeed) {
   std::mt19937 rng(17);
