@@ -916,8 +916,10 @@ void Dataplane::handle_burst(Worker& w, const Snapshot& s, uint16_t port_index, 
     bool reply[kMaxBurst];
     w.fwd->conns.find_bulk(keys, key_hash, n_keys, found, reply);
     const uint64_t inserted = w.fwd->conns.stats().inserted;
+    const uint64_t released = w.fwd->conns.released();
     for (uint16_t k = 0; k < n_keys; ++k)
-      hints[keyed[k]] = ConnHint{found[k], reply[k], true, inserted, &keys[k]};
+      hints[keyed[k]] =
+          ConnHint{found[k], reply[k], true, inserted, released, &keys[k], key_hash[k]};
   }
   // Pass 2: act on each frame.
   for (uint16_t i = 0; i < n; ++i) {

@@ -42,11 +42,13 @@ uint64_t slot_of(uint64_t key, uint64_t mask) noexcept {
 // The connection of `k`: the burst's bulk lookup when still valid, else a lookup now.
 [[gnu::always_inline]] inline lb::Conn* lookup(ForwardEngine& e, const lb::FlowKey& k, bool* reply,
                                                const ConnHint* hint) noexcept {
-  if (hint != nullptr && hint->valid && hint->inserted == e.conns.stats().inserted) {
+  if (hint == nullptr || !hint->valid) return e.conns.find(k, reply);
+  if (hint->conn != nullptr ? hint->released == e.conns.released()
+                            : hint->inserted == e.conns.stats().inserted) {
     *reply = hint->reply;
     return hint->conn;
   }
-  return e.conns.find(k, reply);
+  return e.conns.find(k, hint->hash, reply);
 }
 
 FwdResult dropped(Drop d) noexcept {

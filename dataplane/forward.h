@@ -224,14 +224,18 @@ struct FwdResult {
 };
 
 // A connection-table lookup done ahead for a whole burst (ConnTable::find_bulk) for the packet's
-// own 5-tuple. Valid only while the table had no insert since (`inserted` = stats().inserted
-// then): an insert may evict and reuse a connection. forward() looks up again otherwise.
+// own 5-tuple. A connection found stays this packet's while no connection was freed since
+// (`released` = ConnTable::released() then: an eviction may reuse its slot); "none" stays true
+// while nothing was inserted (`inserted` = stats().inserted then: the burst may have opened this
+// very flow, e.g. a retransmitted SYN). forward() looks up again otherwise, with `hash`.
 struct ConnHint {
   lb::Conn* conn = nullptr;
   bool reply = false;
   bool valid = false;
   uint64_t inserted = 0;
-  const lb::FlowKey* key = nullptr;  // the packet's key as flow_key() built it (valid or not)
+  uint64_t released = 0;
+  const lb::FlowKey* key = nullptr;  // the packet's key as flow_key() built it
+  uint64_t hash = 0;                 // ConnTable::hash(*key)
 };
 
 inline bool is_fragment(const uint8_t* ip) noexcept {

@@ -208,13 +208,6 @@ void ConnTable::prefetch_both(uint64_t h) const noexcept {
   __builtin_prefetch(&buckets_[alt_bucket(b, static_cast<uint32_t>(h >> 32))]);
 }
 
-// The other bucket of a key, from its signature alone, so entries can be moved without reading
-// their connection. Symmetric (alt(alt(b)) == b) and never b itself (the xor is odd).
-uint32_t ConnTable::alt_bucket(uint32_t b, uint32_t sig) const noexcept {
-  const uint32_t x = ((sig * 0x9e3779b1u) >> (32 - bucket_bits_)) | 1u;
-  return (b ^ x) & bucket_mask_;
-}
-
 uint32_t ConnTable::lookup(const FlowKey& k, uint64_t h) const noexcept {
   const uint32_t sig = static_cast<uint32_t>(h >> 32);
   uint32_t b = static_cast<uint32_t>(h) & bucket_mask_;
@@ -482,6 +475,7 @@ void ConnTable::release(uint32_t i) noexcept {
   c.wheel_next_ = free_head_;
   free_head_ = i;
   --size_;
+  ++released_;
 }
 
 void ConnTable::erase(Conn* c) noexcept {

@@ -274,6 +274,9 @@ class ConnTable {
   uint32_t embryonic() const noexcept { return embryonic_; }
   uint32_t embryonic_limit() const noexcept { return embryonic_limit_; }
   const Stats& stats() const noexcept { return stats_; }
+  // Connections freed so far (erase, expiry, eviction). A Conn* found earlier still names the
+  // same connection while this has not changed (inserts never move connections).
+  uint64_t released() const noexcept { return released_; }
   // Bytes this table holds; fixed at construction.
   size_t memory_bytes() const noexcept;
   // Index load (keys / ways), for tests and diagnostics.
@@ -314,7 +317,12 @@ class ConnTable {
     return m;
 #endif
   }
-  uint32_t alt_bucket(uint32_t b, uint32_t sig) const noexcept;
+  // The other bucket of a key, from its signature alone, so entries can be moved without reading
+  // their connection. Symmetric (alt(alt(b)) == b) and never b itself (the xor is odd).
+  uint32_t alt_bucket(uint32_t b, uint32_t sig) const noexcept {
+    const uint32_t x = ((sig * 0x9e3779b1u) >> (32 - bucket_bits_)) | 1u;
+    return (b ^ x) & bucket_mask_;
+  }
   void prefetch_both(uint64_t h) const noexcept;  // both buckets of a key
   bool index_add(uint64_t h, uint32_t val) noexcept;
   void index_del(uint64_t h, uint32_t val) noexcept;
@@ -371,6 +379,7 @@ class ConnTable {
   Timeouts timeouts_;
   uint64_t timeout_ns_[kTcpStateCount] = {};
   Stats stats_;
+  uint64_t released_ = 0;
 };
 
 template <class F>

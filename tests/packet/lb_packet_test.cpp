@@ -449,6 +449,22 @@ TEST(LbPacket, NatConnectionIsTrackedThroughItsHandshake) {
   EXPECT_EQ(d1.t.conns.get(), 1u);
 }
 
+// One burst: a SYN and its retransmission. The burst is looked up before the first opens the
+// connection; the second must find it (the same real server, one connection), not open another.
+TEST(LbPacket, SynAndItsRetransmissionInOneBurst) {
+  MAKE_RIG(rig);
+  const Case& syn = golden_case("syn_nat");
+  rig.inject(syn.in_port, syn.in);
+  rig.inject(syn.in_port, syn.in);
+  EXPECT_EQ(rig.poll(), 2u);
+  const auto out = rig.sent(syn.out_port);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(hex(out[0]), hex(syn.out));
+  EXPECT_EQ(hex(out[1]), hex(syn.out));
+  EXPECT_EQ(rig.engine().conns.size(), 1u);
+  EXPECT_EQ(rig.engine().conns.stats().refused_exists, 0u);
+}
+
 TEST(LbPacket, ReplyWithoutAConnectionIsRoutedUntouched) {
   MAKE_RIG(rig);
   // No SYN went through: the SYN-ACK of a NAT real server matches nothing, so it is plain

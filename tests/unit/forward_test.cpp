@@ -354,13 +354,28 @@ class ForwardTest : public ::testing::Test {
   }
 
   // Classifies `f` like the worker (handle_local must say kForward) and forwards it.
-  FwdResult run(Frame& f, uint32_t in_port, ForwardEngine* e = nullptr, uint32_t hops = 0) {
+  FwdResult run(Frame& f, uint32_t in_port, ForwardEngine* e = nullptr, uint32_t hops = 0,
+                const ConnHint* hint = nullptr) {
     const LocalResult lr = handle_local(f.data(), f.len, snap_.ports[in_port], wstats_);
     EXPECT_EQ(lr.verdict, Verdict::kForward)
         << "handle_local reason " << kDropNames[static_cast<size_t>(lr.reason)];
     if (lr.verdict != Verdict::kForward) return FwdResult{};
     return forward(e != nullptr ? *e : *eng_, snap_, neigh_, f.data(), f.len, kHeadroom, f.cap(),
-                   in_port, lr, now_, hops);
+                   in_port, lr, now_, hops, hint);
+  }
+
+  // The hint a worker's burst lookup would give `f` now (key and hash kept in *key).
+  ConnHint hint_for(Frame& f, uint32_t in_port, lb::FlowKey* key) {
+    const LocalResult lr = handle_local(f.data(), f.len, snap_.ports[in_port], wstats_);
+    EXPECT_TRUE(flow_key(*snap_.fwd->lb, f.data(), lr, key));
+    ConnHint h;
+    h.valid = true;
+    h.key = key;
+    h.hash = eng_->conns.hash(*key);
+    eng_->conns.find_bulk(key, &h.hash, 1, &h.conn, &h.reply);
+    h.inserted = eng_->conns.stats().inserted;
+    h.released = eng_->conns.released();
+    return h;
   }
 
   // The real server a client packet went to (eth dst must be its MAC).
@@ -773,6 +788,56 @@ TEST_F(ForwardTest, FullTableEvictsTheOldestHalfOpenConnection) {
   Frame a2 = from_client({.sport = 2, .flags = kAck});
   const FwdResult r = run(a2, kFront);
   EXPECT_EQ(r.reason, Drop::kLbNoConn);
+}
+
+// A burst is looked up before any of it is forwarded. A connection an earlier packet of the
+// burst evicted (its slot reused at once) must not carry this packet to the new flow's server.
+TEST_F(ForwardTest, BurstHintOfAConnectionEvictedMeanwhileIsNotTrusted) {
+  eng_ = std::make_unique<ForwardEngine>(small_params(2), 0, 1, 1000);
+  Frame s1 = from_client({.sport = 1});
+  expect_sent(s1, run(s1, kFront), kBack, kRs1Mac, kBackMac);
+  Frame a1 = from_client({.sport = 1, .flags = kAck});
+  expect_sent(a1, run(a1, kFront), kBack, kRs1Mac, kBackMac);  // established
+  Frame s2 = from_client({.sport = 2});
+  expect_sent(s2, run(s2, kFront), kBack, kRs2Mac, kBackMac);  // half-open
+  // The burst: a SYN of a new flow (evicts sport 2), then sport 2's ACK.
+  Frame s3 = from_client({.sport = 3});
+  Frame a2 = from_client({.sport = 2, .flags = kAck});
+  lb::FlowKey k3, k2;
+  const ConnHint h3 = hint_for(s3, kFront, &k3);
+  const ConnHint h2 = hint_for(a2, kFront, &k2);
+  ASSERT_EQ(h3.conn, nullptr);
+  ASSERT_NE(h2.conn, nullptr);
+  expect_sent(s3, run(s3, kFront, nullptr, 0, &h3), kBack, kRs1Mac, kBackMac);
+  ASSERT_EQ(eng_->conns.stats().evicted_embryonic, 1u);
+  EXPECT_EQ(h2.conn->fwd.src_port, 3);  // the slot now holds sport 3
+  EXPECT_EQ(run(a2, kFront, nullptr, 0, &h2).reason, Drop::kLbNoConn);
+  EXPECT_EQ(eng_->conns.size(), 2u);
+}
+
+// A flow opened by an earlier packet of the same burst (a retransmitted SYN) is found, not
+// opened twice; a connection found for the burst stays trusted across inserts.
+TEST_F(ForwardTest, BurstHintsAcrossAnInsertInTheSameBurst) {
+  Frame e1 = from_client({.sport = 7});
+  expect_sent(e1, run(e1, kFront), kBack, kRs1Mac, kBackMac);
+  Frame syn = from_client({.sport = 8}), again = from_client({.sport = 8});
+  Frame ack = from_client({.sport = 7, .flags = kAck});
+  lb::FlowKey k1, k2, k3;
+  const ConnHint h1 = hint_for(syn, kFront, &k1);
+  const ConnHint h2 = hint_for(again, kFront, &k2);
+  const ConnHint h3 = hint_for(ack, kFront, &k3);
+  ASSERT_EQ(h2.conn, nullptr);
+  ASSERT_NE(h3.conn, nullptr);
+  const FwdResult r1 = run(syn, kFront, nullptr, 0, &h1);
+  ASSERT_EQ(r1.action, FwdAction::kTransmit);
+  const Mac first = eth_dst(syn);
+  const FwdResult r2 = run(again, kFront, nullptr, 0, &h2);
+  ASSERT_EQ(r2.action, FwdAction::kTransmit);
+  EXPECT_EQ(eth_dst(again), first);  // the same real server
+  EXPECT_EQ(eng_->conns.size(), 2u);
+  EXPECT_EQ(eng_->conns.stats().refused_exists, 0u);
+  expect_sent(ack, run(ack, kFront, nullptr, 0, &h3), kBack, kRs1Mac, kBackMac);
+  EXPECT_EQ(h3.conn->state, lb::TcpState::kEstablished);
 }
 
 TEST_F(ForwardTest, UnresolvedNextHopAsksForResolution) {
