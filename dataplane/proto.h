@@ -128,9 +128,14 @@ inline uint16_t csum(const uint8_t* p, size_t len, uint32_t seed = 0) noexcept {
 // to 0xffff. The usual 20-byte header is five loads and a fold.
 inline bool ipv4_header_ok(const uint8_t* ip, uint32_t ihl_bytes) noexcept {
   if (ihl_bytes != 20) return csum(ip, ihl_bytes) == 0;
-  uint32_t w[5];
-  std::memcpy(w, ip, sizeof w);
-  return fold16(uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4]) == 0xffff;
+  // Word by word from the frame (a local array was filled with a 16-byte store and read back
+  // in 4-byte pieces: a store-forwarding stall).
+  auto word = [ip](size_t i) {
+    uint32_t v;
+    std::memcpy(&v, ip + 4 * i, 4);
+    return uint64_t{v};
+  };
+  return fold16(word(0) + word(1) + word(2) + word(3) + word(4)) == 0xffff;
 }
 
 // Ethernet header (no VLAN; tagged frames are classified and dropped for now).
