@@ -111,8 +111,17 @@ FwdResult icmp_error(ForwardEngine& e, const Snapshot& s, uint8_t* frame, uint32
   ForwardEngine::HopMemo& m = e.hop_memo[dst % ForwardEngine::kHopMemo];
   if (m.snap == &s && m.at == now_ns && m.dst == dst) return m;
   m.hop = s.fwd->fib.lookup(dst);
-  m.resolved =
-      m.hop.found && m.hop.port < s.n_ports && neigh.lookup(m.hop.port, m.hop.next_hop, &m.mac);
+  ForwardEngine::GatewayMemo& g = e.gateway_memo;
+  if (!m.hop.found || m.hop.port >= s.n_ports) {
+    m.resolved = false;
+  } else if (g.snap == &s && g.at == now_ns && g.port == m.hop.port &&
+             g.next_hop == m.hop.next_hop) {
+    m.resolved = true;
+    m.mac = g.mac;
+  } else {
+    m.resolved = neigh.lookup(m.hop.port, m.hop.next_hop, &m.mac);
+    if (m.resolved) g = {&s, now_ns, m.hop.port, m.hop.next_hop, m.mac};
+  }
   m.snap = m.resolved ? &s : nullptr;
   m.at = now_ns;
   m.dst = dst;

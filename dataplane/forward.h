@@ -190,6 +190,16 @@ struct ForwardEngine {
     Mac mac{};
   };
   std::array<HopMemo, kHopMemo> hop_memo{};
+  // The last next hop whose MAC this poll resolved: traffic to many destinations behind one
+  // gateway (NAT replies to clients) misses hop_memo, which is keyed by destination, but looks
+  // the gateway up once per poll. Same contract: snapshot + now_ns, resolved hops only.
+  struct GatewayMemo {
+    const void* snap = nullptr;
+    uint64_t at = 0;
+    uint32_t port = 0, next_hop = 0;
+    Mac mac{};
+  };
+  GatewayMemo gateway_memo{};
 
   // Replication (sync link). Set by the control thread before start; then worker only.
   // forward() appends an update when a connection reaches ESTABLISHED, changes state after

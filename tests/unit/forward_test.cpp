@@ -1421,6 +1421,34 @@ TEST_F(ForwardTest, NextHopMemoLastsOnePoll) {
   expect_sent(g, run(g, kFront), kBack, kRs1Mac, kBackMac);
 }
 
+// Destinations behind one gateway share its MAC for the rest of the poll, as a destination does.
+TEST_F(ForwardTest, GatewayMacLastsOnePoll) {
+  const uint32_t far1 = ip4(203, 0, 113, 5), far2 = ip4(203, 0, 113, 6);
+  Frame a = from_back({.src = kBackHost, .dst = far1, .sport = 22, .dport = 5000, .flags = kAck},
+                      kBackHostMac);
+  expect_sent(a, run(a, kBack), kFront, kRouterMac, kFrontMac);
+  // The router's MAC changes: this poll keeps what it resolved, for another destination too.
+  const Mac moved{0x02, 0x00, 0x00, 0x00, 0x01, 0x01};
+  neigh_.set(kFront, kRouter, moved);
+  Frame b = from_back({.src = kBackHost, .dst = far2, .sport = 22, .dport = 5000, .flags = kAck},
+                      kBackHostMac);
+  expect_sent(b, run(b, kBack), kFront, kRouterMac, kFrontMac);
+  now_ += 1;
+  Frame c = from_back({.src = kBackHost, .dst = far2, .sport = 22, .dport = 5000, .flags = kAck},
+                      kBackHostMac);
+  expect_sent(c, run(c, kBack), kFront, moved, kFrontMac);
+  // Unresolved: asked again within the poll, and not remembered.
+  neigh_.erase(kFront, kRouter);
+  now_ += 1;
+  Frame d = from_back({.src = kBackHost, .dst = far1, .sport = 22, .dport = 5000, .flags = kAck},
+                      kBackHostMac);
+  EXPECT_EQ(run(d, kBack).reason, Drop::kNoNeighbor);
+  neigh_.set(kFront, kRouter, kRouterMac);
+  Frame f = from_back({.src = kBackHost, .dst = far2, .sport = 22, .dport = 5000, .flags = kAck},
+                      kBackHostMac);
+  expect_sent(f, run(f, kBack), kFront, kRouterMac, kFrontMac);
+}
+
 TEST_F(ForwardTest, RoutingDisabledDropsTransitButStillBalances) {
   publish(make_table(default_services()), false);
   Frame f = from_client({.dst = kBackHost, .flags = kAck});
