@@ -1,7 +1,9 @@
 #pragma once
 // EAL set-up shared by packet tests and benchmarks: initialises the EAL once per process with
 // --no-pci, in memory (hugepages when the machine has free ones, else --no-huge --no-shconf), so
-// nothing is left behind and parallel runs never collide.
+// nothing is left behind and parallel runs never collide. TANDEM_NO_HUGE=1 in the environment
+// forces --no-huge: the EAL cannot map hugepages under valgrind (instruction counts with
+// callgrind, docs/benchmarks.md).
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -11,6 +13,7 @@
 #include <rte_ring.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -26,7 +29,7 @@ inline bool free_hugepages(unsigned need) {
 // Returns false (and prints why) if the EAL cannot start.
 inline bool init_eal(const char* prog, const std::string& lcores = "0,1") {
   std::vector<std::string> args{prog, "-l", lcores, "--no-pci", "--log-level=error", "-m", "256"};
-  if (free_hugepages(160)) {
+  if (free_hugepages(160) && !std::getenv("TANDEM_NO_HUGE")) {
     args.push_back("--in-memory");
   } else {
     args.insert(args.end(), {"--no-huge", "--no-shconf"});
