@@ -146,8 +146,8 @@ ConnTable::ConnTable(const Params& p) : capacity_(p.capacity) {
   while ((uint32_t{1} << bucket_bits_) < buckets) ++bucket_bits_;
 
   if (p.hash_seed != 0) {
-    seed_[0] = mix64(p.hash_seed);
-    seed_[1] = mix64(p.hash_seed ^ 0x9e3779b97f4a7c15ULL);
+    seed_[0] = dp::splitmix64_mix(p.hash_seed);
+    seed_[1] = dp::splitmix64_mix(p.hash_seed ^ 0x9e3779b97f4a7c15ULL);
   } else {
     std::random_device rd;
     seed_[0] = (uint64_t{rd()} << 32) | rd();

@@ -32,6 +32,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "dataplane/hash.h"
 #include "lb/model.h"
 
 namespace lb {
@@ -182,7 +183,7 @@ class ConnTable {
   uint64_t hash(const FlowKey& k) const noexcept {
     const uint64_t a = (uint64_t{k.src_ip} << 32) | k.dst_ip;
     const uint64_t b = (uint64_t{k.src_port} << 32) | (uint64_t{k.dst_port} << 16) | k.proto;
-    return mix64(mix64(a ^ seed_[0]) ^ b ^ seed_[1]);
+    return dp::splitmix64_mix(dp::splitmix64_mix(a ^ seed_[0]) ^ b ^ seed_[1]);
   }
   // Worker. Prefetches the key's first bucket, a burst ahead of find(k, h, ...).
   void prefetch(uint64_t h) const noexcept {
@@ -292,15 +293,6 @@ class ConnTable {
     uint32_t val[kWays];  // (conn index << 1) | reply; kNil when empty
   };
 
-  // 64-bit finaliser (xor-shift-multiply): every input bit reaches every output bit.
-  static constexpr uint64_t mix64(uint64_t x) noexcept {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-  }
   // Bit w set when way w of `bk` holds `sig` (used or not): compared all at once, no branch per
   // way (a loop that stops at the match mispredicts on nearly every lookup).
   static uint32_t sig_matches(const Bucket& bk, uint32_t sig) noexcept {

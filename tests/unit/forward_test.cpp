@@ -364,6 +364,9 @@ class ForwardTest : public ::testing::Test {
                    in_port, lr, now_, hops, hint);
   }
 
+  // A table of two slots, full: client port 1 established on rs1, port 2 half-open on rs2.
+  void fill_two_slots();
+
   // The hint a worker's burst lookup would give `f` now (key and hash kept in *key).
   ConnHint hint_for(Frame& f, uint32_t in_port, lb::FlowKey* key) {
     const LocalResult lr = handle_local(f.data(), f.len, snap_.ports[in_port], wstats_);
@@ -767,7 +770,7 @@ TEST_F(ForwardTest, FullConnectionTable) {
   EXPECT_EQ(eng_->dests[kIdRs1].t.conns.get() + eng_->dests[kIdRs2].t.conns.get(), 2u);
 }
 
-TEST_F(ForwardTest, FullTableEvictsTheOldestHalfOpenConnection) {
+void ForwardTest::fill_two_slots() {
   eng_ = std::make_unique<ForwardEngine>(small_params(2), 0, 1, 1000);
   Frame s1 = from_client({.sport = 1});
   expect_sent(s1, run(s1, kFront), kBack, kRs1Mac, kBackMac);
@@ -775,6 +778,10 @@ TEST_F(ForwardTest, FullTableEvictsTheOldestHalfOpenConnection) {
   expect_sent(a1, run(a1, kFront), kBack, kRs1Mac, kBackMac);  // established
   Frame s2 = from_client({.sport = 2});
   expect_sent(s2, run(s2, kFront), kBack, kRs2Mac, kBackMac);  // half-open
+}
+
+TEST_F(ForwardTest, FullTableEvictsTheOldestHalfOpenConnection) {
+  fill_two_slots();
   ASSERT_EQ(inactive(kIdRs2), 1);
   Frame s3 = from_client({.sport = 3});
   expect_sent(s3, run(s3, kFront), kBack, kRs1Mac, kBackMac);  // evicts sport 2
@@ -793,13 +800,7 @@ TEST_F(ForwardTest, FullTableEvictsTheOldestHalfOpenConnection) {
 // A burst is looked up before any of it is forwarded. A connection an earlier packet of the
 // burst evicted (its slot reused at once) must not carry this packet to the new flow's server.
 TEST_F(ForwardTest, BurstHintOfAConnectionEvictedMeanwhileIsNotTrusted) {
-  eng_ = std::make_unique<ForwardEngine>(small_params(2), 0, 1, 1000);
-  Frame s1 = from_client({.sport = 1});
-  expect_sent(s1, run(s1, kFront), kBack, kRs1Mac, kBackMac);
-  Frame a1 = from_client({.sport = 1, .flags = kAck});
-  expect_sent(a1, run(a1, kFront), kBack, kRs1Mac, kBackMac);  // established
-  Frame s2 = from_client({.sport = 2});
-  expect_sent(s2, run(s2, kFront), kBack, kRs2Mac, kBackMac);  // half-open
+  fill_two_slots();
   // The burst: a SYN of a new flow (evicts sport 2), then sport 2's ACK.
   Frame s3 = from_client({.sport = 3});
   Frame a2 = from_client({.sport = 2, .flags = kAck});
