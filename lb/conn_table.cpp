@@ -489,7 +489,8 @@ void ConnTable::erase(Conn* c) noexcept {
   ++stats_.erased;
 }
 
-TcpState ConnTable::on_tcp(Conn& c, bool reply, uint8_t tcp_flags, uint64_t now_ns) noexcept {
+// on_tcp() beyond its inline case: the whole table.
+TcpState ConnTable::on_tcp_table(Conn& c, bool reply, uint8_t tcp_flags, uint64_t now_ns) noexcept {
   assert(index_of(c) < capacity_ && (c.flags_ & Conn::kUsed));
   const TcpState prev = c.state;
   if (reply) c.flags_ |= Conn::kSeenReply;

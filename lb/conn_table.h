@@ -234,7 +234,20 @@ class ConnTable {
   // server, embryonic again), as IPVS with conn_reuse_mode=0. A caller that wants IPVS's default
   // (reschedule to a possibly different real server) checks is_reusable() first and does
   // erase() + insert(). O(1).
-  TcpState on_tcp(Conn& c, bool reply, uint8_t tcp_flags, uint64_t now_ns) noexcept;
+  TcpState on_tcp(Conn& c, bool reply, uint8_t tcp_flags, uint64_t now_ns) noexcept {
+    // Inline, the common case: an ACK (no RST, SYN or FIN) of an established connection stays
+    // established in all three tables and only moves the expiry forward.
+    if (c.state == TcpState::kEstablished &&
+        (tcp_flags & (kTcpRst | kTcpSyn | kTcpFin | kTcpAck)) == kTcpAck) {
+      const uint64_t e = now_ns + timeout_ns_[static_cast<size_t>(TcpState::kEstablished)];
+      if (e >= c.expires_ns) {
+        if (reply) c.flags_ |= Conn::kSeenReply;
+        c.expires_ns = e;
+        return TcpState::kEstablished;
+      }
+    }
+    return on_tcp_table(c, reply, tcp_flags, now_ns);
+  }
   // Worker. Sets a TCP state learnt elsewhere (the peer's sync messages) with that state's
   // timeout from now_ns; embryonic iff `s` is an opening state (NONE, SYN_SENT, SYN_RECV,
   // SYNACK, LISTEN). Returns the previous state. O(1).
@@ -337,6 +350,8 @@ class ConnTable {
 
   void emb_append(uint32_t i) noexcept;
   void emb_remove(uint32_t i) noexcept;
+
+  TcpState on_tcp_table(Conn& c, bool reply, uint8_t tcp_flags, uint64_t now_ns) noexcept;
 
   uint32_t index_of(const Conn& c) const noexcept {
     return static_cast<uint32_t>(&c - conns_.get());
