@@ -226,11 +226,20 @@ class Gate {
   std::string fail_with_;
 };
 
-// Opens the gate when it goes: declared after the Journal, it goes first, so ~Journal (which
-// waits for the snapshot writer) never waits on a shut gate, even after a failed ASSERT.
-struct GateOpener {
+// A journal opened with `p` whose snapshot writer stops at `gate`. The gate is opened before the
+// journal goes (the destructor's body runs before ~Journal, which waits for the snapshot writer),
+// so it never waits on a shut gate, even after a failed ASSERT.
+struct GatedJournal {
+  GatedJournal(Gate& g, JournalParams p) : gate(g) {
+    p.snapshot_test_hook = gate.hook();
+    reopen(j, p);
+  }
+  ~GatedJournal() { gate.open(); }
+  GatedJournal(const GatedJournal&) = delete;
+  GatedJournal& operator=(const GatedJournal&) = delete;
+
   Gate& gate;
-  ~GateOpener() { gate.open(); }
+  Journal j;
 };
 
 // JournalParams::fsync_test_hook failing the fsyncs of what it is told (EIO), as often as told;
@@ -1027,10 +1036,8 @@ TEST(BackgroundCompaction, AppendsGoOnWhileALargeSnapshotIsWritten) {
   Gate gate;
   JournalParams p = params(d, FsyncPolicy::kEveryBatch);
   p.compact_bytes = uint64_t{1} << 20;
-  p.snapshot_test_hook = gate.hook();
-  Journal j;
-  GateOpener opener{gate};
-  reopen(j, p);
+  GatedJournal gated(gate, p);
+  Journal& j = gated.j;
   std::vector<Lease> history;
   for (uint32_t base = 0; base < kLeases; base += 8192) {
     std::vector<LeaseEvent> b;
@@ -1101,10 +1108,8 @@ TEST(BackgroundCompaction, CompactWaitsForTheOneInFlightThenCompactsEverything) 
   Gate gate;
   JournalParams p = params(d);
   p.compact_bytes = kHdr + 4 * kRec;
-  p.snapshot_test_hook = gate.hook();
-  Journal j;
-  GateOpener opener{gate};
-  reopen(j, p);
+  GatedJournal gated(gate, p);
+  Journal& j = gated.j;
   std::vector<LeaseEvent> a, b;
   for (uint32_t i = 0; i < 10; ++i) a.push_back(ev(i, 1));
   for (uint32_t i = 5; i < 15; ++i) b.push_back(ev(i, 2));
@@ -1133,10 +1138,8 @@ TEST(BackgroundCompaction, FailedSnapshotWriteKeepsPrevAndIsRetried) {
   gate.open();
   JournalParams p = params(d, FsyncPolicy::kEveryBatch);
   p.compact_bytes = kHdr + 6 * kRec;  // a's 10 records pass it, b's 5 do not
-  p.snapshot_test_hook = gate.hook();
-  Journal j;
-  GateOpener opener{gate};
-  reopen(j, p);
+  GatedJournal gated(gate, p);
+  Journal& j = gated.j;
   std::vector<LeaseEvent> a, b;
   for (uint32_t i = 0; i < 10; ++i) a.push_back(ev(i, 1));
   for (uint32_t i = 8; i < 13; ++i) b.push_back(ev(i, 2, LeaseState::kOffered, Kind::kOffer));
@@ -1195,10 +1198,8 @@ class RotationCrash : public ::testing::Test {
     gate.open();
     JournalParams p = params(live_);
     p.compact_bytes = kHdr + 30 * kRec;  // B's 40 records pass it, C's 20 do not
-    p.snapshot_test_hook = gate.hook();
-    Journal j;
-    GateOpener opener{gate};
-    reopen(j, p);
+    GatedJournal gated(gate, p);
+    Journal& j = gated.j;
     for (uint32_t i = 0; i < 50; ++i) {
       a_.push_back(ev(i, 1, i % 5 == 0 ? LeaseState::kFree : LeaseState::kBound,
                       i % 5 == 0 ? Kind::kRelease : Kind::kBind));
@@ -1445,11 +1446,9 @@ TEST(FsyncFailure, SyncedUptoWaitsForTheSnapshotAfterAFailedFsync) {
   Gate gate;
   FsyncFaults faults;
   JournalParams p = params(d, FsyncPolicy::kEveryBatch);
-  p.snapshot_test_hook = gate.hook();
   p.fsync_test_hook = faults.hook();
-  Journal j;
-  GateOpener opener{gate};
-  reopen(j, p);
+  GatedJournal gated(gate, p);
+  Journal& j = gated.j;
   std::vector<LeaseEvent> a = {ev(1, 1), ev(2, 1)}, b = {ev(3, 1)}, c = {ev(4, 1)}, e = {ev(5, 1)},
                           f = {ev(1, 2)};
   ASSERT_TRUE(j.append(a, 0));
@@ -1501,11 +1500,9 @@ TEST(FsyncFailure, FailedDirectoryFsyncAfterTheRotationHoldsTheNewJournal) {
   FsyncFaults faults;
   JournalParams p = params(d, FsyncPolicy::kEveryBatch);
   p.compact_bytes = kHdr + 2 * kRec;
-  p.snapshot_test_hook = gate.hook();
   p.fsync_test_hook = faults.hook();
-  Journal j;
-  GateOpener opener{gate};
-  reopen(j, p);
+  GatedJournal gated(gate, p);
+  Journal& j = gated.j;
   std::vector<LeaseEvent> a = {ev(1, 1), ev(2, 1), ev(3, 1)}, b = {ev(4, 1)}, c = {ev(1, 2)};
   ASSERT_TRUE(j.append(a, 1000 * kMs));
   faults.fail("directory");
